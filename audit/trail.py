@@ -1,0 +1,382 @@
+"""The append-only, hash-chained ``audit_log`` table and its verifier.
+
+Appends are serialised twice: an ``asyncio.Lock`` within the process, and a database lock held
+from reading the last row to inserting the next, so several gateway processes sharing one
+database still build a single chain:
+
+* SQLite: the transaction starts with ``BEGIN IMMEDIATE`` (the write lock is taken before the
+  read); WAL mode and a busy timeout let other processes wait for it instead of failing.
+* PostgreSQL: ``pg_advisory_xact_lock`` on a fixed key, released at commit or rollback.
+* Anything else: no lock; ``seq`` is the primary key, so a racing writer fails its insert (an
+  ``AuditWriteError``) rather than forking the chain.
+
+Hashes only prove that the rows present are unaltered and contiguous. Deleting rows from the end
+leaves a valid, shorter chain; detecting that needs the head (seq, hash) anchored somewhere the
+database's writers cannot rewrite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import structlog
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    event,
+    false,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from audit.records import (
+    GENESIS_HASH,
+    AuditEntry,
+    AuditRecord,
+    algorithm_available,
+    canonical_bytes,
+    chain_hash,
+    default_algorithm,
+    format_ts,
+    parse_ts,
+    seal,
+)
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_URL = "sqlite+aiosqlite:///var/audit.sqlite"
+
+#: Milliseconds a SQLite connection waits for another process's write lock before failing.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+#: Advisory lock key for PostgreSQL appends: ASCII "CGAUDIT", fixed so every process agrees.
+PG_LOCK_KEY = 0x43_47_41_55_44_49_54
+
+# Connection execution option read by the SQLite "begin" hook: the statement that opens the transaction.
+_BEGIN_OPTION = "citygraph_audit_begin"
+
+_metadata = MetaData()
+
+audit_log = Table(
+    "audit_log",
+    _metadata,
+    # INTEGER PRIMARY KEY on SQLite aliases the rowid; BIGINT elsewhere so the log cannot run out.
+    Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False),
+    # Stored as the exact text that was hashed (``format_ts``): native timestamp types differ in
+    # precision and rendering between databases, and a verifier must reproduce the bytes.
+    Column("ts", String(40), nullable=False),
+    Column("request_id", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("department", Text, nullable=False),
+    Column("purpose", Text, nullable=True),
+    Column("case_ref", Text, nullable=True),
+    Column("operation_name", Text, nullable=True),
+    Column("document_hash", String(128), nullable=False),
+    Column("coordinates", Text, nullable=False),  # JSON array of strings
+    Column("record_keys", Text, nullable=False),  # JSON object: type name -> array of keys
+    Column("policy_revision", Text, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("classification", SmallInteger, nullable=False),
+    Column("prev_hash", String(128), nullable=False),
+    Column("hash", String(128), nullable=False, unique=True),
+    Column("algorithm", String(16), nullable=False),
+)
+
+
+def _describe(exc: BaseException) -> str:
+    # SQLAlchemy appends the statement and a help link on further lines; the first line says what failed.
+    lines = str(exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+class AuditWriteError(Exception):
+    """The trail could not be opened or a record could not be appended; the caller must fail closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """Result of walking the chain. ``checked`` counts rows found intact before any break."""
+
+    ok: bool
+    checked: int
+    first_broken_seq: int | None
+    reason: str
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take BEGIN away from sqlite3's legacy transaction control (which issues it lazily and never
+    # before a SELECT) so ``_sqlite_on_begin`` decides how each transaction starts.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # Busy timeout first: switching to WAL itself may have to wait for another process.
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        except Exception as exc:
+            # A read-only copy cannot switch modes but can still be verified; correctness of
+            # appends rests on BEGIN IMMEDIATE, WAL only lets readers run beside the writer.
+            log.warning("audit: sqlite WAL mode not enabled", error=_describe(exc))
+        # An acknowledged audit row must survive power loss, which WAL's default NORMAL does not promise.
+        cursor.execute("PRAGMA synchronous = FULL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
+
+
+def _row_values(record: AuditRecord) -> dict[str, object]:
+    entry = record.entry
+    return {
+        "seq": record.seq,
+        "ts": format_ts(record.ts),
+        "request_id": entry.request_id,
+        "subject": entry.subject,
+        "department": entry.department,
+        "purpose": entry.purpose,
+        "case_ref": entry.case_ref,
+        "operation_name": entry.operation_name,
+        "document_hash": entry.document_hash,
+        "coordinates": orjson.dumps(list(entry.coordinates)).decode(),
+        "record_keys": orjson.dumps(
+            {name: list(keys) for name, keys in entry.record_keys.items()}, option=orjson.OPT_SORT_KEYS
+        ).decode(),
+        "policy_revision": entry.policy_revision,
+        "outcome": entry.outcome,
+        "classification": entry.classification,
+        "prev_hash": record.prev_hash,
+        "hash": record.hash,
+        "algorithm": record.algorithm,
+    }
+
+
+def _decode(row: RowMapping) -> AuditRecord:
+    """A stored row as a record, as read (hash unchecked); ``ValueError``/``TypeError`` if malformed."""
+    entry = AuditEntry(
+        request_id=row["request_id"],
+        subject=row["subject"],
+        department=row["department"],
+        purpose=row["purpose"],
+        case_ref=row["case_ref"],
+        operation_name=row["operation_name"],
+        document_hash=row["document_hash"],
+        coordinates=orjson.loads(row["coordinates"]),
+        record_keys=orjson.loads(row["record_keys"]),
+        policy_revision=row["policy_revision"],
+        outcome=row["outcome"],
+        classification=row["classification"],
+    )
+    for name in ("ts", "prev_hash", "hash", "algorithm"):
+        if not isinstance(row[name], str):
+            raise TypeError(f"{name} must be text")
+    return AuditRecord(
+        entry=entry,
+        seq=row["seq"],
+        ts=parse_ts(row["ts"]),
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+        algorithm=row["algorithm"],
+    )
+
+
+def _content_problem(row: RowMapping) -> str | None:
+    """Why the row's own hash does not hold, or ``None`` if it does."""
+    try:
+        record = _decode(row)
+    except (ValueError, TypeError) as exc:
+        return f"row cannot be decoded ({exc})"
+    if not algorithm_available(record.algorithm):
+        return f"row names hash algorithm {record.algorithm!r}, which is not accepted or not available"
+    canonical = canonical_bytes(
+        record.entry, seq=record.seq, ts=record.ts, prev_hash=record.prev_hash, algorithm=record.algorithm
+    )
+    if chain_hash(record.prev_hash, canonical, record.algorithm) != record.hash:
+        return "stored hash does not match the row's contents (row altered)"
+    return None
+
+
+class AuditTrail:
+    """The audit log in one SQLAlchemy database (any async URL; SQLite and PostgreSQL are locked properly).
+
+    ``open`` creates the table if needed; the other methods work against an existing table
+    without it. Parent directories of a SQLite file are never created: a missing directory
+    usually means a missing volume, and writing somewhere ephemeral instead would lose the log.
+    """
+
+    def __init__(self, url: str = DEFAULT_URL, *, algorithm: str | None = None) -> None:
+        """Raises ``ValueError`` for an unaccepted algorithm; SQLAlchemy errors for a malformed URL."""
+        self._algorithm = algorithm or default_algorithm()
+        if not algorithm_available(self._algorithm):
+            raise ValueError(f"hash algorithm {self._algorithm!r} is not accepted or not available")
+        # hide_parameters: error messages would otherwise carry subjects, purposes and case refs.
+        self._engine = create_async_engine(url, hide_parameters=True)
+        self._dialect = self._engine.dialect.name
+        if self._dialect == "sqlite":
+            event.listen(self._engine.sync_engine, "connect", _sqlite_on_connect)
+            event.listen(self._engine.sync_engine, "begin", _sqlite_on_begin)
+        self._lock = asyncio.Lock()
+
+    @property
+    def algorithm(self) -> str:
+        """The hash algorithm new rows are written with."""
+        return self._algorithm
+
+    @asynccontextmanager
+    async def _write_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction holding the database-wide audit write lock until it commits or rolls back."""
+        async with self._engine.connect() as conn:
+            if self._dialect == "sqlite":
+                # IMMEDIATE takes the write lock before the first read, so no other process can
+                # read the same last hash between our read and our insert.
+                conn = await conn.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+            async with conn.begin():
+                if self._dialect == "postgresql":
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
+                yield conn
+
+    async def open(self) -> None:
+        """Create ``audit_log`` if missing; ``AuditWriteError`` if the database cannot be reached."""
+        try:
+            # Under the write lock, so processes starting together do not race to create the table.
+            async with self._write_transaction() as conn:
+                await conn.run_sync(_metadata.create_all, checkfirst=True)
+        except Exception as exc:
+            raise AuditWriteError(f"cannot open audit trail: {_describe(exc)}") from exc
+
+    async def append(self, entry: AuditEntry) -> AuditRecord:
+        """Seal ``entry`` after the current last row and commit it; the record as stored.
+
+        Raises ``AuditWriteError`` on any failure; when it returns, the row is committed.
+        """
+        try:
+            async with self._lock, self._write_transaction() as conn:
+                last = (
+                    await conn.execute(
+                        select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
+                    )
+                ).first()
+                seq, prev_hash = (1, GENESIS_HASH) if last is None else (int(last[0]) + 1, str(last[1]))
+                record = seal(
+                    entry, seq=seq, ts=datetime.now(UTC), prev_hash=prev_hash, algorithm=self._algorithm
+                )
+                await conn.execute(insert(audit_log).values(_row_values(record)))
+        except Exception as exc:
+            raise AuditWriteError(f"audit append failed: {_describe(exc)}") from exc
+        return record
+
+    async def verify(self, *, chunk_size: int = 1000) -> VerifyReport:
+        """Walk every row in seq order, ``chunk_size`` rows at a time, and report the first break.
+
+        Checks that seq runs 1, 2, 3, ... without gaps, that each ``prev_hash`` is the previous
+        row's hash (``GENESIS_HASH`` for seq 1) and that each row's hash matches its contents.
+        A missing row is reported at the first missing seq. Raises on database errors (a trail
+        that cannot be read is not reported as intact or as broken).
+        """
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be positive")
+        expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
+        last_seq: int | None = None
+        async with self._engine.connect() as conn:
+            while True:
+                query = select(audit_log).order_by(audit_log.c.seq).limit(chunk_size)
+                # No lower bound on the first chunk, so a stray row with seq < 1 is seen too.
+                if last_seq is not None:
+                    query = query.where(audit_log.c.seq > last_seq)
+                rows = (await conn.execute(query)).mappings().all()
+                # End the read transaction between chunks so a long verify does not pin the WAL.
+                await conn.rollback()
+                if not rows:
+                    break
+                for row in rows:
+                    seq = row["seq"]
+                    if not isinstance(seq, int) or seq != expected_seq:
+                        return VerifyReport(False, checked, *_seq_problem(seq, expected_seq))
+                    if row["prev_hash"] != prev_hash:
+                        previous = "the genesis hash" if seq == 1 else f"the hash of seq {seq - 1}"
+                        return VerifyReport(False, checked, seq, f"seq {seq}: prev_hash is not {previous}")
+                    problem = _content_problem(row)
+                    if problem is not None:
+                        return VerifyReport(False, checked, seq, f"seq {seq}: {problem}")
+                    prev_hash, expected_seq, last_seq, checked = row["hash"], seq + 1, seq, checked + 1
+        if last_seq is None:
+            return VerifyReport(True, 0, None, "trail is empty")
+        return VerifyReport(True, checked, None, f"chain intact; head seq {last_seq} hash {prev_hash}")
+
+    async def writable(self) -> bool:
+        """Whether an append could be written now, without writing one.
+
+        Runs an ``INSERT ... SELECT`` that selects nothing and rolls it back: the database still
+        checks that it is reachable, writable, has the table and grants INSERT.
+        """
+        try:
+            async with self._engine.connect() as conn:
+                columns = list(audit_log.c)
+                await conn.execute(insert(audit_log).from_select(columns, select(*columns).where(false())))
+                await conn.rollback()
+        except Exception as exc:
+            log.warning("audit trail not writable", error=_describe(exc))
+            return False
+        return True
+
+    async def records(self, after_seq: int = 0, limit: int = 100) -> list[AuditRecord]:
+        """Up to ``limit`` records with seq greater than ``after_seq``, in seq order (hashes not checked).
+
+        Raises ``ValueError``/``TypeError`` if a stored row is malformed (``verify`` says where).
+        """
+        if limit < 0:
+            raise ValueError("limit must not be negative")
+        query = select(audit_log).where(audit_log.c.seq > after_seq).order_by(audit_log.c.seq).limit(limit)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_decode(row) for row in rows]
+
+    async def aclose(self) -> None:
+        """Close every pooled connection. Idempotent."""
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> AuditTrail:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+
+def _seq_problem(seq: object, expected: int) -> tuple[int | None, str]:
+    """Where and why the sequence breaks when ``seq`` arrives where ``expected`` should."""
+    if isinstance(seq, int) and seq > expected:
+        missing = f"seq {expected} is" if seq == expected + 1 else f"seqs {expected}..{seq - 1} are"
+        missing += " missing"
+        return expected, f"{missing} (next row present is seq {seq}): rows were deleted"
+    if isinstance(seq, int):
+        return seq, f"unexpected seq {seq} where seq {expected} should be"
+    return None, f"non-integer seq {seq!r} where seq {expected} should be"
+
+
+__all__ = [
+    "audit_log",
+    "AuditTrail",
+    "AuditWriteError",
+    "DEFAULT_URL",
+    "PG_LOCK_KEY",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "VerifyReport",
+]

@@ -1,0 +1,227 @@
+"""The public credit platform connector: SQLAlchemy 2 async, SQLite by default, any SQLAlchemy URL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import ClassVar, Self
+
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from connectors.base import (
+    JSON,
+    Capabilities,
+    ConnectorInfo,
+    FetchRequest,
+    Health,
+    Page,
+    Record,
+    SchemaContribution,
+    SearchRequest,
+)
+from connectors.credit.tables import credit_profiles, credit_records, credit_subjects, metadata
+from connectors.errors import ConnectorConfigError, ConnectorUnavailable, InvalidArgument
+from connectors.sql import decode_cursor, encode_cursor, make_engine
+from policies.ucast import FieldMap, to_sqlalchemy
+
+#: Columns a policy row filter may name, per entity (anything else is refused).
+FILTER_FIELDS: Mapping[str, FieldMap] = {
+    "Enterprise": {
+        "credit_subjects.uscc": credit_subjects.c.uscc,
+        "credit_subjects.district_code": credit_subjects.c.district_code,
+    },
+    "CreditProfile": {
+        "credit_profiles.uscc": credit_profiles.c.uscc,
+        "credit_profiles.rating": credit_profiles.c.rating,
+    },
+    "CreditRecord": {
+        "credit_records.uscc": credit_records.c.uscc,
+        "credit_records.kind": credit_records.c.kind,
+        "credit_records.district_code": credit_records.c.district_code,
+        "credit_records.authority": credit_records.c.authority,
+        "credit_records.decision_date": credit_records.c.decision_date,
+        "credit_records.publicity_start": credit_records.c.publicity_start,
+        "credit_records.publicity_end": credit_records.c.publicity_end,
+    },
+}
+
+_RECORD_ORDER = (credit_records.c.decision_date.desc(), credit_records.c.id.desc())
+
+
+def _record(row: Mapping[str, object]) -> Record:
+    out = dict(row)
+    out["publicity_ends_on"] = out.pop("publicity_end")
+    return out
+
+
+def _profile(row: Mapping[str, object]) -> Record:
+    out = dict(row)
+    assessed = out.get("assessed_at")
+    if isinstance(assessed, dt.datetime) and assessed.tzinfo is None:
+        out["assessed_at"] = assessed.replace(tzinfo=dt.UTC)  # SQLite drops the zone; we store UTC
+    return out
+
+
+class CreditConnector:
+    """Credit subjects, profiles and records of the public credit platform (公共信用信息平台)."""
+
+    info: ClassVar[ConnectorInfo] = ConnectorInfo(
+        name="credit",
+        department="credit",
+        version="1.0.0",
+        entities=("Enterprise", "CreditProfile", "CreditRecord"),
+        description="公共信用信息平台 (public credit platform): ratings, red/black lists, double publicity",
+    )
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        fetch_by_keys=True, fetch_related=True, search=True, pagination=True
+    )
+
+    def __init__(self, url: str, options: Mapping[str, JSON] | None = None) -> None:
+        self.url = url
+        self.options = dict(options or {})
+        self._engine: AsyncEngine | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, JSON], data_dir: Path) -> Self:
+        url = config.get("url", f"sqlite+aiosqlite:///{data_dir / 'credit.sqlite'}")
+        if not isinstance(url, str) or "://" not in url:
+            raise ConnectorConfigError("credit: 'url' must be a SQLAlchemy URL such as sqlite+aiosqlite:///var/credit.sqlite")
+        return cls(url, config)
+
+    def schema(self) -> SchemaContribution:
+        from connectors.credit.types import CreditEnterpriseFields, CreditProfile, CreditQuery, CreditRecord
+
+        return SchemaContribution(
+            query=CreditQuery,
+            types=(CreditProfile, CreditRecord),
+            entity_fields={"Enterprise": CreditEnterpriseFields},
+            keys={"Enterprise": "uscc", "CreditProfile": "uscc", "CreditRecord": "id"},
+        )
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise ConnectorUnavailable("credit connector is not open")
+        return self._engine
+
+    async def open(self) -> None:
+        if self._engine is None:
+            self._engine = make_engine(self.info.name, self.url, self.options)
+
+    async def create_schema(self) -> None:
+        """Create the tables if missing (demo and test databases; production uses migrations)."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def aclose(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    async def health(self) -> Health:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1 FROM credit_subjects LIMIT 1"))
+        except Exception as exc:
+            return Health(ok=False, detail=f"{type(exc).__name__}")
+        return Health(ok=True)
+
+    async def _rows(self, query: Select[tuple[object, ...]]) -> list[Mapping[str, object]]:
+        try:
+            async with self.engine.connect() as conn:
+                result = await conn.execute(query)
+                return [dict(r) for r in result.mappings()]
+        except ConnectorUnavailable:
+            raise
+        except Exception as exc:  # driver errors: the backend is unavailable, not the gateway
+            raise ConnectorUnavailable(f"credit database error: {type(exc).__name__}") from exc
+
+    async def fetch_many(self, request: FetchRequest) -> Sequence[Record | None]:
+        keys = list(request.keys)
+        where = to_sqlalchemy(request.row_filter, FILTER_FIELDS.get(request.entity, {}))
+        if request.entity == "Enterprise":
+            rows = await self._rows(select(credit_subjects).where(credit_subjects.c.uscc.in_(keys), where))
+            found = {r["uscc"]: dict(r) for r in rows}
+        elif request.entity == "CreditProfile":
+            rows = await self._rows(select(credit_profiles).where(credit_profiles.c.uscc.in_(keys), where))
+            found = {r["uscc"]: _profile(r) for r in rows}
+        elif request.entity == "CreditRecord":
+            ids = [int(k) for k in keys if k.isdigit()]
+            rows = await self._rows(select(credit_records).where(credit_records.c.id.in_(ids), where))
+            found = {str(r["id"]): _record(r) for r in rows}
+        else:
+            raise InvalidArgument(f"credit does not serve {request.entity}")
+        return [found.get(k) for k in keys]
+
+    async def fetch_related(self, request: FetchRequest) -> Sequence[Sequence[Record]]:
+        if request.entity != "CreditRecord" or request.by != "uscc":
+            raise InvalidArgument(f"credit cannot relate {request.entity} by {request.by}")
+        keys = list(request.keys)
+        conditions: list[ColumnElement[bool]] = [
+            credit_records.c.uscc.in_(keys),
+            to_sqlalchemy(request.row_filter, FILTER_FIELDS["CreditRecord"]),
+        ]
+        kinds = request.args.get("kinds")
+        if isinstance(kinds, list) and kinds:
+            conditions.append(credit_records.c.kind.in_([str(k) for k in kinds]))
+        query: Select[tuple[object, ...]] = select(credit_records).where(*conditions)
+        if request.limit is not None:
+            # Cap each enterprise's records, not the batch: a window per uscc, still one statement.
+            rank = func.row_number().over(partition_by=credit_records.c.uscc, order_by=_RECORD_ORDER).label("rn")
+            ranked = select(credit_records, rank).where(*conditions).subquery()
+            query = select(*[ranked.c[c.name] for c in credit_records.c]).where(ranked.c.rn <= request.limit)
+            query = query.order_by(ranked.c.decision_date.desc(), ranked.c.id.desc())
+        else:
+            query = query.order_by(*_RECORD_ORDER)
+        grouped: dict[str, list[Record]] = {k: [] for k in keys}
+        for row in await self._rows(query):
+            grouped[str(row["uscc"])].append(_record(row))
+        return [grouped[k] for k in keys]
+
+    async def search(self, request: SearchRequest) -> Page:
+        if request.entity != "CreditRecord":
+            raise InvalidArgument(f"credit cannot search {request.entity}")
+        conditions = [to_sqlalchemy(request.row_filter, FILTER_FIELDS["CreditRecord"]), *self._where(request.where)]
+        if request.after:
+            day, ident = decode_cursor(request.after, 2)
+            try:
+                after_date, after_id = dt.date.fromisoformat(day), int(ident)
+            except ValueError as exc:
+                raise InvalidArgument("after: not a cursor issued by this API") from exc
+            conditions.append(
+                or_(
+                    credit_records.c.decision_date < after_date,
+                    and_(credit_records.c.decision_date == after_date, credit_records.c.id < after_id),
+                )
+            )
+        query = select(credit_records).where(*conditions).order_by(*_RECORD_ORDER).limit(request.first + 1)
+        rows = await self._rows(query)
+        page = rows[: request.first]
+        return Page(
+            records=[_record(r) for r in page],
+            cursors=[encode_cursor(r["decision_date"], r["id"]) for r in page],
+            has_next_page=len(rows) > request.first,
+        )
+
+    @staticmethod
+    def _where(where: Mapping[str, JSON]) -> list[ColumnElement[bool]]:
+        c = credit_records.c
+        out: list[ColumnElement[bool]] = []
+        kinds = where.get("kinds")
+        if isinstance(kinds, list) and kinds:
+            out.append(c.kind.in_([str(k) for k in kinds]))
+        for key, column in (("district", c.district_code), ("uscc", c.uscc), ("authority", c.authority)):
+            value = where.get(key)
+            if isinstance(value, str):
+                out.append(column == value)
+        for key, op in (("decided_from", "ge"), ("decided_to", "le")):
+            value = where.get(key)
+            if isinstance(value, str):
+                day = dt.date.fromisoformat(value)
+                out.append(c.decision_date >= day if op == "ge" else c.decision_date <= day)
+        return out
+
+
+__all__ = ["FILTER_FIELDS", "CreditConnector"]

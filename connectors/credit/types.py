@@ -1,0 +1,145 @@
+"""The credit platform's part of the graph: types, root fields and the ``Enterprise.credit`` link.
+
+Scalar fields are plain attributes filled from records (so lists complete on the fast path);
+only root and link fields have resolvers, and those go through ``resolvers`` loaders.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from resolvers import Connection, check_coordinate, check_first, connection, context_of, load_one, load_related, search_page
+from schema.directives import PICategory, classified
+from schema.scalars import USCC, Adcode
+
+if TYPE_CHECKING:
+    from schema.entities import Enterprise
+
+CONNECTOR = "credit"
+EnterpriseRef = Annotated["Enterprise", strawberry.lazy("schema.entities")]
+
+
+@strawberry.enum(
+    description=(
+        "信用记录类别 (kind of credit record): RED_LIST 红名单 (honours), BLACK_LIST 黑名单 (dishonesty list), "
+        "ABNORMAL_OPERATION 经营异常名录 (abnormal operation), ADMINISTRATIVE_PENALTY 行政处罚 (penalty), "
+        "ADMINISTRATIVE_LICENSE 行政许可 (licence)"
+    )
+)
+class CreditRecordKind(str, Enum):
+    # A str enum so the stored text compares equal to the member and serialises without mapping.
+    RED_LIST = "RED_LIST"
+    BLACK_LIST = "BLACK_LIST"
+    ABNORMAL_OPERATION = "ABNORMAL_OPERATION"
+    ADMINISTRATIVE_PENALTY = "ADMINISTRATIVE_PENALTY"
+    ADMINISTRATIVE_LICENSE = "ADMINISTRATIVE_LICENSE"
+
+
+@strawberry.type(description="信用记录 (a credit record of the public credit platform)")
+class CreditRecord:
+    id: strawberry.ID = classified(1, "记录编号 (record id)")
+    uscc: USCC = classified(1, "统一社会信用代码 (USCC of the enterprise)")
+    kind: CreditRecordKind = classified(1, "类别 (kind)")
+    title: str = classified(1, "事由 (title)")
+    content: str = classified(1, "内容摘要 (summary)")
+    authority: str = classified(1, "认定机关 (deciding authority)")
+    decision_date: dt.date = classified(1, "决定日期 (decision date)")
+    publicity_ends_on: dt.date = classified(1, "公示截止日期 (end of the publicity period)")
+    district_code: Adcode = classified(1, "行政区划代码 (district adcode)")
+    decision_number: str = classified(2, "决定文书号 (decision document number)")
+    amount: Decimal | None = classified(2, "罚没金额（元）(penalty amount, yuan)")
+    legal_rep_name: str | None = classified(3, "法定代表人姓名 (legal representative's name)", pi=PICategory.NAME)
+    legal_rep_id_number: str | None = classified(
+        3, "法定代表人身份证号 (legal representative's ID number)", pi=PICategory.IDENTITY
+    )
+    internal_note: str | None = classified(4, "内部备注 (internal note)")
+
+    @classified(1, "所属企业 (the enterprise)", resource="Enterprise")
+    async def enterprise(self, info: Info) -> EnterpriseRef | None:
+        ctx = context_of(info)
+        check_coordinate(ctx, CONNECTOR, "Enterprise", "CreditRecord.enterprise")
+        return await load_one(ctx, CONNECTOR, "Enterprise", self.uscc)  # type: ignore[return-value]
+
+
+@strawberry.type(description="信用档案 (credit profile)")
+class CreditProfile:
+    uscc: USCC = classified(1, "统一社会信用代码 (USCC)")
+    rating: str = classified(1, "信用等级 A-D (public credit rating)")
+    score: int | None = classified(2, "信用评分 0-1000 (internal credit score)")
+    assessed_at: dt.datetime | None = classified(2, "评定时间 (assessed at, RFC 3339)")
+
+    @classified(1, "信用记录 (the enterprise's credit records)", resource="CreditRecord")
+    async def records(self, info: Info, kinds: list[CreditRecordKind] | None = None) -> list[CreditRecord]:
+        ctx = context_of(info)
+        check_coordinate(ctx, CONNECTOR, "CreditRecord", "CreditProfile.records")
+        args = {"kinds": sorted(k.value for k in kinds)} if kinds else {}
+        return await load_related(ctx, CONNECTOR, "CreditRecord", "uscc", self.uscc, args)  # type: ignore[return-value]
+
+
+@strawberry.type
+class CreditEnterpriseFields:
+    """Fields the credit platform contributes to ``Enterprise``."""
+
+    uscc: USCC = classified(1, "统一社会信用代码 (Unified Social Credit Code)")
+    name: str = classified(1, "企业名称 (enterprise name)")
+    district_code: Adcode = classified(1, "行政区划代码 (district adcode)")
+
+    @classified(1, "信用档案 (credit profile on the public credit platform)", resource="CreditProfile")
+    async def credit(self, info: Info) -> CreditProfile | None:
+        ctx = context_of(info)
+        check_coordinate(ctx, CONNECTOR, "CreditProfile", "Enterprise.credit")
+        return await load_one(ctx, CONNECTOR, "CreditProfile", self.uscc)  # type: ignore[return-value]
+
+
+@strawberry.input(description="信用记录筛选 (credit record filter)")
+class CreditRecordFilter:
+    kinds: list[CreditRecordKind] | None = None
+    district: Adcode | None = None
+    uscc: USCC | None = None
+    authority: str | None = strawberry.field(default=None, description="认定机关，精确匹配 (exact authority name)")
+    decided_from: dt.date | None = None
+    decided_to: dt.date | None = None
+
+
+@strawberry.type
+class CreditQuery:
+    @classified(1, "按统一社会信用代码查询企业 (an enterprise by USCC)", resource="Enterprise")
+    async def enterprise(self, info: Info, uscc: USCC) -> EnterpriseRef | None:
+        ctx = context_of(info)
+        check_coordinate(ctx, CONNECTOR, "Enterprise", "Query.enterprise")
+        return await load_one(ctx, CONNECTOR, "Enterprise", uscc)  # type: ignore[return-value]
+
+    @classified(1, "信用记录列表 (credit records, newest first, Relay cursor pagination)", resource="CreditRecord")
+    async def credit_records(
+        self,
+        info: Info,
+        filter: CreditRecordFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[CreditRecord]:
+        ctx = context_of(info)
+        check_coordinate(ctx, CONNECTOR, "CreditRecord", "Query.creditRecords")
+        size = check_first(first, ctx.runtime.max_page_size)
+        where: dict[str, object] = {}
+        if filter is not None:
+            where = {
+                "kinds": [k.value for k in filter.kinds] if filter.kinds else None,
+                "district": filter.district,
+                "uscc": filter.uscc,
+                "authority": filter.authority,
+                "decided_from": filter.decided_from.isoformat() if filter.decided_from else None,
+                "decided_to": filter.decided_to.isoformat() if filter.decided_to else None,
+            }
+        objects, page = await search_page(
+            ctx, CONNECTOR, "CreditRecord", where={k: v for k, v in where.items() if v is not None}, first=size, after=after  # type: ignore[misc]
+        )
+        return connection(objects, page)  # type: ignore[arg-type]
+
+
+__all__ = ["CreditEnterpriseFields", "CreditProfile", "CreditQuery", "CreditRecord", "CreditRecordFilter", "CreditRecordKind"]

@@ -1,0 +1,108 @@
+"""Gateway settings: ``citygraph.toml``, overridden by ``CITYGRAPH_*`` environment variables.
+
+Nested keys use ``__`` in the environment, e.g. ``CITYGRAPH_AUTH__MODE=jwks``. Secrets are
+never written in the file: the dev HMAC secret comes from ``CITYGRAPH_AUTH__SECRET`` or is
+generated once into the git-ignored data folder.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE = Path(os.environ.get("CITYGRAPH_CONFIG", "citygraph.toml"))
+
+
+class AuthSettings(BaseModel):
+    """Bearer-token verification. ``dev``: HS256 with a local secret; ``jwks``: RS256/ES256 keys."""
+
+    mode: Literal["dev", "jwks"] = "dev"
+    secret: SecretStr | None = None
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    issuer: str = "citygraph-dev"
+    audience: str = "citygraph"
+    leeway_s: int = 30
+
+
+class PolicySettings(BaseModel):
+    """The embedded Rego engine's bundle folder and its per-decision timeout."""
+
+    rego_dir: Path = Path("policies/rego")
+    timeout_s: float = 0.5
+
+
+class AuditSettings(BaseModel):
+    """Where the hash-chained audit trail is written (any SQLAlchemy async URL)."""
+
+    url: str | None = None
+
+
+class LimitSettings(BaseModel):
+    """Request ceilings; over any of them a request is refused."""
+
+    max_body_bytes: int = 1_000_000
+    max_depth: int = 10
+    max_aliases: int = 15
+    max_cost: int = 50_000
+    max_tokens: int = 2_000
+    max_page_size: int = 500
+
+
+class Settings(BaseSettings):
+    """All gateway settings; see ``citygraph.toml`` for the documented defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRAPH_", env_nested_delimiter="__", extra="forbid")
+
+    dev: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("var")
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    connectors: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"credit": {}})
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=CONFIG_FILE)
+        return (init_settings, env_settings, toml)
+
+    @property
+    def audit_url(self) -> str:
+        """The audit database URL (default: a SQLite file in the data folder)."""
+        return self.audit.url or f"sqlite+aiosqlite:///{self.data_dir / 'audit.sqlite'}"
+
+    def dev_secret(self) -> str:
+        """The HS256 secret for dev tokens: configured, or generated once into the data folder."""
+        if self.auth.secret is not None:
+            return self.auth.secret.get_secret_value()
+        path = self.data_dir / "dev-jwt-secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(32))
+        return path.read_text().strip()
+
+
+__all__ = ["CONFIG_FILE", "AuditSettings", "AuthSettings", "LimitSettings", "PolicySettings", "Settings"]

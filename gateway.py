@@ -1,0 +1,283 @@
+"""The HTTP edge of CityGraph: the Starlette app factory, lifespan, routes, and the CLI.
+
+Request flow: RequestIdMiddleware -> BodySizeLimitMiddleware -> AuthenticationMiddleware
+(``edge/``) -> ``/graphql`` (``edge/graphql_http.py``) -> the schema (``schema/``), whose policy
+extension decides once per (connector, type) -> resolvers and loaders (``resolvers/``) ->
+connectors (``connectors/``) -> audit record (``audit/``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import structlog
+import typer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from audit import AuditTrail
+from connectors.base import Connector
+from connectors.registry import enable
+from edge.graphql_http import execute_http
+from edge.identity import TokenVerifier, mint_dev_token
+from edge.middleware import AuthenticationMiddleware, BodySizeLimitMiddleware, RequestIdMiddleware
+from edge.settings import Settings
+from policies.embedded import EmbeddedEngine
+from policies.engine import PolicyEngine
+from resolvers.context import Runtime
+from schema.builder import BuiltSchema, build_schema
+from schema.limits import Limits
+
+log = structlog.get_logger("citygraph")
+ROOT = Path(__file__).resolve().parent
+STATIC = ROOT / "static"
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    """What the app serves with, once the lifespan has opened it."""
+
+    runtime: Runtime
+    built: BuiltSchema
+
+
+def _limits(settings: Settings) -> Limits:
+    lim = settings.limits
+    return Limits(max_depth=lim.max_depth, max_aliases=lim.max_aliases, max_cost=lim.max_cost, max_tokens=lim.max_tokens)
+
+
+async def _open(
+    settings: Settings,
+    connectors: Mapping[str, Connector] | None,
+    engine: PolicyEngine | None,
+    audit: AuditTrail | None,
+) -> Gateway:
+    if engine is None:
+        embedded = EmbeddedEngine(settings.policy.rego_dir, timeout_s=settings.policy.timeout_s)
+        loaded = await asyncio.to_thread(embedded.load)
+        if not loaded.ok:
+            log.error("policy bundle failed to load; every sensitive read is denied", errors=loaded.errors)
+        engine = embedded
+    if connectors is None:
+        connectors = enable(settings.connectors, settings.data_dir)
+    for connector in connectors.values():
+        await connector.open()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    audit = audit or AuditTrail(settings.audit_url)
+    await audit.open()
+    built = build_schema(connectors, _limits(settings), introspection=settings.dev)
+    timeouts = {name: float(settings.connectors.get(name, {}).get("timeout_s", 5.0)) for name in connectors}
+    runtime = Runtime(
+        connectors=connectors,
+        engine=engine,
+        audit=audit,
+        catalog=built.catalog,
+        types=built.types,
+        keys=built.keys,
+        timeouts=timeouts,
+        max_page_size=settings.limits.max_page_size,
+    )
+    return Gateway(runtime=runtime, built=built)
+
+
+async def _close(gateway: Gateway) -> None:
+    for connector in gateway.runtime.connectors.values():
+        await connector.aclose()
+    await gateway.runtime.engine.aclose()
+    await gateway.runtime.audit.aclose()
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    connectors: Mapping[str, Connector] | None = None,
+    engine: PolicyEngine | None = None,
+    audit: AuditTrail | None = None,
+) -> Starlette:
+    """Build the gateway app; tests inject connectors, engine or audit trail to isolate layers."""
+    settings = settings or Settings()
+    verifier = TokenVerifier(settings.auth, settings.dev_secret() if settings.auth.mode == "dev" else None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        gateway = await _open(settings, connectors, engine, audit)
+        app.state.gateway = gateway
+        log.info("gateway ready", connectors=sorted(gateway.runtime.connectors), revision=gateway.runtime.engine.status().revision)
+        try:
+            yield
+        finally:
+            await _close(gateway)
+
+    async def graphql(request: Request) -> Response:
+        gateway: Gateway = request.app.state.gateway
+        if request.method == "GET" and settings.dev and "query" not in request.query_params:
+            if "text/html" in request.headers.get("accept", ""):
+                return FileResponse(STATIC / "graphiql" / "index.html")
+        return await execute_http(request, gateway.runtime, gateway.built.schema, settings.limits.max_tokens)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        gateway: Gateway = request.app.state.gateway
+        checks: dict[str, Any] = {}
+        for name, connector in gateway.runtime.connectors.items():
+            health = await connector.health()
+            checks[f"connector:{name}"] = {"ok": health.ok, "detail": health.detail}
+        status = gateway.runtime.engine.status()
+        checks["policy"] = {"ok": status.ready, "revision": status.revision, "detail": status.detail}
+        checks["audit"] = {"ok": await gateway.runtime.audit.writable()}
+        ready = all(c["ok"] for c in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", exc_info=exc)
+        body = {"errors": [{"message": "Unexpected error.", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]}
+        return Response(orjson.dumps(body), status_code=500, media_type="application/json")
+
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+    ]
+    if settings.dev:
+        routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
+    middleware = [
+        Middleware(RequestIdMiddleware),
+        Middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
+        Middleware(AuthenticationMiddleware, verifier=verifier),
+    ]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers={500: server_error})
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line: ``citygraph serve | token | demo-data | sdl | audit verify``
+# ---------------------------------------------------------------------------------------------
+
+cli = typer.Typer(help="CityGraph: one GraphQL graph over the city's department systems.", no_args_is_help=True)
+audit_cli = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
+cli.add_typer(audit_cli, name="audit")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default from config: 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from config: 8000).")] = None,
+) -> None:
+    """Serve the gateway with uvicorn."""
+    import uvicorn
+
+    settings = Settings()
+    uvicorn.run(
+        "gateway:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="info",
+        proxy_headers=False,
+    )
+
+
+@cli.command()
+def token(
+    dept: Annotated[str, typer.Option(help="Department code, e.g. market_supervision.")] = "",
+    roles: Annotated[str, typer.Option(help="Comma-separated roles, e.g. staff,district_officer.")] = "staff",
+    districts: Annotated[str, typer.Option(help="Comma-separated jurisdiction adcodes, e.g. 330203.")] = "",
+    clearance: Annotated[int, typer.Option(min=1, max=4, help="Clearance level 1-4.")] = 2,
+    sub: Annotated[str, typer.Option(help="Subject (user id).")] = "dev-user",
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 3600,
+) -> None:
+    """Mint a development token (HS256 with the dev secret); prints it on stdout."""
+    settings = Settings()
+    if settings.auth.mode != "dev":
+        typer.echo("tokens can only be minted in dev auth mode; production tokens come from the IdP", err=True)
+        raise typer.Exit(2)
+    split = [s for s in roles.split(",") if s], [d for d in districts.split(",") if d]
+    typer.echo(
+        mint_dev_token(
+            settings.dev_secret(),
+            settings.auth,
+            subject=sub,
+            department=dept,
+            roles=split[0],
+            districts=split[1],
+            clearance=clearance,
+            ttl_s=ttl,
+        )
+    )
+
+
+@cli.command("demo-data")
+def demo_data(
+    scale: Annotated[int, typer.Option(help="Number of enterprises.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 7,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: the data folder).")] = None,
+    if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing if the data exists.")] = False,
+) -> None:
+    """Generate the deterministic Ningbo demo data set."""
+    from connectors.credit.demo import generate
+
+    folder = out or Settings().data_dir
+    target = folder / "credit.sqlite"
+    if if_missing and target.exists():
+        typer.echo(f"demo data present: {target}")
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    stats = generate(target, scale=scale, seed=seed, progress=sys.stderr.isatty())
+    typer.echo(f"wrote {stats.enterprises} enterprises and {stats.records} credit records to {target} in {stats.seconds:.1f}s")
+
+
+@cli.command()
+def sdl() -> None:
+    """Print the schema (SDL) of the enabled connectors, with classification directives."""
+    settings = Settings()
+    built = build_schema(enable(settings.connectors, settings.data_dir), _limits(settings))
+    typer.echo(str(built.schema))
+
+
+@audit_cli.command("verify")
+def audit_verify(
+    url: Annotated[str | None, typer.Option(help="Audit database URL (default from config).")] = None,
+) -> None:
+    """Walk the hash chain; exit 1 and name the first broken record if any was edited or deleted."""
+    from audit.cli import verify_command
+
+    raise typer.Exit(verify_command(url or Settings().audit_url))
+
+
+def _configure_logging() -> None:
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer() if not os.environ.get("CITYGRAPH_PRETTY_LOGS") else structlog.dev.ConsoleRenderer(),
+        ],
+    )
+
+
+_configure_logging()
+
+__all__ = ["Gateway", "cli", "create_app"]
+
+
+if __name__ == "__main__":
+    cli()

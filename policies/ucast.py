@@ -1,0 +1,145 @@
+"""Row filters: OPA's UCAST conditions translated to SQLAlchemy with bound parameters.
+
+A filter is the shape OPA's Compile API emits (``application/vnd.opa.ucast.all+json``)::
+
+    {"type": "compound", "operator": "and" | "or" | "not", "value": [<node>, ...]}
+    {"type": "field", "field": "table.column", "operator": "eq" | "ne" | "lt" | "lte" | "gt" | "gte"
+                                                       | "in" | "nin" | "startswith", "value": v}
+
+``{}`` means unrestricted. Field names are looked up in the connector's allowlist, never
+interpolated, and values are always bound parameters, coerced to the column's Python type (a
+``"2026-11-27"`` compared with a DATE column becomes a ``date``). Anything unknown raises
+``FilterError`` so the read is denied rather than run unfiltered. SQL NULLs fail every comparison,
+which is the restrictive reading.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import ColumnElement, and_, false, not_, or_, true
+from sqlalchemy.sql.expression import ColumnClause
+
+from connectors.base import JSON, RowFilter
+from connectors.errors import FilterError, UnknownFilterField
+
+FieldMap = Mapping[str, ColumnClause[object] | ColumnElement[object]]
+
+_COMPARE: dict[str, Callable[[ColumnElement[object], object], ColumnElement[bool]]] = {
+    "eq": lambda c, v: c == v,
+    "ne": lambda c, v: c != v,
+    "lt": lambda c, v: c < v,
+    "lte": lambda c, v: c <= v,
+    "gt": lambda c, v: c > v,
+    "gte": lambda c, v: c >= v,
+}
+
+#: Nesting deeper than this is refused: policies never need it and it bounds recursion.
+MAX_DEPTH = 32
+
+
+def _coerce(column: ColumnClause[object] | ColumnElement[object], value: JSON) -> object:
+    """Convert a JSON scalar to the column's Python type so the comparison is typed, not textual."""
+    if value is None or isinstance(value, bool):
+        raise FilterError("filter values must be strings or numbers")
+    if isinstance(value, Mapping | list | tuple):
+        raise FilterError("filter value must be a scalar here")
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return value
+    try:
+        if python_type is dt.date and isinstance(value, str):
+            return dt.date.fromisoformat(value)
+        if python_type is dt.datetime and isinstance(value, str):
+            return dt.datetime.fromisoformat(value)
+        if python_type is Decimal and isinstance(value, int | float | str):
+            return Decimal(str(value))
+        if python_type is int and isinstance(value, int):
+            return value
+        if python_type is str and isinstance(value, str):
+            return value
+        if python_type is float and isinstance(value, int | float):
+            return float(value)
+    except (ValueError, InvalidOperation) as exc:
+        raise FilterError(f"value {value!r} does not fit column type") from exc
+    raise FilterError(f"value {value!r} does not fit column type {python_type.__name__}")
+
+
+def _escape_like(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _field(node: Mapping[str, JSON], fields: FieldMap) -> ColumnElement[bool]:
+    name, operator, value = node.get("field"), node.get("operator"), node.get("value")
+    if not isinstance(name, str) or name not in fields:
+        raise UnknownFilterField(f"field {name!r} is not filterable here")
+    column = fields[name]
+    if operator in _COMPARE:
+        return _COMPARE[operator](column, _coerce(column, value))
+    if operator in ("in", "nin"):
+        if not isinstance(value, list):
+            raise FilterError(f"operator {operator} needs a list value")
+        if not value:  # in [] matches nothing; nin [] matches everything
+            return false() if operator == "in" else true()
+        values = [_coerce(column, v) for v in value]
+        return column.in_(values) if operator == "in" else column.not_in(values)
+    if operator == "startswith":
+        if not isinstance(value, str):
+            raise FilterError("startswith needs a string value")
+        return column.like(_escape_like(value) + "%", escape="\\")
+    raise FilterError(f"unsupported field operator {operator!r}")
+
+
+def _node(node: JSON, fields: FieldMap, depth: int) -> ColumnElement[bool]:
+    if depth > MAX_DEPTH:
+        raise FilterError("filter nested too deeply")
+    if not isinstance(node, Mapping):
+        raise FilterError("filter node must be an object")
+    kind = node.get("type")
+    if kind == "field":
+        return _field(node, fields)
+    if kind != "compound":
+        raise FilterError(f"unknown filter node type {kind!r}")
+    operator, children = node.get("operator"), node.get("value")
+    if not isinstance(children, list):
+        raise FilterError("compound filter needs a list value")
+    parts = [_node(child, fields, depth + 1) for child in children]
+    if operator == "and":
+        return and_(true(), *parts)
+    if operator == "or":
+        return or_(false(), *parts)
+    if operator == "not" and len(parts) == 1:
+        return not_(parts[0])
+    raise FilterError(f"unsupported compound operator {operator!r}")
+
+
+def to_sqlalchemy(row_filter: RowFilter | None, fields: FieldMap) -> ColumnElement[bool]:
+    """Translate a row filter to a WHERE clause; ``{}`` is unrestricted, ``None`` denies."""
+    if row_filter is None:
+        raise FilterError("no row filter: the read is not allowed")
+    if not row_filter:
+        return true()
+    return _node(row_filter, fields, 0)
+
+
+def field_names(row_filter: RowFilter | None) -> Sequence[str]:
+    """The fields a filter mentions (for audit and explain)."""
+    found: list[str] = []
+
+    def walk(node: JSON) -> None:
+        if isinstance(node, Mapping):
+            if node.get("type") == "field" and isinstance(node.get("field"), str):
+                found.append(str(node["field"]))
+            value = node.get("value")
+            if node.get("type") == "compound" and isinstance(value, list):
+                for child in value:
+                    walk(child)
+
+    walk(row_filter)
+    return found
+
+
+__all__ = ["MAX_DEPTH", "FieldMap", "field_names", "to_sqlalchemy"]

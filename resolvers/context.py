@@ -1,0 +1,67 @@
+"""The per-request context resolvers read, and the gateway-wide runtime it points to.
+
+A ``RequestContext`` is built once per HTTP request. The policy extension fills ``decisions``
+(one per (connector, type)) and ``fields`` before any resolver runs; loaders are created lazily,
+one per (connector, entity, relation), and ``returned`` collects the keys of the records that
+left the connectors, for the audit trail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from policies.decision import Decision
+from policies.principal import Principal, Purpose
+
+if TYPE_CHECKING:
+    from aiodataloader import DataLoader
+
+    from audit import AuditTrail
+    from connectors.base import Connector
+    from policies.engine import PolicyEngine
+    from resolvers.records import RecordPlan
+    from schema.fieldmeta import FieldCatalog
+
+DecisionKey = tuple[str, str]  # (connector, type)
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """Everything a request needs that lives as long as the gateway process."""
+
+    connectors: Mapping[str, Connector]
+    engine: PolicyEngine
+    audit: AuditTrail
+    catalog: FieldCatalog
+    types: Mapping[str, type]  # GraphQL type name -> strawberry class records become
+    keys: Mapping[str, str]  # GraphQL type name -> key field (Python name)
+    timeouts: Mapping[str, float]  # connector -> seconds
+    max_page_size: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """One request's identity, decisions, loaders and audit evidence."""
+
+    runtime: Runtime
+    principal: Principal
+    purpose: Purpose
+    request_id: str
+    language: str = "en"
+    decisions: dict[DecisionKey, Decision] = field(default_factory=dict)
+    fields: dict[DecisionKey, frozenset[str]] = field(default_factory=dict)
+    loaders: dict[tuple[str, str, str | None, str], DataLoader] = field(default_factory=dict)
+    returned: dict[str, list[str]] = field(default_factory=dict)
+    plans: dict[str, RecordPlan] = field(default_factory=dict)
+
+    def decision(self, connector: str, type_name: str) -> Decision:
+        """The decision for (connector, type); a missing one is a deny (fail closed)."""
+        found = self.decisions.get((connector, type_name))
+        if found is None:
+            return Decision.deny(f"no decision for {connector}/{type_name}")
+        return found
+
+
+__all__ = ["DecisionKey", "RequestContext", "Runtime"]

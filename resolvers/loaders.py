@@ -1,0 +1,162 @@
+"""Per-request loaders: batch keys, call the connector once per batch, apply the decision once.
+
+Resolvers call the helpers here; nothing here writes SQL or calls the policy engine. A connector
+that fails, raises something unexpected or exceeds its timeout turns its fields into
+``CONNECTOR_UNAVAILABLE`` errors; the rest of the response still arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar
+
+import structlog
+from aiodataloader import DataLoader
+from graphql import GraphQLError
+
+from connectors.base import JSON, FetchRequest, Page, Record, SearchRequest
+from connectors.errors import ConnectorError, FilterError, InvalidArgument
+from policies.decision import Decision
+from resolvers.context import RequestContext
+from resolvers.errors import coded_error, unavailable
+from resolvers.records import RecordPlan, keys_of, materialize, plan_for
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+def _denial(decision: Decision) -> GraphQLError:
+    return coded_error(decision.code)
+
+
+async def _call(ctx: RequestContext, connector: str, call: Callable[[], Awaitable[T]]) -> T:
+    """Run one connector call under its timeout; every failure becomes CONNECTOR_UNAVAILABLE."""
+    try:
+        async with asyncio.timeout(ctx.runtime.timeouts.get(connector, 5.0)):
+            return await call()
+    except InvalidArgument as exc:
+        raise coded_error("BAD_USER_INPUT", str(exc)) from exc
+    except FilterError as exc:
+        # A filter the connector cannot apply is a deny, never an unfiltered read.
+        log.warning("row filter refused", connector=connector, error=str(exc), request_id=ctx.request_id)
+        raise coded_error("FORBIDDEN") from exc
+    except (ConnectorError, TimeoutError) as exc:
+        log.warning("connector unavailable", connector=connector, error=repr(exc), request_id=ctx.request_id)
+        raise unavailable(connector) from exc
+    except Exception as exc:  # a connector bug must not leak a stack trace or fail the operation
+        log.exception("connector failed", connector=connector, request_id=ctx.request_id)
+        raise unavailable(connector) from exc
+
+
+def _plan(ctx: RequestContext, connector: str, entity: str) -> RecordPlan:
+    plan = ctx.plans.get(entity)
+    if plan is None:
+        plan = ctx.plans[entity] = plan_for(entity, ctx.decision(connector, entity), ctx.runtime.catalog)
+    return plan
+
+
+def _emit(ctx: RequestContext, entity: str, rows: Sequence[Record], connector: str) -> list[object]:
+    objects = materialize(rows, ctx.runtime.types[entity], _plan(ctx, connector, entity))
+    key = ctx.runtime.keys.get(entity)
+    if key and objects:
+        ctx.returned.setdefault(entity, []).extend(keys_of(objects, key))
+    return objects
+
+
+def check_coordinate(ctx: RequestContext, connector: str, entity: str, coordinate: str) -> Decision:
+    """The decision governing a root or link field; raises its error when the field is denied."""
+    decision = ctx.decision(connector, entity)
+    if not decision.allow:
+        raise _denial(decision)
+    rule = decision.rule(coordinate)
+    if rule is not None and rule.action == "deny":
+        raise coded_error(rule.code)
+    return decision
+
+
+def _request(
+    ctx: RequestContext, connector: str, entity: str, keys: Sequence[str], by: str | None, args: Mapping[str, JSON]
+) -> FetchRequest:
+    decision = ctx.decision(connector, entity)
+    return FetchRequest(
+        entity=entity,
+        keys=list(keys),
+        fields=ctx.fields.get((connector, entity), frozenset()),
+        row_filter=decision.filter or {},
+        by=by,
+        args=args,
+        limit=decision.max_rows,
+    )
+
+
+def _loader(
+    ctx: RequestContext, connector: str, entity: str, by: str | None, args: Mapping[str, JSON]
+) -> DataLoader:
+    args_key = repr(sorted(args.items()))
+    cache_key = (connector, entity, by, args_key)
+    found = ctx.loaders.get(cache_key)
+    if found is not None:
+        return found
+    source = ctx.runtime.connectors[connector]
+
+    async def batch(keys: list[str]) -> list[object]:
+        decision = ctx.decision(connector, entity)
+        if not decision.allow:
+            return [_denial(decision)] * len(keys)
+        request = _request(ctx, connector, entity, keys, by, args)
+        try:
+            if by is None:
+                rows = await _call(ctx, connector, lambda: source.fetch_many(request))
+                return [_emit(ctx, entity, [r], connector)[0] if r is not None else None for r in rows]
+            groups = await _call(ctx, connector, lambda: source.fetch_related(request))
+            return [_emit(ctx, entity, group, connector) for group in groups]
+        except GraphQLError as error:
+            return [error] * len(keys)
+
+    loader = ctx.loaders[cache_key] = DataLoader(batch_load_fn=batch)
+    return loader
+
+
+async def load_one(ctx: RequestContext, connector: str, entity: str, key: str) -> object | None:
+    """The record of ``entity`` with primary key ``key`` visible under the decision, or None."""
+    result: object | None = await _loader(ctx, connector, entity, None, {}).load(key)
+    return result
+
+
+async def load_related(
+    ctx: RequestContext, connector: str, entity: str, by: str, key: str, args: Mapping[str, JSON] | None = None
+) -> list[object]:
+    """The records of ``entity`` related to ``key`` through ``by``, batched across parents."""
+    result: list[object] = await _loader(ctx, connector, entity, by, args or {}).load(key)
+    return result
+
+
+async def search_page(
+    ctx: RequestContext,
+    connector: str,
+    entity: str,
+    *,
+    where: Mapping[str, JSON],
+    first: int,
+    after: str | None,
+) -> tuple[list[object], Page]:
+    """One page of ``entity`` under the decision's row filter and ``max_rows`` obligation."""
+    decision = ctx.decision(connector, entity)
+    if not decision.allow:
+        raise _denial(decision)
+    limit = min(first, ctx.runtime.max_page_size, decision.max_rows or ctx.runtime.max_page_size)
+    request = SearchRequest(
+        entity=entity,
+        fields=ctx.fields.get((connector, entity), frozenset()),
+        row_filter=decision.filter or {},
+        where=where,
+        first=limit,
+        after=after,
+    )
+    source = ctx.runtime.connectors[connector]
+    page = await _call(ctx, connector, lambda: source.search(request))
+    return _emit(ctx, entity, page.records, connector), page
+
+
+__all__ = ["check_coordinate", "load_one", "load_related", "search_page"]

@@ -1,0 +1,75 @@
+"""Apply a decision to a batch of records, once, and turn them into schema objects.
+
+A masked field gets its masked value; a denied field gets a ``GraphQLError`` instance as its
+value, which graphql-core raises at that path (``null`` plus the error; siblings still resolve).
+Every other field keeps its value and is read by the default resolver, so lists stay on
+graphql-core's fast path (see ``research-notes/compiled-execution.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from graphql import GraphQLError
+
+from connectors.base import Record
+from policies.decision import Decision, FieldRule
+from policies.masking import apply_mask
+from resolvers.errors import coded_error
+from schema.fieldmeta import FieldCatalog
+
+#: Levels at or above this are denied unless the decision explicitly allows or masks them.
+SENSITIVE_LEVEL = 3
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPlan:
+    """What one decision does to records of one type: masks and denials by Python name."""
+
+    masks: tuple[tuple[str, FieldRule], ...]
+    denials: tuple[tuple[str, GraphQLError], ...]
+
+
+def plan_for(type_name: str, decision: Decision, catalog: FieldCatalog) -> RecordPlan:
+    """Compile a decision into a plan for records of ``type_name``."""
+    masks: list[tuple[str, FieldRule]] = []
+    denials: list[tuple[str, GraphQLError]] = []
+    prefix = type_name + "."
+    for meta in catalog.of_type(type_name):
+        if not meta.coordinate.startswith(prefix):
+            continue  # a root or link field governed by this type: its resolver checks it
+        rule = decision.rule(meta.coordinate)
+        if rule is None and meta.level >= SENSITIVE_LEVEL:
+            rule = FieldRule(action="deny")  # sensitive fields need an explicit grant
+        if rule is None or rule.action == "allow":
+            continue
+        if rule.action == "mask":
+            masks.append((meta.python_name, rule))
+        else:
+            denials.append((meta.python_name, coded_error(rule.code)))
+    return RecordPlan(tuple(masks), tuple(denials))
+
+
+def materialize(rows: Iterable[Record], cls: type, plan: RecordPlan) -> list[object]:
+    """Build ``cls`` instances from rows with the plan applied (no ``__init__``: rows are trusted)."""
+    out: list[object] = []
+    new = object.__new__
+    for row in rows:
+        obj = new(cls)
+        values = dict(row)
+        for name, rule in plan.masks:
+            values[name] = apply_mask(values.get(name), rule)
+        for name, error in plan.denials:
+            values[name] = error
+        obj.__dict__.update(values)
+        out.append(obj)
+    return out
+
+
+def keys_of(objects: Sequence[object], key_field: str) -> list[str]:
+    """The key values of materialised records, for the audit trail."""
+    return [str(obj.__dict__.get(key_field)) for obj in objects]
+
+
+__all__ = ["SENSITIVE_LEVEL", "RecordPlan", "keys_of", "materialize", "plan_for"]

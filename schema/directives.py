@@ -1,0 +1,65 @@
+"""Classification metadata on every field, visible in the SDL.
+
+``@classification(level: L3, pi: IDENTITY)`` marks a field's data grade (L1 public, L2 internal,
+L3 sensitive personal information under PIPL art. 28, L4 core) and, where it holds personal
+information, its category. An operation's level is the highest it touches (就高从严).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+import strawberry
+from strawberry.schema_directive import Location
+
+
+@strawberry.enum(description="数据分级 (classification level): L1 公开 public … L4 核心 core")
+class Level(Enum):
+    L1 = 1
+    L2 = 2
+    L3 = 3
+    L4 = 4
+
+
+@strawberry.enum(description="个人信息类别 (personal information category)")
+class PICategory(Enum):
+    NAME = "name"
+    IDENTITY = "identity"
+    CONTACT = "contact"
+    ADDRESS = "address"
+    WHEREABOUTS = "whereabouts"
+    BIOMETRIC = "biometric"
+
+
+@strawberry.schema_directive(
+    locations=[Location.FIELD_DEFINITION],
+    description="数据分级 (data classification) of this field's values",
+)
+class Classification:
+    level: Level
+    pi: PICategory | None = None
+
+
+def classified(
+    level: int,
+    description: str,
+    *,
+    pi: PICategory | None = None,
+    resource: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A strawberry field carrying ``@classification``.
+
+    Link and root fields pass ``resolver=`` and ``resource=``: the type whose decision governs
+    them (the records they return), e.g. ``Query.creditRecords`` is governed by ``CreditRecord``.
+    """
+    return strawberry.field(
+        description=description,
+        directives=[Classification(level=Level(level), pi=pi)],
+        metadata={"resource": resource} if resource else None,
+        **kwargs,
+    )
+
+
+__all__ = ["Classification", "Level", "PICategory", "classified"]

@@ -1,0 +1,127 @@
+"""Operation limits enforced during validation: depth, aliases and cost (``QUERY_TOO_COMPLEX``).
+
+Token count is bounded earlier, by the parser (``MaxTokensLimiter``), and body size by the HTTP
+middleware. Cost estimates the rows an operation can return: each field costs 1 times the number
+of parent rows, and a list field multiplies its children by its ``first`` argument (or
+``DEFAULT_LIST_SIZE`` when it has none), so ``first: 500`` pages nested inside each other are
+refused before any connector is called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationContext,
+    ValidationRule,
+    VariableNode,
+)
+
+DEFAULT_LIST_SIZE = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The configured ceilings; a request over any of them is refused whole."""
+
+    max_depth: int = 10
+    max_aliases: int = 15
+    max_cost: int = 50_000
+    max_tokens: int = 2_000
+
+
+@dataclass(slots=True)
+class _Stats:
+    depth: int = 0
+    aliases: int = 0
+    cost: int = 0
+
+
+def _first(node: FieldNode, variables: Mapping[str, object]) -> int | None:
+    for arg in node.arguments or ():
+        if arg.name.value in ("first", "last", "k"):
+            if isinstance(arg.value, IntValueNode):
+                return int(arg.value.value)
+            if isinstance(arg.value, VariableNode):
+                value = variables.get(arg.value.name.value)
+                return value if isinstance(value, int) else None
+    return None
+
+
+def _measure(
+    selection_set: SelectionSetNode | None,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    variables: Mapping[str, object],
+    stats: _Stats,
+    depth: int,
+    rows: int,
+    visiting: frozenset[str],
+) -> None:
+    if selection_set is None:
+        return
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            if selection.alias:
+                stats.aliases += 1
+            if selection.name.value.startswith("__"):
+                continue
+            stats.depth = max(stats.depth, depth + 1)
+            stats.cost += rows
+            if selection.selection_set is not None:
+                first = _first(selection, variables)
+                child_rows = rows * (first if first is not None else 1)
+                if first is None and selection.name.value in ("nodes", "edges", "records"):
+                    child_rows = rows * DEFAULT_LIST_SIZE
+                _measure(selection.selection_set, fragments, variables, stats, depth + 1, child_rows, visiting)
+        elif isinstance(selection, InlineFragmentNode):
+            _measure(selection.selection_set, fragments, variables, stats, depth, rows, visiting)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name in visiting or name not in fragments:
+                continue  # cycles and unknown fragments are reported by the standard rules
+            _measure(fragments[name].selection_set, fragments, variables, stats, depth, rows, visiting | {name})
+
+
+def limits_rule(limits: Limits, variables: Callable[[], Mapping[str, object]]) -> type[ValidationRule]:
+    """A validation rule class enforcing ``limits`` (variables are read when the rule runs)."""
+
+    class OperationLimits(ValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_: object) -> None:
+            fragments = {
+                d.name.value: d
+                for d in self.context.document.definitions
+                if isinstance(d, FragmentDefinitionNode)
+            }
+            stats = _Stats()
+            _measure(node.selection_set, fragments, variables(), stats, 0, 1, frozenset())
+            for what, value, ceiling in (
+                ("depth", stats.depth, limits.max_depth),
+                ("aliases", stats.aliases, limits.max_aliases),
+                ("estimated cost", stats.cost, limits.max_cost),
+            ):
+                if value > ceiling:
+                    self.report_error(
+                        GraphQLError(
+                            f"Query too complex: {what} {value} exceeds the limit of {ceiling}. "
+                            "Ask for fewer nested lists or smaller pages (first:).",
+                            node,
+                            extensions={"code": "QUERY_TOO_COMPLEX"},
+                        )
+                    )
+
+    return OperationLimits
+
+
+__all__ = ["DEFAULT_LIST_SIZE", "Limits", "limits_rule"]

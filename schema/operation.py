@@ -1,0 +1,93 @@
+"""What an operation touches: schema coordinates, root-field arguments, depth and cost.
+
+Computed with graphql-core from the validated document (fragments, inline fragments and
+variables resolved), so policies reason about schema coordinates and never parse query text.
+``@skip``/``@include`` are ignored on purpose: a coordinate that might be read is decided.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    TypeInfo,
+    TypeInfoVisitor,
+    Visitor,
+    get_named_type,
+    value_from_ast_untyped,
+    visit,
+)
+
+JSONValue = object
+
+
+@dataclass(slots=True)
+class OperationSummary:
+    """The normalised view of an operation that policies and the audit trail read."""
+
+    type: str
+    name: str | None
+    coordinates: list[str] = field(default_factory=list)
+    args: dict[str, dict[str, JSONValue]] = field(default_factory=dict)
+    depth: int = 0
+
+
+class _Collector(Visitor):
+    def __init__(self, type_info: TypeInfo, variables: Mapping[str, object], summary: OperationSummary) -> None:
+        super().__init__()
+        self.type_info = type_info
+        self.variables = dict(variables)
+        self.summary = summary
+        self.seen: set[str] = set()
+        self.level = 0
+
+    def enter_field(self, node: FieldNode, *_: object) -> None:
+        self.level += 1
+        self.summary.depth = max(self.summary.depth, self.level)
+        parent = self.type_info.get_parent_type()
+        if parent is None or node.name.value.startswith("__"):
+            return
+        coordinate = f"{get_named_type(parent).name}.{node.name.value}"
+        if coordinate not in self.seen:
+            self.seen.add(coordinate)
+            self.summary.coordinates.append(coordinate)
+        if node.arguments:
+            args = self.summary.args.setdefault(coordinate, {})
+            for arg in node.arguments:
+                args[arg.name.value] = value_from_ast_untyped(arg.value, self.variables)
+
+    def leave_field(self, *_: object) -> None:
+        self.level -= 1
+
+
+def summarize(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, object] | None,
+) -> OperationSummary:
+    """Summarise the operation that will execute (plus the fragments it may spread)."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    chosen = next(
+        (o for o in operations if operation_name is None or (o.name and o.name.value == operation_name)),
+        operations[0] if operations else None,
+    )
+    summary = OperationSummary(
+        type=chosen.operation.value if chosen else "query",
+        name=chosen.name.value if chosen and chosen.name else None,
+    )
+    type_info = TypeInfo(schema)
+    collector = _Collector(type_info, variables or {}, summary)
+    definitions = [d for d in document.definitions if isinstance(d, FragmentDefinitionNode)]
+    for definition in ([chosen] if chosen else []) + definitions:
+        visit(definition, TypeInfoVisitor(type_info, collector))
+    return summary
+
+
+__all__ = ["OperationSummary", "summarize"]

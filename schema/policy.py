@@ -1,0 +1,148 @@
+"""The policy extension: one decision per (connector, type) per operation, then the audit record.
+
+Before execution it summarises the operation, groups the touched coordinates by the
+(connector, type) decision that governs them and asks the engine for all of them concurrently;
+resolvers only read ``context.decisions``. After execution it appends the audit record when the
+operation touched non-public data; if that write fails, no data leaves (fail closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import structlog
+from graphql import GraphQLError, print_ast
+from strawberry.extensions import SchemaExtension
+
+from audit import AuditEntry, AuditWriteError
+from policies.decision import Decision
+from resolvers.context import DecisionKey, RequestContext
+from resolvers.errors import coded_error
+from schema.fieldmeta import FieldMeta
+from schema.operation import OperationSummary, summarize
+
+log = structlog.get_logger(__name__)
+CITY_TZ = ZoneInfo("Asia/Shanghai")
+
+
+def _input_doc(
+    ctx: RequestContext, key: DecisionKey, metas: list[FieldMeta], summary: OperationSummary
+) -> dict[str, object]:
+    connector, type_name = key
+    return {
+        "subject": ctx.principal.to_policy(),
+        "action": "read",
+        "purpose": ctx.purpose.code,
+        "case_ref": ctx.purpose.case_ref,
+        "resource": {
+            "connector": connector,
+            "type": type_name,
+            "classification": max(m.level for m in metas),
+            "fields": [{"coordinate": m.coordinate, "level": m.level, "pi": m.pi} for m in metas],
+        },
+        "operation": {
+            "type": summary.type,
+            "name": summary.name,
+            "coordinates": summary.coordinates,
+            "args": summary.args,
+            "depth": summary.depth,
+        },
+        "context": {
+            "now_ns": time.time_ns(),
+            "today": datetime.now(CITY_TZ).date().isoformat(),
+            "request_id": ctx.request_id,
+        },
+    }
+
+
+def _groups(ctx: RequestContext, summary: OperationSummary) -> dict[DecisionKey, list[FieldMeta]]:
+    groups: dict[DecisionKey, list[FieldMeta]] = {}
+    for coordinate in summary.coordinates:
+        meta = ctx.runtime.catalog.get(coordinate)
+        if meta is not None:
+            groups.setdefault((meta.connector, meta.resource_type), []).append(meta)
+    return groups
+
+
+def _needs_audit(groups: dict[DecisionKey, list[FieldMeta]], decisions: dict[DecisionKey, Decision]) -> int:
+    """The highest level of non-public data the operation may return (0 when nothing to audit)."""
+    level = 0
+    for key, metas in groups.items():
+        decision = decisions[key]
+        if not decision.allow:
+            continue
+        for meta in metas:
+            rule = decision.rule(meta.coordinate)
+            if rule is None or rule.action != "deny":
+                level = max(level, meta.level)
+        if decision.obligations.get("audit") == "full":
+            level = max(level, 2)
+    return level if level >= 2 else 0
+
+
+class PolicyExtension(SchemaExtension):
+    """Decides before execution and audits after it; see the module docstring."""
+
+    async def on_execute(self) -> AsyncIterator[None]:  # type: ignore[override]
+        ec = self.execution_context
+        ctx = ec.context
+        if not isinstance(ctx, RequestContext) or ec.graphql_document is None:
+            yield  # no request context: resolvers find no decisions and deny
+            return
+        summary = summarize(ec.schema._schema, ec.graphql_document, ec.operation_name, ec.variables)
+        groups = _groups(ctx, summary)
+        keys = list(groups)
+        results = await asyncio.gather(*(ctx.runtime.engine.decide(_input_doc(ctx, k, groups[k], summary)) for k in keys))
+        for key, decision in zip(keys, results, strict=True):
+            ctx.decisions[key] = decision
+            prefix = key[1] + "."
+            ctx.fields[key] = frozenset(m.python_name for m in groups[key] if m.coordinate.startswith(prefix))
+            log.info(
+                "decision",
+                request_id=ctx.request_id,
+                connector=key[0],
+                type=key[1],
+                allow=decision.allow,
+                reasons=list(decision.reasons),
+            )
+        yield
+        level = _needs_audit(groups, ctx.decisions)
+        result = ec.result
+        if not level or result is None:
+            return
+        document = print_ast(ec.graphql_document)
+        errors = result.errors or []
+        entry = AuditEntry(
+            request_id=ctx.request_id,
+            subject=ctx.principal.subject,
+            department=ctx.principal.department,
+            purpose=ctx.purpose.code,
+            case_ref=ctx.purpose.case_ref,
+            operation_name=summary.name,
+            document_hash=hashlib.sha256(document.encode()).hexdigest(),
+            coordinates=tuple(summary.coordinates),
+            record_keys={t: tuple(keys) for t, keys in ctx.returned.items()},
+            policy_revision=ctx.runtime.engine.status().revision,
+            outcome="partial" if errors and result.data else ("ok" if not errors else "error"),
+            classification=level,
+        )
+        try:
+            await ctx.runtime.audit.append(entry)
+        except AuditWriteError:
+            log.error("audit write failed: response withheld", request_id=ctx.request_id)
+            result.data = None
+            result.errors = [_audit_error()]
+
+
+def _audit_error() -> GraphQLError:
+    return coded_error(
+        "AUDIT_UNAVAILABLE", "The audit trail could not record this read, so no data is returned. Try again later."
+    )
+
+
+__all__ = ["CITY_TZ", "PolicyExtension"]

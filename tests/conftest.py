@@ -1,0 +1,118 @@
+"""Shared fixtures: a small deterministic demo database, settings, tokens, and a real server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from pydantic import SecretStr
+
+from connectors.credit.demo import generate
+from edge.identity import mint_dev_token
+from edge.settings import AuthSettings, Settings
+
+SECRET = "test-secret-0123456789-abcdefghijklmnop"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder holding the credit demo database (300 enterprises, seed 7)."""
+    folder = tmp_path_factory.mktemp("var")
+    generate(folder / "credit.sqlite", scale=300, seed=7)
+    return folder
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    """Settings for tests: the demo data folder, a fixed HS256 secret, the repo's policies."""
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "auth": AuthSettings(secret=SecretStr(SECRET)),
+        "connectors": {"credit": {"url": f"sqlite+aiosqlite:///{data_dir / 'credit.sqlite'}"}},
+        "audit": {"url": f"sqlite+aiosqlite:///{data_dir / 'audit.sqlite'}"},
+    }
+    values.update(overrides)
+    settings = Settings(**values)  # type: ignore[arg-type]
+    return settings.model_copy(update={"policy": settings.policy.model_copy(update={"rego_dir": ROOT / "policies/rego"})})
+
+
+TokenFactory = Callable[..., str]
+
+
+@pytest.fixture(scope="session")
+def token() -> TokenFactory:
+    """Mint a dev token: ``token(dept=..., roles=[...], districts=[...], clearance=N)``."""
+
+    def mint(
+        dept: str = "",
+        roles: list[str] | None = None,
+        districts: list[str] | None = None,
+        clearance: int = 2,
+        sub: str = "tester",
+        ttl_s: int = 600,
+    ) -> str:
+        return mint_dev_token(
+            SECRET,
+            AuthSettings(),
+            subject=sub,
+            department=dept,
+            roles=roles or ["staff"],
+            districts=districts or [],
+            clearance=clearance,
+            ttl_s=ttl_s,
+        )
+
+    return mint
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    """A gateway served by uvicorn on 127.0.0.1 in a background thread."""
+
+    url: str
+    server: uvicorn.Server
+    app: object
+
+    def post(self, query: str, bearer: str | None = None, **kwargs: object) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", {}) or {})  # type: ignore[call-overload]
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        body = {"query": query, "variables": kwargs.pop("variables", None)}
+        return httpx.post(f"{self.url}/graphql", json=body, headers=headers, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def live(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A real server over real HTTP, with its own audit database."""
+    from gateway import create_app
+
+    audit_dir = tmp_path_factory.mktemp("audit")
+    settings = make_settings(demo_dir, audit={"url": f"sqlite+aiosqlite:///{audit_dir / 'audit.sqlite'}"})
+    app = create_app(settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.05)
+    try:
+        yield LiveServer(url=f"http://127.0.0.1:{port}", server=server, app=app)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

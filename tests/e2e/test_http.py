@@ -1,0 +1,190 @@
+"""GraphQL over HTTP, identity and bad input, over real HTTP."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from sqlalchemy import event
+
+from tests.conftest import SECRET, LiveServer, TokenFactory
+
+
+def first_uscc(demo_dir: Path) -> str:
+    with sqlite3.connect(demo_dir / "credit.sqlite") as conn:
+        return str(conn.execute("SELECT uscc FROM credit_subjects ORDER BY uscc LIMIT 1").fetchone()[0])
+
+
+def test_first_query_returns_an_enterprise(live: LiveServer, demo_dir: Path) -> None:
+    uscc = first_uscc(demo_dir)
+    body = live.post('{ enterprise(uscc: "%s") { uscc name credit { rating } } }' % uscc).json()
+    assert body["data"]["enterprise"]["uscc"] == uscc
+    assert body["data"]["enterprise"]["credit"]["rating"] in {"A", "B", "C", "D"}
+
+
+def test_unknown_valid_uscc_is_null(live: LiveServer) -> None:
+    body = live.post('{ enterprise(uscc: "91330200MA2AFYKX7Y") { uscc } }').json()
+    assert body == {"data": {"enterprise": None}} or body["data"]["enterprise"] is None
+
+
+@pytest.mark.parametrize("uscc", ["91330200MA2AFYKX7Z", "123", "91330200MA2AFYKX7I"])
+def test_invalid_uscc_is_bad_user_input(live: LiveServer, uscc: str) -> None:
+    literal = live.post('{ enterprise(uscc: "%s") { uscc } }' % uscc).json()
+    assert literal["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "USCC" in literal["errors"][0]["message"]
+    variable = live.post(
+        "query($u: USCC!) { enterprise(uscc: $u) { uscc } }", variables={"u": uscc}
+    ).json()
+    assert variable["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+def test_bad_token_is_401_with_json(live: LiveServer) -> None:
+    response = live.post("{ gatewayVersion }", "not-a-jwt")
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_expired_token_is_401(live: LiveServer, token: TokenFactory) -> None:
+    response = live.post("{ gatewayVersion }", token(ttl_s=-120))
+    assert response.status_code == 401
+    assert "expired" in response.json()["errors"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"alg": "none"},
+        {"iss": "someone-else"},
+        {"aud": "another-api"},
+        {"clearance": 9},
+        {"districts": ["33020X"]},
+    ],
+)
+def test_forged_or_bad_claims_are_401(live: LiveServer, claims: dict[str, Any]) -> None:
+    payload = {"sub": "x", "iss": "citygraph-dev", "aud": "citygraph", "exp": 4102444800, "clearance": 2}
+    alg = claims.pop("alg", "HS256")
+    payload.update(claims)
+    forged = jwt.encode(payload, None if alg == "none" else SECRET, algorithm=alg)
+    assert live.post("{ gatewayVersion }", forged).status_code == 401
+
+
+def test_token_signed_with_another_secret_is_401(live: LiveServer) -> None:
+    payload = {"sub": "x", "iss": "citygraph-dev", "aud": "citygraph", "exp": 4102444800}
+    assert live.post("{ gatewayVersion }", jwt.encode(payload, "another-secret-0123456789abcdef", "HS256")).status_code == 401
+
+
+def test_malformed_json_is_400(live: LiveServer) -> None:
+    response = httpx.post(f"{live.url}/graphql", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
+def test_simple_content_types_are_refused(live: LiveServer, content_type: str) -> None:
+    response = httpx.post(f"{live.url}/graphql", content=b'{"query":"{ gatewayVersion }"}', headers={"Content-Type": content_type})
+    assert response.status_code == 415
+
+
+def test_batch_is_400(live: LiveServer) -> None:
+    response = httpx.post(f"{live.url}/graphql", json=[{"query": "{ gatewayVersion }"}])
+    assert response.status_code == 400
+
+
+def test_get_query_works_and_get_mutation_is_405(live: LiveServer) -> None:
+    ok = httpx.get(f"{live.url}/graphql", params={"query": "{ gatewayVersion }"})
+    assert ok.status_code == 200 and ok.json()["data"]["gatewayVersion"]
+    refused = httpx.get(f"{live.url}/graphql", params={"query": "mutation { anything }"})
+    assert refused.status_code == 405 and refused.headers["allow"] == "POST"
+
+
+def test_graphql_response_json_gets_4xx_for_request_errors(live: LiveServer) -> None:
+    headers = {"Accept": "application/graphql-response+json"}
+    bad = httpx.post(f"{live.url}/graphql", json={"query": "{ nope }"}, headers=headers)
+    assert bad.status_code == 400 and "data" not in bad.json()
+    assert bad.headers["content-type"].startswith("application/graphql-response+json")
+    assert bad.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    good = httpx.post(f"{live.url}/graphql", json={"query": "{ gatewayVersion }"}, headers=headers)
+    assert good.status_code == 200
+
+
+def test_no_field_suggestions_leak(live: LiveServer) -> None:
+    body = live.post("{ creditRecord { id } }").json()
+    assert "Did you mean" not in body["errors"][0]["message"]
+
+
+def test_depth_alias_and_cost_limits(live: LiveServer, demo_dir: Path) -> None:
+    uscc = first_uscc(demo_dir)
+    deep = "{ enterprise(uscc: \"%s\") { credit { records { enterprise { credit { records { enterprise { credit { records { enterprise { credit { rating } } } } } } } } } } } }" % uscc
+    aliases = "{ " + " ".join(f"a{i}: gatewayVersion" for i in range(20)) + " }"
+    cost = "{ creditRecords(first: 500) { nodes { enterprise { credit { records { id title kind authority } } } } } }"
+    for query in (deep, aliases, cost):
+        body = live.post(query).json()
+        assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX", query
+        assert body.get("data") is None
+
+
+def test_token_limit(live: LiveServer) -> None:
+    body = live.post("{ " + "gatewayVersion " * 3000 + "}").json()
+    assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+
+
+def test_body_size_limit_is_413(live: LiveServer) -> None:
+    response = httpx.post(f"{live.url}/graphql", json={"query": "{ gatewayVersion }", "x": "a" * 2_000_000})
+    assert response.status_code == 413
+
+
+def test_bad_first_and_forged_cursor(live: LiveServer) -> None:
+    negative = live.post("{ creditRecords(first: -1) { nodes { id } } }").json()
+    assert negative["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    forged = live.post('{ creditRecords(after: "bm9wZQ") { nodes { id } } }').json()
+    assert forged["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+def test_chinese_error_messages(live: LiveServer) -> None:
+    response = httpx.post(
+        f"{live.url}/graphql",
+        json={"query": "{ creditRecords(first: 1) { nodes { amount } } }"},
+        headers={"Accept-Language": "zh-CN,zh;q=0.9"},
+    )
+    error = response.json()["errors"][0]
+    assert error["message"] == "无权读取该字段。" and error["extensions"]["code"] == "FORBIDDEN"
+    assert error["extensions"]["detail"]
+
+
+def test_request_id_is_echoed(live: LiveServer) -> None:
+    response = httpx.post(f"{live.url}/graphql", json={"query": "{ gatewayVersion }"}, headers={"X-Request-Id": "req-12345678"})
+    assert response.headers["x-request-id"] == "req-12345678"
+
+
+def test_health_ready_and_graphiql(live: LiveServer) -> None:
+    assert httpx.get(f"{live.url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{live.url}/readyz").json()
+    assert ready["ready"] is True and set(ready["checks"]) == {"connector:credit", "policy", "audit"}
+    page = httpx.get(f"{live.url}/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "graphiql.min.js" in page.text and "https://" not in page.text
+    assert httpx.get(f"{live.url}/static/graphiql/graphiql.min.js").status_code == 200
+
+
+def test_statement_count_is_constant_per_level(live: LiveServer, token: TokenFactory) -> None:
+    engine = live.app.state.gateway.runtime.connectors["credit"].engine.sync_engine  # type: ignore[attr-defined]
+    query = "query($n: Int) { creditRecords(first: $n) { nodes { enterprise { uscc name credit { rating score records { kind title } } } } } }"
+    bearer = token(dept="market_supervision")
+    counts = []
+    for n in (10, 100):
+        seen: list[str] = []
+
+        def count(_c: object, _k: object, statement: str, *_: object) -> None:
+            seen.append(statement)  # noqa: B023
+
+        event.listen(engine, "before_cursor_execute", count)
+        body = live.post(query, bearer, variables={"n": n}).json()
+        event.remove(engine, "before_cursor_execute", count)
+        assert "errors" not in body and len(body["data"]["creditRecords"]["nodes"]) == n
+        counts.append(len(seen))
+    # search + enterprises + profiles + records: one statement per connector per level
+    assert counts == [4, 4]
