@@ -10,6 +10,11 @@ are blanked out, so text inside them never counts):
 * a multi-value rule head ``p[x] if ...`` without ``contains``: in v1 that defines an *object*
   ``{x: true}``, not a set (this also refuses parameterised tests ``test_x[note]``);
 * ``with data.`` anywhere: some ``with data.x as`` overrides segfault the engine;
+* ``with input as`` (replacing the whole input): segfaults regopy 1.5.2 at compile time as soon as
+  the rules it reaches call a builtin; override keys instead (``with input.subject as s``);
+* a ``with ... as`` value that is a reference to ``input``, ``data``, a rule of the module or an
+  imported name: regopy evaluates those to undefined (or crashes), so negative tests pass
+  vacuously; bind the value to a local variable first;
 * calls to builtins that are missing in the embedded engine or reach outside the process
   (``http.send``, ``net.*``, ``graphql.*``, ``json.match_schema``, ``json.verify_schema``,
   ``trace``, ``opa.runtime``, ``rego.metadata.*``): unknown builtins fail open when errors are
@@ -60,9 +65,13 @@ _DENIED_CALLS: tuple[tuple[str, str], ...] = (
 )
 
 _PACKAGE = re.compile(r"^[ \t]*package[ \t]+([A-Za-z_][\w.]*)", re.MULTILINE)
-_IMPORT = re.compile(r"^[ \t]*import[ \t]+data\.([A-Za-z_][\w.]*)(?:[ \t]+as[ \t]+([A-Za-z_]\w*))?", re.MULTILINE)
+_IMPORT = re.compile(
+    r"^[ \t]*import[ \t]+data\.([A-Za-z_][\w.]*)(?:[ \t]+as[ \t]+([A-Za-z_]\w*))?", re.MULTILINE
+)
 _CALL = re.compile(r"(?<![\w.\]])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)[ \t]*\(")
 _WITH_DATA = re.compile(r"\bwith\s+data\b")
+_WITH_INPUT = re.compile(r"\bwith\s+input\s+as\b")
+_WITH_VALUE = re.compile(r"\bwith\s+\S+\s+as\s+([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*|\[[^\]\n]*\])*)\s*(\(?)")
 # A depth-0 line that starts a rule head: optional ``default``, then a (dotted) name.
 _HEAD = re.compile(r"^(?:default[ \t]+)?([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(.*)$")
 _KEYWORDS = frozenset({"package", "import", "else", "some", "every", "not", "with", "as", "if", "contains"})
@@ -228,7 +237,47 @@ def _check_calls(path: str, code: str, functions: set[str], builtins: Interprete
         if qualified is not None and qualified in functions:
             continue
         if not builtins.is_builtin(name):
-            issues.append(LintIssue(path, line, f"call to {name}(): not a function in this bundle nor a builtin"))
+            issues.append(
+                LintIssue(path, line, f"call to {name}(): not a function in this bundle nor a builtin")
+            )
+    return issues
+
+
+def _rule_names(code: str) -> set[str]:
+    """First segment of every depth-0 rule head that is not a function."""
+    names: set[str] = set()
+    for _, text, _ in _depth0_lines(code):
+        match = _HEAD.match(text)
+        if match and match.group(1) not in _KEYWORDS and not match.group(2).lstrip().startswith("("):
+            names.add(match.group(1).split(".", 1)[0])
+    return names
+
+
+def _check_with(path: str, code: str) -> list[LintIssue]:
+    issues = [
+        LintIssue(path, _line_of(code, m.start()), "'with data.' is forbidden (crashes regopy)")
+        for m in _WITH_DATA.finditer(code)
+    ]
+    issues.extend(
+        LintIssue(
+            path,
+            _line_of(code, m.start()),
+            "'with input as' is forbidden (crashes regopy); override keys: 'with input.subject as s'",
+        )
+        for m in _WITH_INPUT.finditer(code)
+    )
+    refs = {"input", "data"} | _rule_names(code) | set(_imports(code))
+    for match in _WITH_VALUE.finditer(code):
+        if match.group(3) or match.group(1) not in refs:
+            continue  # literals, local variables and function calls are evaluated correctly
+        issues.append(
+            LintIssue(
+                path,
+                _line_of(code, match.start(1)),
+                f"'with ... as {match.group(1)}{match.group(2)}': regopy evaluates a rule/input/data "
+                "reference here as undefined; bind it to a local variable first",
+            )
+        )
     return issues
 
 
@@ -238,10 +287,7 @@ def _lint(path: str, source: str, functions: set[str], builtins: Interpreter) ->
     if _package(code) is None:
         issues.append(LintIssue(path, 1, "missing 'package' line"))
     issues.extend(_check_bodies(path, code))
-    for match in _WITH_DATA.finditer(code):
-        issues.append(
-            LintIssue(path, _line_of(code, match.start()), "'with data.' is forbidden (crashes regopy)")
-        )
+    issues.extend(_check_with(path, code))
     issues.extend(_check_calls(path, code, functions, builtins))
     return sorted(issues, key=lambda issue: (issue.line, issue.message))
 

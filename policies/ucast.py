@@ -125,6 +125,75 @@ def to_sqlalchemy(row_filter: RowFilter | None, fields: FieldMap) -> ColumnEleme
     return _node(row_filter, fields, 0)
 
 
+def matches(row_filter: RowFilter | None, value_of: Callable[[str], object]) -> bool:
+    """Evaluate a filter in Python for connectors without SQL (``value_of`` maps field -> value).
+
+    Same semantics as the SQL translation: ``{}`` matches, ``None`` denies, a missing value
+    (SQL NULL) fails every comparison, unknown fields and operators raise ``FilterError``.
+    """
+    if row_filter is None:
+        raise FilterError("no row filter: the read is not allowed")
+    return not row_filter or _eval(row_filter, value_of, 0)
+
+
+def _compare(operator: str, left: object, right: object) -> bool:
+    try:
+        if operator == "eq":
+            return bool(left == right)
+        if operator == "ne":
+            return bool(left != right)
+        if operator == "lt":
+            return bool(left < right)  # type: ignore[operator]
+        if operator == "lte":
+            return bool(left <= right)  # type: ignore[operator]
+        if operator == "gt":
+            return bool(left > right)  # type: ignore[operator]
+        if operator == "gte":
+            return bool(left >= right)  # type: ignore[operator]
+    except TypeError as exc:
+        raise FilterError("filter value does not fit the field type") from exc
+    raise FilterError(f"unsupported field operator {operator!r}")
+
+
+def _eval(node: JSON, value_of: Callable[[str], object], depth: int) -> bool:
+    if depth > MAX_DEPTH or not isinstance(node, Mapping):
+        raise FilterError("malformed filter")
+    if node.get("type") == "compound":
+        children = node.get("value")
+        if not isinstance(children, list):
+            raise FilterError("compound filter needs a list value")
+        results = [_eval(c, value_of, depth + 1) for c in children]
+        operator = node.get("operator")
+        if operator == "and":
+            return all(results)
+        if operator == "or":
+            return any(results)
+        if operator == "not" and len(results) == 1:
+            return not results[0]
+        raise FilterError(f"unsupported compound operator {operator!r}")
+    if node.get("type") != "field" or not isinstance(node.get("field"), str):
+        raise FilterError("malformed filter node")
+    left, operator, right = value_of(str(node["field"])), node.get("operator"), node.get("value")
+    if isinstance(left, dt.date) and isinstance(right, str):
+        try:
+            right = type(left).fromisoformat(right)
+        except ValueError as exc:
+            raise FilterError("filter value does not fit the field type") from exc
+    if operator in ("in", "nin"):
+        if not isinstance(right, list):
+            raise FilterError(f"operator {operator} needs a list value")
+        if left is None:
+            return operator == "nin" and not right
+        return (left in right) == (operator == "in")
+    if operator == "startswith":
+        if not isinstance(right, str):
+            raise FilterError("startswith needs a string value")
+        return isinstance(left, str) and left.startswith(right)
+    if left is None:
+        return False
+    return _compare(str(operator), left, right)
+
+
 def field_names(row_filter: RowFilter | None) -> Sequence[str]:
     """The fields a filter mentions (for audit and explain)."""
     found: list[str] = []
@@ -142,4 +211,4 @@ def field_names(row_filter: RowFilter | None) -> Sequence[str]:
     return found
 
 
-__all__ = ["MAX_DEPTH", "FieldMap", "field_names", "to_sqlalchemy"]
+__all__ = ["MAX_DEPTH", "FieldMap", "field_names", "matches", "to_sqlalchemy"]

@@ -19,6 +19,7 @@ from schema.errors import ErrorCodes
 from schema.fieldmeta import FieldCatalog, FieldMeta, field_metas
 from schema.limits import Limits, limits_rule
 from schema.policy import PolicyExtension
+from schema.scalars import SCALAR_MAP
 
 
 class CityGraphSchema(strawberry.Schema):
@@ -103,17 +104,17 @@ def build_schema(
         types[entity] = _compose_entity(entity, [m for _, m in owned])
     extensions: list[SchemaExtension | Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         ErrorCodes,
-        MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         _limits_extension(limits),
         PolicyExtension,
     ]
     if not introspection:
-        extensions.append(DisableIntrospection())
+        extensions.append(DisableIntrospection)
     schema = CityGraphSchema(
         query=merge_types("Query", tuple(queries)),
         types=list(types.values()),
         extensions=extensions,
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
     )
     catalog = FieldCatalog({m.coordinate: m for m in metas})
     return BuiltSchema(schema=schema, catalog=catalog, types=types, keys=keys)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NewType
 
 import strawberry
+from strawberry.types.scalar import ScalarDefinition
 from graphql import GraphQLError
 
 from connectors.identifiers import id_number_problem, is_adcode, uscc_problem
@@ -39,29 +40,30 @@ def _parse_adcode(value: object) -> str:
     return value
 
 
-USCC = strawberry.scalar(
-    NewType("USCC", str),
-    name="USCC",
-    description="统一社会信用代码 (Unified Social Credit Code, GB 32100-2015; 18 characters, check character mod 31)",
-    specified_by_url="https://openstd.samr.gov.cn/bzgk/gb/newGbInfo?hcno=24691C25985C1073D3A7C85629378AC0",
-    serialize=str,
-    parse_value=_parse_uscc,
-)
+USCC = NewType("USCC", str)
+IDNumber = NewType("IDNumber", str)
+Adcode = NewType("Adcode", str)
 
-IDNumber = strawberry.scalar(
-    NewType("IDNumber", str),
-    name="IDNumber",
-    description="公民身份号码 (resident ID number, GB 11643; 18 characters, ISO 7064 MOD 11-2 check)",
-    serialize=str,
-    parse_value=_parse_id_number,
-)
+#: The scalar definitions, passed to ``StrawberryConfig(scalar_map=...)`` by the schema builder.
+SCALAR_MAP: dict[object, ScalarDefinition] = {
+    USCC: strawberry.scalar(
+        name="USCC",
+        description="统一社会信用代码 (Unified Social Credit Code, GB 32100-2015; 18 characters, check character mod 31)",
+        serialize=str,
+        parse_value=_parse_uscc,
+    ),
+    IDNumber: strawberry.scalar(
+        name="IDNumber",
+        description="公民身份号码 (resident ID number, GB 11643; 18 characters, ISO 7064 MOD 11-2 check)",
+        serialize=str,
+        parse_value=_parse_id_number,
+    ),
+    Adcode: strawberry.scalar(
+        name="Adcode",
+        description="行政区划代码 (administrative division code, 6 digits, e.g. 330203 海曙区)",
+        serialize=str,
+        parse_value=_parse_adcode,
+    ),
+}
 
-Adcode = strawberry.scalar(
-    NewType("Adcode", str),
-    name="Adcode",
-    description="行政区划代码 (administrative division code, 6 digits, e.g. 330203 海曙区)",
-    serialize=str,
-    parse_value=_parse_adcode,
-)
-
-__all__ = ["USCC", "Adcode", "IDNumber"]
+__all__ = ["SCALAR_MAP", "USCC", "Adcode", "IDNumber"]

@@ -52,7 +52,7 @@ class CreditRecord:
     decision_date: dt.date = classified(1, "决定日期 (decision date)")
     publicity_ends_on: dt.date = classified(1, "公示截止日期 (end of the publicity period)")
     district_code: Adcode = classified(1, "行政区划代码 (district adcode)")
-    decision_number: str = classified(2, "决定文书号 (decision document number)")
+    decision_number: str | None = classified(2, "决定文书号 (decision document number)")
     amount: Decimal | None = classified(2, "罚没金额（元）(penalty amount, yuan)")
     legal_rep_name: str | None = classified(3, "法定代表人姓名 (legal representative's name)", pi=PICategory.NAME)
     legal_rep_id_number: str | None = classified(

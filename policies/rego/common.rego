@@ -25,7 +25,8 @@ clearance := 1 if {
 	is_number(c)
 } else := 0
 
-# coordinate -> rule for the selected fields that need one; a field with no entry is allowed.
+# coordinate -> rule for the selected fields that need one. L1/L2 fields with no entry are
+# allowed; L3/L4 fields are granted only by an explicit {"action": "allow"}.
 # Rules come from one function with an else chain, so a coordinate can never get two values.
 field_rules := {f.coordinate: rule |
 	some f in input.resource.fields
@@ -48,6 +49,9 @@ field_rule(f) := {"action": "deny"} if {
 	# sensitive (L3+) data needs a declared, recognised purpose even within clearance
 	f.level >= 3
 	not purpose_valid
+} else := {"action": "allow"} if {
+	# the gateway denies L3+ fields that a decision does not grant explicitly
+	f.level >= 3
 }
 
 valid_level(level) if level in {1, 2, 3, 4}

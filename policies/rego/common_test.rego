@@ -1,8 +1,9 @@
 # Tests for citygraph.common, plus the request fixtures the other *_test packages import.
 #
-# regopy 1.5.2 segfaults on `with input as <doc>` when the evaluated rules call a builtin, and
-# evaluates `with ... as <rule or input/data ref>` to undefined, so every test overrides the input
-# key by key from a *local variable* built by request() (policies/lint.py refuses the other forms).
+# regopy 1.5.2 segfaults on `with input as <doc>` once the evaluated rules call a builtin, and
+# evaluates `with ... as <rule, input or data ref>` to undefined. So every test builds the request
+# into a local variable with request()/request_with() and overrides the input key by key from it
+# (policies/lint.py refuses the broken forms).
 package citygraph.common_test
 
 import data.citygraph.common
@@ -40,101 +41,169 @@ request_with(subject, purpose, type, fields) := {
 
 request(subject, purpose, type) := request_with(subject, purpose, type, record_fields)
 
-alice_request := request(alice, "law_enforcement", "CreditRecord")
-
-public_request := request(public, null, "CreditRecord")
-
 staff_clearance_2 := object.union(alice, {"clearance": 2})
 
 # --- purpose_valid ---
 
 test_purpose_valid_for_known_purpose if {
-	common.purpose_valid with input as alice_request
+	r := request(alice, "law_enforcement", "CreditRecord")
+	common.purpose_valid
+		with input.subject as r.subject
+		with input.purpose as r.purpose
+		with input.resource as r.resource
+		with input.context as r.context
 }
 
 test_purpose_invalid_for_unknown_purpose if {
-	not common.purpose_valid with input as request(alice, "curiosity", "CreditRecord")
+	r := request(alice, "curiosity", "CreditRecord")
+	not common.purpose_valid
+		with input.subject as r.subject
+		with input.purpose as r.purpose
+		with input.resource as r.resource
+		with input.context as r.context
 }
 
 test_purpose_invalid_when_null if {
-	not common.purpose_valid with input as request(alice, null, "CreditRecord")
+	r := request(alice, null, "CreditRecord")
+	not common.purpose_valid
+		with input.subject as r.subject
+		with input.purpose as r.purpose
+		with input.resource as r.resource
+		with input.context as r.context
 }
 
 # --- is_public / is_district_officer / clearance ---
 
 test_public_when_not_authenticated if {
-	common.is_public with input as public_request
+	r := request(public, null, "CreditRecord")
+	common.is_public with input.subject as r.subject
 }
 
 test_public_when_authenticated_flag_missing if {
-	common.is_public with input as request(object.remove(alice, ["authenticated"]), null, "CreditRecord")
+	r := request(object.remove(alice, ["authenticated"]), null, "CreditRecord")
+	common.is_public with input.subject as r.subject
 }
 
 test_staff_not_public if {
-	not common.is_public with input as alice_request
+	r := request(alice, "law_enforcement", "CreditRecord")
+	not common.is_public with input.subject as r.subject
 }
 
 test_district_officer_role if {
-	officer := object.union(alice, {"roles": ["staff", "district_officer"]})
-	common.is_district_officer with input as request(officer, null, "CreditRecord")
+	r := request(object.union(alice, {"roles": ["staff", "district_officer"]}), null, "CreditRecord")
+	common.is_district_officer with input.subject as r.subject
 }
 
 test_staff_not_district_officer if {
-	not common.is_district_officer with input as alice_request
+	r := request(alice, "law_enforcement", "CreditRecord")
+	not common.is_district_officer with input.subject as r.subject
 }
 
 test_public_clearance_capped_at_1 if {
-	forged := object.union(public, {"clearance": 4})
-	common.clearance == 1 with input as request(forged, null, "CreditRecord")
+	r := request(object.union(public, {"clearance": 4}), null, "CreditRecord")
+	common.clearance == 1 with input.subject as r.subject
 }
 
 test_missing_clearance_reads_as_0 if {
-	common.clearance == 0 with input as request(object.remove(alice, ["clearance"]), null, "CreditRecord")
+	r := request(object.remove(alice, ["clearance"]), null, "CreditRecord")
+	common.clearance == 0 with input.subject as r.subject
 }
 
 # --- field_rules ---
 
 test_public_denied_level_2_and_above if {
-	common.field_rules == {
-		"CreditRecord.amount": {"action": "deny"},
-		"CreditRecord.legalRepIdNumber": {"action": "deny"},
-	} with input as public_request
+	r := request(public, null, "CreditRecord")
+	rules := common.field_rules
+		with input.subject as r.subject
+		with input.action as r.action
+		with input.purpose as r.purpose
+		with input.case_ref as r.case_ref
+		with input.resource as r.resource
+		with input.operation as r.operation
+		with input.context as r.context
+	rules == {"CreditRecord.amount": {"action": "deny"}, "CreditRecord.legalRepIdNumber": {"action": "deny"}}
 }
 
 test_l3_with_clearance_3_and_no_purpose_requires_purpose if {
-	common.field_rules == {"CreditRecord.legalRepIdNumber": {"action": "deny", "code": "PURPOSE_REQUIRED"}}
-		with input as request(alice, null, "CreditRecord")
+	r := request(alice, null, "CreditRecord")
+	rules := common.field_rules
+		with input.subject as r.subject
+		with input.action as r.action
+		with input.purpose as r.purpose
+		with input.case_ref as r.case_ref
+		with input.resource as r.resource
+		with input.operation as r.operation
+		with input.context as r.context
+	rules == {"CreditRecord.legalRepIdNumber": {"action": "deny", "code": "PURPOSE_REQUIRED"}}
 }
 
 test_l3_with_unknown_purpose_requires_purpose if {
-	common.field_rules == {"CreditRecord.legalRepIdNumber": {"action": "deny", "code": "PURPOSE_REQUIRED"}}
-		with input as request(alice, "curiosity", "CreditRecord")
+	r := request(alice, "curiosity", "CreditRecord")
+	rules := common.field_rules
+		with input.subject as r.subject
+		with input.action as r.action
+		with input.purpose as r.purpose
+		with input.case_ref as r.case_ref
+		with input.resource as r.resource
+		with input.operation as r.operation
+		with input.context as r.context
+	rules == {"CreditRecord.legalRepIdNumber": {"action": "deny", "code": "PURPOSE_REQUIRED"}}
 }
 
-test_l3_with_valid_purpose_has_no_rule if {
-	common.field_rules == {} with input as alice_request
+# L3+ fields are granted explicitly: the gateway denies sensitive fields a decision leaves out.
+test_l3_with_valid_purpose_is_granted_explicitly if {
+	r := request(alice, "law_enforcement", "CreditRecord")
+	rules := common.field_rules
+		with input.subject as r.subject
+		with input.action as r.action
+		with input.purpose as r.purpose
+		with input.case_ref as r.case_ref
+		with input.resource as r.resource
+		with input.operation as r.operation
+		with input.context as r.context
+	rules == {"CreditRecord.legalRepIdNumber": {"action": "allow"}}
 }
 
 test_clearance_2_gets_mask_spec_for_id_number if {
-	common.field_rules == {"CreditRecord.legalRepIdNumber": {"action": "mask", "keep_prefix": 3, "keep_suffix": 4}}
-		with input as request(staff_clearance_2, "law_enforcement", "CreditRecord")
+	r := request(staff_clearance_2, "law_enforcement", "CreditRecord")
+	rules := common.field_rules
+		with input.subject as r.subject
+		with input.action as r.action
+		with input.purpose as r.purpose
+		with input.case_ref as r.case_ref
+		with input.resource as r.resource
+		with input.operation as r.operation
+		with input.context as r.context
+	rules == {"CreditRecord.legalRepIdNumber": {"action": "mask", "keep_prefix": 3, "keep_suffix": 4}}
 }
 
 test_clearance_2_mask_needs_no_purpose if {
-	common.field_rules == {"CreditRecord.legalRepIdNumber": {"action": "mask", "keep_prefix": 3, "keep_suffix": 4}}
-		with input as request(staff_clearance_2, null, "CreditRecord")
+	r := request(staff_clearance_2, null, "CreditRecord")
+	rules := common.field_rules
+		with input.subject as r.subject
+		with input.purpose as r.purpose
+		with input.resource as r.resource
+	rules == {"CreditRecord.legalRepIdNumber": {"action": "mask", "keep_prefix": 3, "keep_suffix": 4}}
 }
 
 test_clearance_2_without_masking_spec_denied if {
 	fields := [{"coordinate": "CreditRecord.sanctionBasis", "level": 3, "pi": null}]
-	common.field_rules == {"CreditRecord.sanctionBasis": {"action": "deny"}}
-		with input as request_with(staff_clearance_2, "law_enforcement", "CreditRecord", fields)
+	r := request_with(staff_clearance_2, "law_enforcement", "CreditRecord", fields)
+	rules := common.field_rules
+		with input.subject as r.subject
+		with input.purpose as r.purpose
+		with input.resource as r.resource
+	rules == {"CreditRecord.sanctionBasis": {"action": "deny"}}
 }
 
 test_public_denied_even_with_masking_spec if {
 	fields := [{"coordinate": "CreditRecord.legalRepName", "level": 2, "pi": "identity"}]
-	common.field_rules == {"CreditRecord.legalRepName": {"action": "deny"}}
-		with input as request_with(public, null, "CreditRecord", fields)
+	r := request_with(public, null, "CreditRecord", fields)
+	rules := common.field_rules
+		with input.subject as r.subject
+		with input.purpose as r.purpose
+		with input.resource as r.resource
+	rules == {"CreditRecord.legalRepName": {"action": "deny"}}
 }
 
 test_invalid_level_denied if {
@@ -143,9 +212,14 @@ test_invalid_level_denied if {
 		{"coordinate": "CreditRecord.amount", "level": 7, "pi": null},
 		{"coordinate": "CreditRecord.note", "pi": null},
 	]
-	common.field_rules == {
+	r := request_with(alice, "law_enforcement", "CreditRecord", fields)
+	rules := common.field_rules
+		with input.subject as r.subject
+		with input.purpose as r.purpose
+		with input.resource as r.resource
+	rules == {
 		"CreditRecord.kind": {"action": "deny"},
 		"CreditRecord.amount": {"action": "deny"},
 		"CreditRecord.note": {"action": "deny"},
-	} with input as request_with(alice, "law_enforcement", "CreditRecord", fields)
+	}
 }

@@ -10,9 +10,13 @@ decision := {
 	"allow": true,
 	"fields": common.field_rules,
 	"filter": scope.filter,
-	"obligations": {"audit": "full", "max_rows": 500},
+	"obligations": {"audit": audit_level, "max_rows": 500},
 	"reasons": [scope.reason],
 }
+
+# Authenticated reads leave full evidence; the public reads only public (L1) data, which the
+# gateway does not audit.
+audit_level := "none" if common.is_public else := "full"
 
 scope := {"filter": {}, "reason": "enterprise and profile data: no row restriction"} if {
 	input.resource.type in {"Enterprise", "CreditProfile"}

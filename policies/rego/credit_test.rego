@@ -1,9 +1,8 @@
+# Tests for citygraph.credit; fixtures and the key-by-key `with` convention come from common_test.
 package citygraph.credit_test
 
 import data.citygraph.common_test.alice
-import data.citygraph.common_test.alice_request
 import data.citygraph.common_test.public
-import data.citygraph.common_test.public_request
 import data.citygraph.common_test.request
 import data.citygraph.credit
 
@@ -12,81 +11,149 @@ publicity_filter := {"type": "compound", "operator": "and", "value": [
 	{"type": "field", "field": "credit_records.publicity_end", "operator": "gte", "value": "2026-11-27"},
 ]}
 
+district_filter := {
+	"type": "field", "field": "credit_records.district_code", "operator": "in",
+	"value": ["330203", "330212"],
+}
+
 officer(department) := object.union(alice, {
 	"department": department,
 	"roles": ["district_officer", "staff"],
 	"districts": ["330212", "330203"],
 })
 
-district_filter := {
-	"type": "field", "field": "credit_records.district_code", "operator": "in",
-	"value": ["330203", "330212"],
-}
-
+# credit.decision for request r, with the whole gateway input overridden key by key.
 test_public_gets_publicity_filter if {
-	d := credit.decision with input as public_request
+	r := request(public, null, "CreditRecord")
+	d := credit.decision
+		with input.subject as r.subject
+		with input.action as r.action
+		with input.purpose as r.purpose
+		with input.case_ref as r.case_ref
+		with input.resource as r.resource
+		with input.operation as r.operation
+		with input.context as r.context
 	d.allow == true
 	d.filter == publicity_filter
 	d.fields == {"CreditRecord.amount": {"action": "deny"}, "CreditRecord.legalRepIdNumber": {"action": "deny"}}
+	d.reasons == ["public and other departments: publicity period running"]
 }
 
 test_market_supervision_city_wide if {
-	d := credit.decision with input as alice_request
+	r := request(alice, "law_enforcement", "CreditRecord")
+	d := credit.decision
+		with input.subject as r.subject
+		with input.action as r.action
+		with input.purpose as r.purpose
+		with input.case_ref as r.case_ref
+		with input.resource as r.resource
+		with input.operation as r.operation
+		with input.context as r.context
 	d.allow == true
 	d.filter == {}
-	d.fields == {}
+	d.fields == {"CreditRecord.legalRepIdNumber": {"action": "allow"}}
+	d.obligations.audit == "full"
+	d.reasons == ["market supervision: city-wide"]
 }
 
 test_other_department_gets_publicity_filter if {
-	tax := object.union(alice, {"department": "taxation"})
-	d := credit.decision with input as request(tax, "law_enforcement", "CreditRecord")
+	r := request(object.union(alice, {"department": "taxation"}), "law_enforcement", "CreditRecord")
+	d := credit.decision
+		with input.subject as r.subject
+		with input.purpose as r.purpose
+		with input.resource as r.resource
+		with input.context as r.context
 	d.filter == publicity_filter
 }
 
 test_district_officer_gets_sorted_district_filter if {
-	d := credit.decision with input as request(officer("urban_management"), "law_enforcement", "CreditRecord")
+	r := request(officer("urban_management"), "law_enforcement", "CreditRecord")
+	d := credit.decision
+		with input.subject as r.subject
+		with input.purpose as r.purpose
+		with input.resource as r.resource
+		with input.context as r.context
 	d.filter == district_filter
+	d.reasons == ["district officer: own jurisdiction only"]
 }
 
 test_district_officer_in_market_supervision_still_restricted if {
-	d := credit.decision with input as request(officer("market_supervision"), "law_enforcement", "CreditRecord")
+	r := request(officer("market_supervision"), "law_enforcement", "CreditRecord")
+	d := credit.decision
+		with input.subject as r.subject
+		with input.purpose as r.purpose
+		with input.resource as r.resource
+		with input.context as r.context
 	d.filter == district_filter
 }
 
 test_district_officer_without_districts_sees_nothing if {
-	nowhere := object.union(officer("market_supervision"), {"districts": []})
-	d := credit.decision with input as request(nowhere, "law_enforcement", "CreditRecord")
+	r := request(object.union(officer("market_supervision"), {"districts": []}), "law_enforcement", "CreditRecord")
+	d := credit.decision
+		with input.subject as r.subject
+		with input.purpose as r.purpose
+		with input.resource as r.resource
+		with input.context as r.context
 	d.filter.operator == "in"
 	d.filter.value == []
 }
 
 test_unauthenticated_market_supervision_claim_gets_publicity_filter if {
-	forged := object.union(public, {"department": "market_supervision"})
-	d := credit.decision with input as request(forged, null, "CreditRecord")
+	r := request(object.union(public, {"department": "market_supervision"}), null, "CreditRecord")
+	d := credit.decision
+		with input.subject as r.subject
+		with input.purpose as r.purpose
+		with input.resource as r.resource
+		with input.context as r.context
 	d.filter == publicity_filter
 }
 
 test_enterprise_unrestricted if {
-	d := credit.decision with input as request(public, null, "Enterprise")
+	r := request(public, null, "Enterprise")
+	d := credit.decision
+		with input.subject as r.subject
+		with input.purpose as r.purpose
+		with input.resource as r.resource
+		with input.context as r.context
 	d.allow == true
 	d.filter == {}
 }
 
 test_credit_profile_unrestricted if {
-	d := credit.decision with input as request(public, null, "CreditProfile")
+	r := request(public, null, "CreditProfile")
+	d := credit.decision
+		with input.subject as r.subject
+		with input.purpose as r.purpose
+		with input.resource as r.resource
+		with input.context as r.context
+	d.allow == true
 	d.filter == {}
 }
 
-test_obligations_and_reasons if {
-	d := credit.decision with input as alice_request
+test_obligations if {
+	r := request(alice, "law_enforcement", "Enterprise")
+	d := credit.decision
+		with input.subject as r.subject
+		with input.purpose as r.purpose
+		with input.resource as r.resource
+		with input.context as r.context
 	d.obligations == {"audit": "full", "max_rows": 500}
-	d.reasons == ["market supervision: city-wide"]
 }
 
 test_unknown_type_undefined if {
-	not credit.decision with input as request(alice, "law_enforcement", "Person")
+	r := request(alice, "law_enforcement", "Person")
+	not credit.decision
+		with input.subject as r.subject
+		with input.purpose as r.purpose
+		with input.resource as r.resource
+		with input.context as r.context
 }
 
-test_missing_today_undefined if {
-	not credit.decision with input as object.union(public_request, {"context": {"today": 20261127}})
+test_malformed_today_undefined if {
+	r := request(public, null, "CreditRecord")
+	not credit.decision
+		with input.subject as r.subject
+		with input.purpose as r.purpose
+		with input.resource as r.resource
+		with input.context as {"today": 20261127}
 }

@@ -150,7 +150,8 @@ def test_l3_fields_without_purpose_are_refused(live: LiveServer, token: TokenFac
 
 
 def test_l3_fields_with_clearance_3_and_purpose_are_shown(live: LiveServer, token: TokenFactory) -> None:
-    headers = {"X-Purpose-Of-Use": "law_enforcement", "X-Case-Ref": "甬市监案〔2026〕17号"}
+    # Non-ASCII header values travel as UTF-8 bytes.
+    headers: dict[str, Any] = {"X-Purpose-Of-Use": "law_enforcement", "X-Case-Ref": "甬市监案〔2026〕17号".encode()}
     body = live.post(IDS, token(dept="market_supervision", clearance=3), headers=headers).json()
     assert "errors" not in body
     assert all(is_valid_id_number(n["legalRepIdNumber"]) for n in body["data"]["creditRecords"]["nodes"])

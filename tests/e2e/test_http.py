@@ -11,6 +11,7 @@ import jwt
 import pytest
 from sqlalchemy import event
 
+from connectors.identifiers import make_uscc
 from tests.conftest import SECRET, LiveServer, TokenFactory
 
 
@@ -27,8 +28,9 @@ def test_first_query_returns_an_enterprise(live: LiveServer, demo_dir: Path) -> 
 
 
 def test_unknown_valid_uscc_is_null(live: LiveServer) -> None:
-    body = live.post('{ enterprise(uscc: "91330200MA2AFYKX7Y") { uscc } }').json()
-    assert body == {"data": {"enterprise": None}} or body["data"]["enterprise"] is None
+    unknown = make_uscc("9", "1", "330203", "YYYYYYYY")
+    body = live.post('{ enterprise(uscc: "%s") { uscc } }' % unknown).json()
+    assert body == {"data": {"enterprise": None}}
 
 
 @pytest.mark.parametrize("uscc", ["91330200MA2AFYKX7Z", "123", "91330200MA2AFYKX7I"])
@@ -75,7 +77,7 @@ def test_forged_or_bad_claims_are_401(live: LiveServer, claims: dict[str, Any]) 
 
 def test_token_signed_with_another_secret_is_401(live: LiveServer) -> None:
     payload = {"sub": "x", "iss": "citygraph-dev", "aud": "citygraph", "exp": 4102444800}
-    assert live.post("{ gatewayVersion }", jwt.encode(payload, "another-secret-0123456789abcdef", "HS256")).status_code == 401
+    assert live.post("{ gatewayVersion }", jwt.encode(payload, "another-secret-0123456789abcdefghij", "HS256")).status_code == 401
 
 
 def test_malformed_json_is_400(live: LiveServer) -> None:
