@@ -56,7 +56,9 @@ class Gateway:
 
 def _limits(settings: Settings) -> Limits:
     lim = settings.limits
-    return Limits(max_depth=lim.max_depth, max_aliases=lim.max_aliases, max_cost=lim.max_cost, max_tokens=lim.max_tokens)
+    return Limits(
+        max_depth=lim.max_depth, max_aliases=lim.max_aliases, max_cost=lim.max_cost, max_tokens=lim.max_tokens
+    )
 
 
 async def _open(
@@ -115,7 +117,11 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         gateway = await _open(settings, connectors, engine, audit)
         app.state.gateway = gateway
-        log.info("gateway ready", connectors=sorted(gateway.runtime.connectors), revision=gateway.runtime.engine.status().revision)
+        log.info(
+            "gateway ready",
+            connectors=sorted(gateway.runtime.connectors),
+            revision=gateway.runtime.engine.status().revision,
+        )
         try:
             yield
         finally:
@@ -151,7 +157,7 @@ def create_app(
         body = {"errors": [{"message": "Unexpected error.", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]}
         return Response(orjson.dumps(body), status_code=500, media_type="application/json")
 
-    routes = [
+    routes: list[Route | Mount] = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
@@ -241,7 +247,9 @@ def demo_data(
         return
     folder.mkdir(parents=True, exist_ok=True)
     stats = generate(target, scale=scale, seed=seed, progress=sys.stderr.isatty())
-    typer.echo(f"wrote {stats.enterprises} enterprises and {stats.records} credit records to {target} in {stats.seconds:.1f}s")
+    typer.echo(
+        f"wrote {stats.enterprises} enterprises and {stats.records} credit records to {target} in {stats.seconds:.1f}s"
+    )
 
 
 @cli.command()
@@ -269,7 +277,9 @@ def _configure_logging() -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer() if not os.environ.get("CITYGRAPH_PRETTY_LOGS") else structlog.dev.ConsoleRenderer(),
+            structlog.processors.JSONRenderer()
+            if not os.environ.get("CITYGRAPH_PRETTY_LOGS")
+            else structlog.dev.ConsoleRenderer(),
         ],
     )
 

@@ -52,8 +52,7 @@ def verify_command(url: str) -> int:
         print(f"audit verify: OK {report.checked} records ({report.reason})")
         return 0
     print(
-        f"audit verify: BROKEN at seq {report.first_broken_seq} after {report.checked} intact records: "
-        f"{report.reason}"
+        f"audit verify: BROKEN at seq {report.first_broken_seq} after {report.checked} intact records: {report.reason}"
     )
     return 1
 

@@ -274,9 +274,7 @@ class AuditTrail:
                     )
                 ).first()
                 seq, prev_hash = (1, GENESIS_HASH) if last is None else (int(last[0]) + 1, str(last[1]))
-                record = seal(
-                    entry, seq=seq, ts=datetime.now(UTC), prev_hash=prev_hash, algorithm=self._algorithm
-                )
+                record = seal(entry, seq=seq, ts=datetime.now(UTC), prev_hash=prev_hash, algorithm=self._algorithm)
                 await conn.execute(insert(audit_log).values(_row_values(record)))
         except Exception as exc:
             raise AuditWriteError(f"audit append failed: {_describe(exc)}") from exc

@@ -21,6 +21,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -55,10 +56,12 @@ def _cpu_seconds(pid: int) -> float:
 
 def _statements(url: str) -> float:
     text = httpx.get(f"{url}/metrics").text
-    return sum(float(m) for m in re.findall(r'^citygraph_backend_statements_total\{[^}]*\} (\S+)$', text, re.M))
+    return sum(float(m) for m in re.findall(r"^citygraph_backend_statements_total\{[^}]*\} (\S+)$", text, re.M))
 
 
-async def _load(url: str, headers: dict[str, str], bodies: list[dict[str, object]], seconds: float, concurrency: int) -> tuple[list[float], int]:
+async def _load(
+    url: str, headers: dict[str, str], bodies: Sequence[Mapping[str, object]], seconds: float, concurrency: int
+) -> tuple[list[float], int]:
     latencies: list[float] = []
     errors = 0
     deadline = time.monotonic() + seconds
@@ -93,15 +96,32 @@ def main() -> int:
 
     data_dir = ROOT / "var" / f"bench-{args.scale}"
     if not (data_dir / "credit.sqlite").exists():
-        subprocess.run([sys.executable, "-m", "gateway", "demo-data", "--scale", str(args.scale), "--out", str(data_dir)], check=True, cwd=ROOT)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gateway",
+                "demo-data",
+                "--scale",
+                str(args.scale),
+                "--out",
+                str(data_dir),
+            ],
+            check=True,
+            cwd=ROOT,
+        )
     with sqlite3.connect(data_dir / "credit.sqlite") as conn:
-        usccs = [r[0] for r in conn.execute("SELECT uscc FROM credit_records GROUP BY uscc ORDER BY random() LIMIT 2000")]
+        usccs = [
+            r[0] for r in conn.execute("SELECT uscc FROM credit_records GROUP BY uscc ORDER BY random() LIMIT 2000")
+        ]
     env = {
         **os.environ,
         "CITYGRAPH_DATA_DIR": str(data_dir),
         "CITYGRAPH_DEV": "false",
         "CITYGRAPH_AUTH__SECRET": SECRET,
-        "CITYGRAPH_CONNECTORS": json.dumps({"credit": {"url": f"sqlite+aiosqlite:///{data_dir / 'credit.sqlite'}", "timeout_s": 30}}),
+        "CITYGRAPH_CONNECTORS": json.dumps(
+            {"credit": {"url": f"sqlite+aiosqlite:///{data_dir / 'credit.sqlite'}", "timeout_s": 30}}
+        ),
     }
     cores = sorted(os.sched_getaffinity(0))
     server_cmd = [sys.executable, "-m", "gateway", "serve", "--port", str(args.port)]
@@ -124,15 +144,30 @@ def main() -> int:
         from edge.identity import mint_dev_token
         from edge.settings import AuthSettings
 
-        bearer = mint_dev_token(SECRET, AuthSettings(), subject="bench", department="market_supervision", roles=["staff"], districts=[], clearance=3, ttl_s=3600)
+        bearer = mint_dev_token(
+            SECRET,
+            AuthSettings(),
+            subject="bench",
+            department="market_supervision",
+            roles=["staff"],
+            districts=[],
+            clearance=3,
+            ttl_s=3600,
+        )
         headers = {"Authorization": f"Bearer {bearer}", "X-Purpose-Of-Use": "market_supervision"}
         cursors: list[str | None] = [None]
         for _ in range(19):
-            page = httpx.post(f"{url}/graphql", json={"query": PAGE_100, "variables": {"after": cursors[-1]}}, headers=headers).json()
+            page = httpx.post(
+                f"{url}/graphql",
+                json={"query": PAGE_100, "variables": {"after": cursors[-1]}},
+                headers=headers,
+            ).json()
             cursors.append(page["data"]["creditRecords"]["pageInfo"]["endCursor"])
         workloads = {
             "enterprise credit dossier": [{"query": DOSSIER, "variables": {"u": u}} for u in usccs],
-            "100 records with enterprises and their credit records": [{"query": PAGE_100, "variables": {"after": c}} for c in cursors],
+            "100 records with enterprises and their credit records": [
+                {"query": PAGE_100, "variables": {"after": c}} for c in cursors
+            ],
         }
         results = []
         for name, bodies in workloads.items():
@@ -144,8 +179,17 @@ def main() -> int:
             cpu1, st1 = _cpu_seconds(server.pid), _statements(url)
             n = len(latencies)
             results.append(
-                Result(name, args.concurrency, n, errors, n / elapsed, _pct(latencies, 0.5), _pct(latencies, 0.99),
-                       (cpu1 - cpu0) * 1000 / n, (st1 - st0) / n)
+                Result(
+                    name,
+                    args.concurrency,
+                    n,
+                    errors,
+                    n / elapsed,
+                    _pct(latencies, 0.5),
+                    _pct(latencies, 0.99),
+                    (cpu1 - cpu0) * 1000 / n,
+                    (st1 - st0) / n,
+                )
             )
     finally:
         server.terminate()
@@ -158,7 +202,10 @@ def main() -> int:
         "|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        lines.append(f"| {r.name} | {r.rps:.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.cpu_ms_per_request:.2f} | {r.statements_per_request:.2f} | {r.errors} |")
+        lines.append(
+            f"| {r.name} | {r.rps:.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.cpu_ms_per_request:.2f} "
+            f"| {r.statements_per_request:.2f} | {r.errors} |"
+        )
     report = "\n".join(lines) + "\n"
     print(report)
     out = ROOT / "bench" / "results"

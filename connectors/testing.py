@@ -64,7 +64,9 @@ class ConnectorComplianceSuite:
         health = await connector.health()
         assert health.ok, health.detail
 
-    async def test_fetch_many_returns_one_result_per_key_in_order(self, connector: Connector, sample_keys: list[str]) -> None:
+    async def test_fetch_many_returns_one_result_per_key_in_order(
+        self, connector: Connector, sample_keys: list[str]
+    ) -> None:
         keys = [*reversed(sample_keys), ABSENT_KEY, sample_keys[0]]
         results = await connector.fetch_many(self._request(keys))
         assert len(results) == len(keys)
@@ -92,7 +94,9 @@ class ConnectorComplianceSuite:
         seen: list[str] = []
         after: str | None = None
         for _ in range(5):
-            page = await connector.search(SearchRequest(entity=self.search_entity, fields=frozenset(), row_filter={}, first=3, after=after))
+            page = await connector.search(
+                SearchRequest(entity=self.search_entity, fields=frozenset(), row_filter={}, first=3, after=after)
+            )
             assert len(page.records) == len(page.cursors) <= 3
             seen.extend(page.cursors)
             if not page.has_next_page:
@@ -104,7 +108,9 @@ class ConnectorComplianceSuite:
         if not connector.capabilities.search:
             pytest.skip("connector declares no search capability")
         with pytest.raises(InvalidArgument):
-            await connector.search(SearchRequest(entity=self.search_entity, fields=frozenset(), row_filter={}, after="forged"))
+            await connector.search(
+                SearchRequest(entity=self.search_entity, fields=frozenset(), row_filter={}, after="forged")
+            )
 
     @property
     def search_entity(self) -> str:

@@ -105,8 +105,14 @@ async def execute_http(request: Request, runtime: Runtime, schema: Any, max_toke
         except ValueError as exc:
             return _error_response(400, "BAD_REQUEST", str(exc), media)
     if not isinstance(params, Mapping):
-        return _error_response(400, "BAD_REQUEST", "The body must be one JSON object (batching is not supported).", media)
-    query, variables, operation_name = params.get("query"), params.get("variables"), params.get("operationName")
+        return _error_response(
+            400, "BAD_REQUEST", "The body must be one JSON object (batching is not supported).", media
+        )
+    query, variables, operation_name = (
+        params.get("query"),
+        params.get("variables"),
+        params.get("operationName"),
+    )
     if not isinstance(query, str) or not query.strip():
         return _error_response(400, "BAD_REQUEST", "A 'query' string is required.", media)
     if variables is not None and not isinstance(variables, Mapping):
@@ -115,7 +121,9 @@ async def execute_http(request: Request, runtime: Runtime, schema: Any, max_toke
         return _error_response(400, "BAD_REQUEST", "'operationName' must be a string.", media)
     op_type = _operation_type(query, operation_name, max_tokens)
     if request.method == "GET" and op_type not in (None, OperationType.QUERY):
-        return _error_response(405, "METHOD_NOT_ALLOWED", "Only queries may be sent with GET; use POST.", media, allow="POST")
+        return _error_response(
+            405, "METHOD_NOT_ALLOWED", "Only queries may be sent with GET; use POST.", media, allow="POST"
+        )
     if op_type is OperationType.SUBSCRIPTION:
         return _error_response(400, "BAD_REQUEST", "Subscriptions are not served over this endpoint.", media)
     state = request.state
@@ -127,7 +135,10 @@ async def execute_http(request: Request, runtime: Runtime, schema: Any, max_toke
         language="zh" if wants_chinese(request.headers.get("accept-language")) else "en",
     )
     result = await schema.execute(
-        query, variable_values=dict(variables) if variables else None, context_value=ctx, operation_name=operation_name
+        query,
+        variable_values=dict(variables) if variables else None,
+        context_value=ctx,
+        operation_name=operation_name,
     )
     body: dict[str, Any] = {}
     if result.errors:

@@ -60,8 +60,7 @@ class TokenVerifier:
                 return self._jwks_client.get_signing_key_from_jwt(token).key
             except jwt.PyJWTError as exc:
                 raise InvalidToken("no matching signing key") from exc
-        assert self._jwks is not None
-        for key in self._jwks.keys:
+        for key in self._jwks.keys if self._jwks is not None else ():
             if kid is None or key.key_id == kid:
                 return key.key
         raise InvalidToken("no matching signing key")

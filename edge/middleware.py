@@ -29,14 +29,20 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def send_error(send: Send, status: int, code: str, message: str, headers: list[tuple[bytes, bytes]] = []) -> None:  # noqa: B006
+async def send_error(
+    send: Send, status: int, code: str, message: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
     """A JSON error body in the GraphQL response shape, so clients parse one format."""
     body = orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -136,11 +142,22 @@ class AuthenticationMiddleware:
                 state["principal"] = self.verifier.verify(token.strip())
             except InvalidToken as exc:
                 challenge = f'Bearer error="invalid_token", error_description="{exc}"'.encode()
-                await send_error(send, 401, "UNAUTHENTICATED", f"Invalid bearer token: {exc}.", [(b"www-authenticate", challenge)])
+                await send_error(
+                    send,
+                    401,
+                    "UNAUTHENTICATED",
+                    f"Invalid bearer token: {exc}.",
+                    ((b"www-authenticate", challenge),),
+                )
                 return
         purpose, case_ref = _header(scope, b"x-purpose-of-use"), _header(scope, b"x-case-ref")
         if purpose is not None and not _PURPOSE.match(purpose):
-            await send_error(send, 400, "BAD_USER_INPUT", "X-Purpose-Of-Use must be a purpose code such as law_enforcement.")
+            await send_error(
+                send,
+                400,
+                "BAD_USER_INPUT",
+                "X-Purpose-Of-Use must be a purpose code such as law_enforcement.",
+            )
             return
         if case_ref is not None:
             case_ref = case_ref.encode("latin-1").decode("utf-8", errors="replace")

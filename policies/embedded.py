@@ -149,9 +149,7 @@ def _check_value(value: object, depth: int, key: str = "") -> None:
         raise InputRejected(f"{type(value).__name__} is not a JSON value")
 
 
-def _revision(
-    modules: Mapping[str, str], data_json: str | None, manifest: Mapping[str, object] | None
-) -> str:
+def _revision(modules: Mapping[str, str], data_json: str | None, manifest: Mapping[str, object] | None) -> str:
     declared = manifest.get("revision") if manifest is not None else None
     if isinstance(declared, str) and declared:
         return declared
@@ -240,9 +238,7 @@ def _check(modules: Mapping[str, str], serving: Mapping[str, str], data_json: st
     return errors
 
 
-def _child_main(
-    conn: Connection, modules: dict[str, str], serving: dict[str, str], data_json: str | None
-) -> None:
+def _child_main(conn: Connection, modules: dict[str, str], serving: dict[str, str], data_json: str | None) -> None:
     """Entry point of the check process; sends a list of errors (empty when all is well)."""
     try:
         errors = _check(modules, serving, data_json)
@@ -273,7 +269,12 @@ def check_in_child(
         name="citygraph-policy-check",
         daemon=True,
     )
-    process.start()
+    try:
+        process.start()
+    except OSError as exc:  # no processes or memory left: refuse the revision, do not raise
+        receiver.close()
+        sender.close()
+        return [f"policy check could not start: {exc}"]
     sender.close()  # so the parent sees EOF when the child dies
     errors: list[str] | None = None
     try:
@@ -282,7 +283,7 @@ def check_in_child(
             return [f"policy check timed out after {timeout_s:g}s"]
         try:
             received = receiver.recv()
-        except EOFError:
+        except Exception:  # EOF (the child died) or an unreadable message: both read as a crash
             received = None
         if isinstance(received, list) and all(isinstance(item, str) for item in received):
             errors = received
@@ -332,17 +333,13 @@ class EmbeddedEngine:
                 return self._failure("unreadable", [f"cannot read policies: {type(exc).__name__}: {exc}"])
             errors = _static_errors(sources)
             if not errors:
-                errors = check_in_child(
-                    sources.modules, sources.serving, sources.data_json, self._check_timeout_s
-                )
+                errors = check_in_child(sources.modules, sources.serving, sources.data_json, self._check_timeout_s)
             if errors:
                 return self._failure(sources.revision, errors)
             try:
                 bundle = _build(sources.serving, sources.data_json)
             except (RegoError, ValueError) as exc:
-                return self._failure(
-                    sources.revision, [f"in-process build failed: {describe_rego_error(exc)}"]
-                )
+                return self._failure(sources.revision, [f"in-process build failed: {describe_rego_error(exc)}"])
             self._generation += 1
             # One reference assignment: callers see either the old or the new bundle, never a mix.
             self._active = _Active(self._generation, sources.revision, bundle)
@@ -370,9 +367,7 @@ class EmbeddedEngine:
         except InputRejected as exc:
             return Decision.deny(f"input rejected: {exc}")
         try:
-            future = asyncio.get_running_loop().run_in_executor(
-                self._executor, self._evaluate, active, payload
-            )
+            future = asyncio.get_running_loop().run_in_executor(self._executor, self._evaluate, active, payload)
             return await asyncio.wait_for(future, self._timeout_s)
         except TimeoutError:
             return Decision.deny(f"policy evaluation timed out after {self._timeout_s:g}s", code=_UNAVAILABLE)

@@ -65,9 +65,7 @@ _DENIED_CALLS: tuple[tuple[str, str], ...] = (
 )
 
 _PACKAGE = re.compile(r"^[ \t]*package[ \t]+([A-Za-z_][\w.]*)", re.MULTILINE)
-_IMPORT = re.compile(
-    r"^[ \t]*import[ \t]+data\.([A-Za-z_][\w.]*)(?:[ \t]+as[ \t]+([A-Za-z_]\w*))?", re.MULTILINE
-)
+_IMPORT = re.compile(r"^[ \t]*import[ \t]+data\.([A-Za-z_][\w.]*)(?:[ \t]+as[ \t]+([A-Za-z_]\w*))?", re.MULTILINE)
 _CALL = re.compile(r"(?<![\w.\]])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)[ \t]*\(")
 _WITH_DATA = re.compile(r"\bwith\s+data\b")
 _WITH_INPUT = re.compile(r"\bwith\s+input\s+as\b")
@@ -188,9 +186,7 @@ def _check_bodies(path: str, code: str) -> list[LintIssue]:
             continue
         rest = match.group(2)
         if re.match(r"\s*\[[^\]]*\]\s*(?:if\b|\{|$)", rest):
-            issues.append(
-                LintIssue(path, number, f"multi-value rule '{match.group(1)}[...]' must use 'contains'")
-            )
+            issues.append(LintIssue(path, number, f"multi-value rule '{match.group(1)}[...]' must use 'contains'"))
     depth = 0
     segment_start = 0
     for offset, ch in enumerate(code):
@@ -204,9 +200,7 @@ def _check_bodies(path: str, code: str) -> list[LintIssue]:
             if depth == 0:
                 segment = code[segment_start:offset]
                 if not re.search(r"\bif\b", segment) and not _VALUE_BEFORE_BRACE.search(segment):
-                    issues.append(
-                        LintIssue(path, _line_of(code, offset), "rule body without 'if' (Rego v0 syntax)")
-                    )
+                    issues.append(LintIssue(path, _line_of(code, offset), "rule body without 'if' (Rego v0 syntax)"))
             depth += 1
         elif ch == "}":
             depth = max(0, depth - 1)
@@ -237,9 +231,7 @@ def _check_calls(path: str, code: str, functions: set[str], builtins: Interprete
         if qualified is not None and qualified in functions:
             continue
         if not builtins.is_builtin(name):
-            issues.append(
-                LintIssue(path, line, f"call to {name}(): not a function in this bundle nor a builtin")
-            )
+            issues.append(LintIssue(path, line, f"call to {name}(): not a function in this bundle nor a builtin"))
     return issues
 
 

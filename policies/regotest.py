@@ -177,9 +177,7 @@ def _result(test: RegoTest, status: TestStatus, started: float, message: str = "
     return TestResult(test.package, test.name, status, time.perf_counter() - started, message, test.path)
 
 
-def _judge(
-    test: RegoTest, started: float, output: Output, value_of: Callable[[Output], object]
-) -> TestResult:
+def _judge(test: RegoTest, started: float, output: Output, value_of: Callable[[Output], object]) -> TestResult:
     if not output.ok():
         return _result(test, "ERROR", started, "evaluation error (strict builtin error or conflict)")
     if str(output) == "undefined" or not len(output):
@@ -210,9 +208,7 @@ def _run_isolated(test: RegoTest, modules: Mapping[str, str], data_json: str | N
     return _judge(test, started, output, lambda out: out[0].bindings.get("x"))
 
 
-def _run_bundled(
-    tests: list[RegoTest], modules: Mapping[str, str], data_json: str | None
-) -> list[TestResult]:
+def _run_bundled(tests: list[RegoTest], modules: Mapping[str, str], data_json: str | None) -> list[TestResult]:
     started = time.perf_counter()
     try:
         bundle = _loaded(modules, data_json).build(None, [_entrypoint(test) for test in tests])
@@ -230,9 +226,7 @@ def _run_bundled(
             results.append(_result(test, "ERROR", started, describe_rego_error(exc)))
             continue
         except ValueError as exc:
-            results.append(
-                _result(test, "ERROR", started, f"undecodable engine output ({type(exc).__name__})")
-            )
+            results.append(_result(test, "ERROR", started, f"undecodable engine output ({type(exc).__name__})"))
             continue
         results.append(_judge(test, started, output, _first_expression))
     return results

@@ -173,7 +173,8 @@ def _eval(node: JSON, value_of: Callable[[str], object], depth: int) -> bool:
         raise FilterError(f"unsupported compound operator {operator!r}")
     if node.get("type") != "field" or not isinstance(node.get("field"), str):
         raise FilterError("malformed filter node")
-    left, operator, right = value_of(str(node["field"])), node.get("operator"), node.get("value")
+    left, operator = value_of(str(node["field"])), node.get("operator")
+    right: object = node.get("value")
     if isinstance(left, dt.date) and isinstance(right, str):
         try:
             right = type(left).fromisoformat(right)

@@ -52,7 +52,7 @@ class RequestContext:
     language: str = "en"
     decisions: dict[DecisionKey, Decision] = field(default_factory=dict)
     fields: dict[DecisionKey, frozenset[str]] = field(default_factory=dict)
-    loaders: dict[tuple[str, str, str | None, str], DataLoader] = field(default_factory=dict)
+    loaders: dict[tuple[str, str, str | None, str], DataLoader[str, object]] = field(default_factory=dict)
     returned: dict[str, list[str]] = field(default_factory=dict)
     plans: dict[str, RecordPlan] = field(default_factory=dict)
 

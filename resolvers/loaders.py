@@ -76,7 +76,12 @@ def check_coordinate(ctx: RequestContext, connector: str, entity: str, coordinat
 
 
 def _request(
-    ctx: RequestContext, connector: str, entity: str, keys: Sequence[str], by: str | None, args: Mapping[str, JSON]
+    ctx: RequestContext,
+    connector: str,
+    entity: str,
+    keys: Sequence[str],
+    by: str | None,
+    args: Mapping[str, JSON],
 ) -> FetchRequest:
     decision = ctx.decision(connector, entity)
     return FetchRequest(
@@ -92,7 +97,7 @@ def _request(
 
 def _loader(
     ctx: RequestContext, connector: str, entity: str, by: str | None, args: Mapping[str, JSON]
-) -> DataLoader:
+) -> DataLoader[str, object]:
     args_key = repr(sorted(args.items()))
     cache_key = (connector, entity, by, args_key)
     found = ctx.loaders.get(cache_key)
@@ -125,11 +130,16 @@ async def load_one(ctx: RequestContext, connector: str, entity: str, key: str) -
 
 
 async def load_related(
-    ctx: RequestContext, connector: str, entity: str, by: str, key: str, args: Mapping[str, JSON] | None = None
+    ctx: RequestContext,
+    connector: str,
+    entity: str,
+    by: str,
+    key: str,
+    args: Mapping[str, JSON] | None = None,
 ) -> list[object]:
     """The records of ``entity`` related to ``key`` through ``by``, batched across parents."""
-    result: list[object] = await _loader(ctx, connector, entity, by, args or {}).load(key)
-    return result
+    result = await _loader(ctx, connector, entity, by, args or {}).load(key)
+    return result if isinstance(result, list) else []
 
 
 async def search_page(

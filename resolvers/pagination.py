@@ -43,8 +43,6 @@ def connection(objects: Sequence[T], page: Page) -> Connection[T]:
     )
 
 
-
-
 def check_first(first: int | None, maximum: int) -> int:
     """Validate ``first``: 1..maximum, default ``DEFAULT_PAGE_SIZE``; raises BAD_USER_INPUT."""
     from resolvers.errors import coded_error

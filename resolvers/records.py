@@ -56,7 +56,7 @@ def materialize(rows: Iterable[Record], cls: type, plan: RecordPlan) -> list[obj
     out: list[object] = []
     new = object.__new__
     for row in rows:
-        obj = new(cls)
+        obj: object = new(cls)
         values = dict(row)
         for name, rule in plan.masks:
             values[name] = apply_mask(values.get(name), rule)

@@ -54,13 +54,15 @@ def _limits_extension(limits: Limits) -> type[SchemaExtension]:
     return OperationLimits
 
 
+def _gateway_version() -> str:
+    from importlib.metadata import version
+
+    return version("citygraph")
+
+
 @strawberry.type(description="CityGraph 网关 (gateway) information")
 class GatewayQuery:
-    @strawberry.field(description="网关版本 (gateway version)")
-    def gateway_version(self) -> str:
-        from importlib.metadata import version
-
-        return version("citygraph")
+    gateway_version: str = strawberry.field(resolver=_gateway_version, description="网关版本 (gateway version)")
 
 
 def _compose_entity(name: str, mixins: list[type]) -> type:
@@ -78,9 +80,7 @@ def _compose_entity(name: str, mixins: list[type]) -> type:
     return composed
 
 
-def build_schema(
-    connectors: Mapping[str, Connector], limits: Limits, *, introspection: bool = True
-) -> BuiltSchema:
+def build_schema(connectors: Mapping[str, Connector], limits: Limits, *, introspection: bool = True) -> BuiltSchema:
     """Compose Query, the shared entities and every connector's types into one schema."""
     queries: list[type] = [GatewayQuery]
     mixins: dict[str, list[tuple[str, type]]] = {}
@@ -102,7 +102,7 @@ def build_schema(
         keys.update(contribution.keys)
     for entity, owned in mixins.items():
         types[entity] = _compose_entity(entity, [m for _, m in owned])
-    extensions: list[SchemaExtension | Callable[[], SchemaExtension] | type[SchemaExtension]] = [
+    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         ErrorCodes,
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         _limits_extension(limits),

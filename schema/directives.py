@@ -7,8 +7,9 @@ information, its category. An operation's level is the highest it touches (å°±é«
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 from strawberry.schema_directive import Location
@@ -62,4 +63,21 @@ def classified(
     )
 
 
-__all__ = ["Classification", "Level", "PICategory", "classified"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def resolved(level: int, description: str, *, resource: str, pi: PICategory | None = None) -> Callable[[F], F]:
+    """A classified field with a resolver (root and link fields), governed by ``resource``'s decision.
+
+    Typed as returning the function so strict type checking keeps the resolver's signature;
+    at runtime strawberry receives the field definition.
+    """
+
+    def wrap(fn: F) -> F:
+        field: F = classified(level, description, pi=pi, resource=resource, resolver=fn)
+        return field
+
+    return wrap
+
+
+__all__ = ["Classification", "Level", "PICategory", "classified", "resolved"]

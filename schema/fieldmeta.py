@@ -49,7 +49,8 @@ def field_metas(connector: str, type_name: str, definition: StrawberryObjectDefi
     for f in definition.fields:
         for directive in f.directives:
             if isinstance(directive, Classification):
-                resource = (f.metadata or {}).get("resource") or type_name
+                metadata: dict[str, object] = dict(f.metadata or {})
+                resource = metadata.get("resource") or type_name
                 yield FieldMeta(
                     coordinate=f"{type_name}.{names.get_graphql_name(f)}",
                     connector=connector,

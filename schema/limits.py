@@ -100,9 +100,7 @@ def limits_rule(limits: Limits, variables: Callable[[], Mapping[str, object]]) -
 
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: object) -> None:
             fragments = {
-                d.name.value: d
-                for d in self.context.document.definitions
-                if isinstance(d, FragmentDefinitionNode)
+                d.name.value: d for d in self.context.document.definitions if isinstance(d, FragmentDefinitionNode)
             }
             stats = _Stats()
             _measure(node.selection_set, fragments, variables(), stats, 0, 1, frozenset())

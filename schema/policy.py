@@ -88,7 +88,7 @@ def _needs_audit(groups: dict[DecisionKey, list[FieldMeta]], decisions: dict[Dec
 class PolicyExtension(SchemaExtension):
     """Decides before execution and audits after it; see the module docstring."""
 
-    async def on_execute(self) -> AsyncIterator[None]:  # type: ignore[override]
+    async def on_execute(self) -> AsyncIterator[None]:
         ec = self.execution_context
         ctx = ec.context
         if not isinstance(ctx, RequestContext) or ec.graphql_document is None:
@@ -97,7 +97,9 @@ class PolicyExtension(SchemaExtension):
         summary = summarize(ec.schema._schema, ec.graphql_document, ec.operation_name, ec.variables)
         groups = _groups(ctx, summary)
         keys = list(groups)
-        results = await asyncio.gather(*(ctx.runtime.engine.decide(_input_doc(ctx, k, groups[k], summary)) for k in keys))
+        results = await asyncio.gather(
+            *(ctx.runtime.engine.decide(_input_doc(ctx, k, groups[k], summary)) for k in keys)
+        )
         for key, decision in zip(keys, results, strict=True):
             ctx.decisions[key] = decision
             prefix = key[1] + "."
@@ -141,7 +143,8 @@ class PolicyExtension(SchemaExtension):
 
 def _audit_error() -> GraphQLError:
     return coded_error(
-        "AUDIT_UNAVAILABLE", "The audit trail could not record this read, so no data is returned. Try again later."
+        "AUDIT_UNAVAILABLE",
+        "The audit trail could not record this read, so no data is returned. Try again later.",
     )
 
 

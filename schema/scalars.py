@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import NewType
 
 import strawberry
-from strawberry.types.scalar import ScalarDefinition
 from graphql import GraphQLError
+from strawberry.types.scalar import ScalarDefinition
 
 from connectors.identifiers import id_number_problem, is_adcode, uscc_problem
 
@@ -35,7 +35,8 @@ def _parse_id_number(value: object) -> str:
 def _parse_adcode(value: object) -> str:
     if not isinstance(value, str) or not is_adcode(value):
         raise GraphQLError(
-            f"invalid adcode {value!r}: expected 6 digits such as 330203", extensions={"code": "BAD_USER_INPUT"}
+            f"invalid adcode {value!r}: expected 6 digits such as 330203",
+            extensions={"code": "BAD_USER_INPUT"},
         )
     return value
 
@@ -48,7 +49,9 @@ Adcode = NewType("Adcode", str)
 SCALAR_MAP: dict[object, ScalarDefinition] = {
     USCC: strawberry.scalar(
         name="USCC",
-        description="统一社会信用代码 (Unified Social Credit Code, GB 32100-2015; 18 characters, check character mod 31)",
+        description=(
+            "统一社会信用代码 (Unified Social Credit Code, GB 32100-2015; 18 characters, check character mod 31)"
+        ),
         serialize=str,
         parse_value=_parse_uscc,
     ),

@@ -40,7 +40,9 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
     }
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]
-    return settings.model_copy(update={"policy": settings.policy.model_copy(update={"rego_dir": ROOT / "policies/rego"})})
+    return settings.model_copy(
+        update={"policy": settings.policy.model_copy(update={"rego_dir": ROOT / "policies/rego"})}
+    )
 
 
 TokenFactory = Callable[..., str]

@@ -87,7 +87,9 @@ class CreditConnector:
     def from_config(cls, config: Mapping[str, JSON], data_dir: Path) -> Self:
         url = config.get("url", f"sqlite+aiosqlite:///{data_dir / 'credit.sqlite'}")
         if not isinstance(url, str) or "://" not in url:
-            raise ConnectorConfigError("credit: 'url' must be a SQLAlchemy URL such as sqlite+aiosqlite:///var/credit.sqlite")
+            raise ConnectorConfigError(
+                "credit: 'url' must be a SQLAlchemy URL such as sqlite+aiosqlite:///var/credit.sqlite"
+            )
         return cls(url, config)
 
     def schema(self) -> SchemaContribution:
@@ -143,7 +145,7 @@ class CreditConnector:
         where = to_sqlalchemy(request.row_filter, FILTER_FIELDS.get(request.entity, {}))
         if request.entity == "Enterprise":
             rows = await self._rows(select(credit_subjects).where(credit_subjects.c.uscc.in_(keys), where))
-            found = {r["uscc"]: dict(r) for r in rows}
+            found: dict[object, Record | None] = {r["uscc"]: dict(r) for r in rows}
         elif request.entity == "CreditProfile":
             rows = await self._rows(select(credit_profiles).where(credit_profiles.c.uscc.in_(keys), where))
             found = {r["uscc"]: _profile(r) for r in rows}
@@ -183,7 +185,10 @@ class CreditConnector:
     async def search(self, request: SearchRequest) -> Page:
         if request.entity != "CreditRecord":
             raise InvalidArgument(f"credit cannot search {request.entity}")
-        conditions = [to_sqlalchemy(request.row_filter, FILTER_FIELDS["CreditRecord"]), *self._where(request.where)]
+        conditions = [
+            to_sqlalchemy(request.row_filter, FILTER_FIELDS["CreditRecord"]),
+            *self._where(request.where),
+        ]
         if request.after:
             day, ident = decode_cursor(request.after, 2)
             try:

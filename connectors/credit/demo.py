@@ -150,10 +150,7 @@ _SURNAMES = (
     "邓曹彭曾肖田董袁潘蒋蔡余杜叶叶程魏苏吕丁任沈沈姚卢姜崔钟谭陆陆汪范金金石贾夏方方邹邵邵毛"
     "应应邬俞俞舒虞史竺钱严戴孔汤屠裘"
 )
-_GIVEN = (
-    "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华建国文斌辉波宁海红玲"
-    "鹏飞浩宇俊婷晨峰亮燕萍雪琳欣佳立志忠良"
-)
+_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华建国文斌辉波宁海红玲鹏飞浩宇俊婷晨峰亮燕萍雪琳欣佳立志忠良"
 # Where legal representatives' ID numbers were issued: Ningbo (including the former 江东区 330204,
 # which still appears on older cards) and elsewhere in Zhejiang.
 _ID_PREFIXES = (
@@ -595,9 +592,7 @@ def _license(rng: random.Random, e: _Enterprise, decided: date, counters: _Count
     elif pick == "construction":
         title, authority = "建筑业企业资质", "宁波市住房和城乡建设局"
         number = f"D333{rng.randint(0, 999_999):06d}"
-        scope = rng.choice(
-            ("建筑工程施工总承包三级", "市政公用工程施工总承包三级", "建筑装修装饰工程专业承包二级")
-        )
+        scope = rng.choice(("建筑工程施工总承包三级", "市政公用工程施工总承包三级", "建筑装修装饰工程专业承包二级"))
     elif pick == "printing":
         title, authority = "印刷经营许可", "宁波市文化广电旅游局"
         number = f"（浙）印证字{rng.randint(330_200_000, 330_299_999)}号"
@@ -678,9 +673,7 @@ class _Generator:
         adcode = rng.choices(self._districts, cum_weights=self._district_cum)[0]
         coop = rng.random() < 0.03
         industry = (
-            rng.choice(_COOP_PRODUCTS)
-            if coop
-            else rng.choices(self._industries, cum_weights=self._industry_cum)[0]
+            rng.choice(_COOP_PRODUCTS) if coop else rng.choices(self._industries, cum_weights=self._industry_cum)[0]
         )
         while True:
             if rng.random() < 0.4:  # legacy 8-digit organisation code
@@ -728,9 +721,7 @@ class _Generator:
     def profile(self, rows: Sequence[_Row]) -> tuple[str, int, datetime]:
         rng = self.rng
         active = {r[0] for r in rows if _add_years(r[5], r[6]) > self.today}
-        penalties = sum(
-            1 for r in rows if r[0] == "ADMINISTRATIVE_PENALTY" and _add_years(r[5], r[6]) > self.today
-        )
+        penalties = sum(1 for r in rows if r[0] == "ADMINISTRATIVE_PENALTY" and _add_years(r[5], r[6]) > self.today)
         if "BLACK_LIST" in active:
             weights = (0, 10, 35, 55)
         elif "ABNORMAL_OPERATION" in active:

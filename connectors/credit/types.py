@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, cast
 
 import strawberry
 from strawberry.types import Info
 
-from resolvers import Connection, check_coordinate, check_first, connection, context_of, load_one, load_related, search_page
-from schema.directives import PICategory, classified
+from connectors.base import JSON
+from resolvers import (
+    Connection,
+    check_coordinate,
+    check_first,
+    connection,
+    context_of,
+    load_one,
+    load_related,
+    search_page,
+)
+from schema.directives import PICategory, classified, resolved
 from schema.scalars import USCC, Adcode
 
 if TYPE_CHECKING:
@@ -32,7 +42,7 @@ EnterpriseRef = Annotated["Enterprise", strawberry.lazy("schema.entities")]
         "ADMINISTRATIVE_LICENSE 行政许可 (licence)"
     )
 )
-class CreditRecordKind(str, Enum):
+class CreditRecordKind(StrEnum):
     # A str enum so the stored text compares equal to the member and serialises without mapping.
     RED_LIST = "RED_LIST"
     BLACK_LIST = "BLACK_LIST"
@@ -60,11 +70,11 @@ class CreditRecord:
     )
     internal_note: str | None = classified(4, "内部备注 (internal note)")
 
-    @classified(1, "所属企业 (the enterprise)", resource="Enterprise")
+    @resolved(1, "所属企业 (the enterprise)", resource="Enterprise")
     async def enterprise(self, info: Info) -> EnterpriseRef | None:
         ctx = context_of(info)
         check_coordinate(ctx, CONNECTOR, "Enterprise", "CreditRecord.enterprise")
-        return await load_one(ctx, CONNECTOR, "Enterprise", self.uscc)  # type: ignore[return-value]
+        return await load_one(ctx, CONNECTOR, "Enterprise", self.uscc)
 
 
 @strawberry.type(description="信用档案 (credit profile)")
@@ -74,12 +84,13 @@ class CreditProfile:
     score: int | None = classified(2, "信用评分 0-1000 (internal credit score)")
     assessed_at: dt.datetime | None = classified(2, "评定时间 (assessed at, RFC 3339)")
 
-    @classified(1, "信用记录 (the enterprise's credit records)", resource="CreditRecord")
+    @resolved(1, "信用记录 (the enterprise's credit records)", resource="CreditRecord")
     async def records(self, info: Info, kinds: list[CreditRecordKind] | None = None) -> list[CreditRecord]:
         ctx = context_of(info)
         check_coordinate(ctx, CONNECTOR, "CreditRecord", "CreditProfile.records")
-        args = {"kinds": sorted(k.value for k in kinds)} if kinds else {}
-        return await load_related(ctx, CONNECTOR, "CreditRecord", "uscc", self.uscc, args)  # type: ignore[return-value]
+        args: dict[str, JSON] = {"kinds": sorted(k.value for k in kinds)} if kinds else {}
+        records = await load_related(ctx, CONNECTOR, "CreditRecord", "uscc", self.uscc, args)
+        return cast(list[CreditRecord], records)
 
 
 @strawberry.type
@@ -90,11 +101,11 @@ class CreditEnterpriseFields:
     name: str = classified(1, "企业名称 (enterprise name)")
     district_code: Adcode = classified(1, "行政区划代码 (district adcode)")
 
-    @classified(1, "信用档案 (credit profile on the public credit platform)", resource="CreditProfile")
+    @resolved(1, "信用档案 (credit profile on the public credit platform)", resource="CreditProfile")
     async def credit(self, info: Info) -> CreditProfile | None:
         ctx = context_of(info)
         check_coordinate(ctx, CONNECTOR, "CreditProfile", "Enterprise.credit")
-        return await load_one(ctx, CONNECTOR, "CreditProfile", self.uscc)  # type: ignore[return-value]
+        return cast(CreditProfile | None, await load_one(ctx, CONNECTOR, "CreditProfile", self.uscc))
 
 
 @strawberry.input(description="信用记录筛选 (credit record filter)")
@@ -109,13 +120,13 @@ class CreditRecordFilter:
 
 @strawberry.type
 class CreditQuery:
-    @classified(1, "按统一社会信用代码查询企业 (an enterprise by USCC)", resource="Enterprise")
+    @resolved(1, "按统一社会信用代码查询企业 (an enterprise by USCC)", resource="Enterprise")
     async def enterprise(self, info: Info, uscc: USCC) -> EnterpriseRef | None:
         ctx = context_of(info)
         check_coordinate(ctx, CONNECTOR, "Enterprise", "Query.enterprise")
-        return await load_one(ctx, CONNECTOR, "Enterprise", uscc)  # type: ignore[return-value]
+        return await load_one(ctx, CONNECTOR, "Enterprise", uscc)
 
-    @classified(1, "信用记录列表 (credit records, newest first, Relay cursor pagination)", resource="CreditRecord")
+    @resolved(1, "信用记录列表 (credit records, newest first, Relay cursor pagination)", resource="CreditRecord")
     async def credit_records(
         self,
         info: Info,
@@ -126,7 +137,7 @@ class CreditQuery:
         ctx = context_of(info)
         check_coordinate(ctx, CONNECTOR, "CreditRecord", "Query.creditRecords")
         size = check_first(first, ctx.runtime.max_page_size)
-        where: dict[str, object] = {}
+        where: dict[str, JSON] = {}
         if filter is not None:
             where = {
                 "kinds": [k.value for k in filter.kinds] if filter.kinds else None,
@@ -137,9 +148,21 @@ class CreditQuery:
                 "decided_to": filter.decided_to.isoformat() if filter.decided_to else None,
             }
         objects, page = await search_page(
-            ctx, CONNECTOR, "CreditRecord", where={k: v for k, v in where.items() if v is not None}, first=size, after=after  # type: ignore[misc]
+            ctx,
+            CONNECTOR,
+            "CreditRecord",
+            where={k: v for k, v in where.items() if v is not None},
+            first=size,
+            after=after,
         )
-        return connection(objects, page)  # type: ignore[arg-type]
+        return connection(cast(list[CreditRecord], objects), page)
 
 
-__all__ = ["CreditEnterpriseFields", "CreditProfile", "CreditQuery", "CreditRecord", "CreditRecordFilter", "CreditRecordKind"]
+__all__ = [
+    "CreditEnterpriseFields",
+    "CreditProfile",
+    "CreditQuery",
+    "CreditRecord",
+    "CreditRecordFilter",
+    "CreditRecordKind",
+]

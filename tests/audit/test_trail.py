@@ -189,9 +189,7 @@ async def test_edited_json_column_is_reported(db_path: Path, trail: AuditTrail) 
     assert (report.ok, report.first_broken_seq) == (False, 2)
 
 
-async def test_edited_row_with_recomputed_hash_is_caught_at_the_next_link(
-    db_path: Path, trail: AuditTrail
-) -> None:
+async def test_edited_row_with_recomputed_hash_is_caught_at_the_next_link(db_path: Path, trail: AuditTrail) -> None:
     await fill(trail, 10)
     (original,) = await trail.records(after_seq=4, limit=1)
     forged = dataclasses.replace(original.entry, subject="someone-else")
@@ -251,9 +249,7 @@ async def test_stray_row_before_seq_1_is_reported(db_path: Path, trail: AuditTra
     assert (report.ok, report.first_broken_seq) == (False, 0)
 
 
-async def test_truncated_tail_is_not_detectable_from_the_chain_alone(
-    db_path: Path, trail: AuditTrail
-) -> None:
+async def test_truncated_tail_is_not_detectable_from_the_chain_alone(db_path: Path, trail: AuditTrail) -> None:
     # Honest limit: rows 1..9 of a 10-row chain are still a valid chain. Deleting the newest rows
     # is only detectable against an anchor kept outside this database (e.g. the head seq and hash
     # published periodically to write-once storage). verify's OK line names the head for that.
@@ -301,9 +297,7 @@ async def test_two_processes_keep_one_chain(db_path: Path) -> None:
     url = url_for(db_path)
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(2)
-    processes = [
-        ctx.Process(target=_append_from_process, args=(url, tag, 50, barrier)) for tag in ("proc-a", "proc-b")
-    ]
+    processes = [ctx.Process(target=_append_from_process, args=(url, tag, 50, barrier)) for tag in ("proc-a", "proc-b")]
     for process in processes:
         process.start()
     for process in processes:

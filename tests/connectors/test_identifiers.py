@@ -54,9 +54,7 @@ def ref_id_check(first17: str) -> str:
 
 alphabet_char = st.sampled_from(USCC_ALPHABET)
 adcodes = st.text("0123456789", min_size=6, max_size=6)
-usccs = st.builds(
-    make_uscc, alphabet_char, alphabet_char, adcodes, st.text(USCC_ALPHABET, min_size=8, max_size=8)
-)
+usccs = st.builds(make_uscc, alphabet_char, alphabet_char, adcodes, st.text(USCC_ALPHABET, min_size=8, max_size=8))
 births = st.dates(min_value=date(1900, 1, 1), max_value=date(2099, 12, 31))
 id_numbers = st.builds(make_id_number, adcodes, births, st.integers(0, 999))
 
@@ -204,20 +202,12 @@ def test_any_single_id_substitution_is_detected(number: str, pos: int, c: str) -
 def test_id_number_problem_messages() -> None:
     good = "11010519491231002X"
     assert id_number_problem(good[:-1]) == "wrong length: an ID number has 18 characters, got 17"
-    assert id_number_problem("1101051949123100XX") == (
-        "invalid character 'X' at position 17 (expected a digit)"
-    )
-    assert id_number_problem("11010519491231002Y") == (
-        "invalid character 'Y' at position 18 (expected a digit or X)"
-    )
+    assert id_number_problem("1101051949123100XX") == ("invalid character 'X' at position 17 (expected a digit)")
+    assert id_number_problem("11010519491231002Y") == ("invalid character 'Y' at position 18 (expected a digit or X)")
     first17 = "11010519990229001"  # 1999 was not a leap year
     bad_date = first17 + ref_id_check(first17)
-    assert id_number_problem(bad_date) == (
-        "invalid birth date '19990229' at positions 7-14 (not a real YYYYMMDD date)"
-    )
-    assert id_number_problem("110105194912310021") == (
-        "bad check character '1' at position 18 (expected 'X')"
-    )
+    assert id_number_problem(bad_date) == ("invalid birth date '19990229' at positions 7-14 (not a real YYYYMMDD date)")
+    assert id_number_problem("110105194912310021") == ("bad check character '1' at position 18 (expected 'X')")
     with pytest.raises(ValueError, match="bad check character"):
         normalise_id_number("110105194912310021")
 

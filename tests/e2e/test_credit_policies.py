@@ -34,7 +34,10 @@ def all_ids(live: LiveServer, bearer: str | None, headers: dict[str, str] | None
     after = None
     while True:
         response = live.post(
-            RECORDS, bearer, variables={"first": 500, "after": after, "filter": filters or None}, headers=headers
+            RECORDS,
+            bearer,
+            variables={"first": 500, "after": after, "filter": filters or None},
+            headers=headers,
         )
         body = response.json()
         assert response.status_code == 200 and "errors" not in body, body
@@ -50,7 +53,8 @@ def test_public_sees_only_records_in_their_publicity_period(live: LiveServer, de
         running = {
             str(r[0])
             for r in conn.execute(
-                "SELECT id FROM credit_records WHERE publicity_start <= ? AND publicity_end >= ?", (TODAY, TODAY)
+                "SELECT id FROM credit_records WHERE publicity_start <= ? AND publicity_end >= ?",
+                (TODAY, TODAY),
             )
         }
         total = conn.execute("SELECT count(*) FROM credit_records").fetchone()[0]
@@ -151,14 +155,19 @@ def test_l3_fields_without_purpose_are_refused(live: LiveServer, token: TokenFac
 
 def test_l3_fields_with_clearance_3_and_purpose_are_shown(live: LiveServer, token: TokenFactory) -> None:
     # Non-ASCII header values travel as UTF-8 bytes.
-    headers: dict[str, Any] = {"X-Purpose-Of-Use": "law_enforcement", "X-Case-Ref": "甬市监案〔2026〕17号".encode()}
+    headers: dict[str, Any] = {
+        "X-Purpose-Of-Use": "law_enforcement",
+        "X-Case-Ref": "甬市监案〔2026〕17号".encode(),
+    }
     body = live.post(IDS, token(dept="market_supervision", clearance=3), headers=headers).json()
     assert "errors" not in body
     assert all(is_valid_id_number(n["legalRepIdNumber"]) for n in body["data"]["creditRecords"]["nodes"])
 
 
 def test_unknown_purpose_is_not_a_purpose(live: LiveServer, token: TokenFactory) -> None:
-    body = live.post(IDS, token(dept="market_supervision", clearance=3), headers={"X-Purpose-Of-Use": "curiosity"}).json()
+    body = live.post(
+        IDS, token(dept="market_supervision", clearance=3), headers={"X-Purpose-Of-Use": "curiosity"}
+    ).json()
     assert {e["extensions"]["code"] for e in body["errors"]} == {"PURPOSE_REQUIRED"}
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -26,11 +27,17 @@ def client_with(demo_dir: Path, tmp_path: Path, **inject: object) -> TestClient:
     return TestClient(create_app(settings, **inject))  # type: ignore[arg-type]
 
 
-def run(demo_dir: Path, tmp_path: Path, token: TokenFactory, answer: Callable[[Mapping[str, object]], object]) -> dict[str, object]:
+def run(
+    demo_dir: Path, tmp_path: Path, token: TokenFactory, answer: Callable[[Mapping[str, object]], object]
+) -> dict[str, Any]:
     with client_with(demo_dir, tmp_path, engine=StaticPolicyEngine(answer)) as client:
-        response = client.post("/graphql", json={"query": QUERY}, headers={"Authorization": f"Bearer {token(dept='market_supervision')}"})
+        response = client.post(
+            "/graphql",
+            json={"query": QUERY},
+            headers={"Authorization": f"Bearer {token(dept='market_supervision')}"},
+        )
     assert response.status_code == 200
-    body: dict[str, object] = response.json()
+    body: dict[str, Any] = response.json()
     return body
 
 
@@ -47,26 +54,41 @@ def boom(_: Mapping[str, object]) -> object:
         (lambda _: {"allow": 1, "filter": {}}, "FORBIDDEN"),
         (lambda _: {"allow": True}, "FORBIDDEN"),  # list resource without a filter
         (lambda _: {"allow": True, "filter": "district = 1"}, "FORBIDDEN"),  # not UCAST
-        (lambda _: {"allow": True, "filter": {"type": "field", "field": "credit_records.legal_rep_name", "operator": "eq", "value": "x"}}, "FORBIDDEN"),  # not in the allowlist
+        (
+            lambda _: {
+                "allow": True,
+                "filter": {
+                    "type": "field",
+                    "field": "credit_records.legal_rep_name",
+                    "operator": "eq",
+                    "value": "x",
+                },
+            },
+            "FORBIDDEN",
+        ),  # not in the allowlist
     ],
 )
 def test_doubt_means_no_data(
-    demo_dir: Path, tmp_path: Path, token: TokenFactory, answer: Callable[[Mapping[str, object]], object], code: str
+    demo_dir: Path,
+    tmp_path: Path,
+    token: TokenFactory,
+    answer: Callable[[Mapping[str, object]], object],
+    code: str,
 ) -> None:
     body = run(demo_dir, tmp_path, token, answer)
     assert body["data"] is None or body["data"] == {"creditRecords": None}
-    assert [e["extensions"]["code"] for e in body["errors"]] == [code]  # type: ignore[index,union-attr]
+    assert [e["extensions"]["code"] for e in body["errors"]] == [code]
 
 
 def test_the_same_engine_allowing_returns_data(demo_dir: Path, tmp_path: Path, token: TokenFactory) -> None:
     body = run(demo_dir, tmp_path, token, lambda _: ALLOW_ALL)
-    assert "errors" not in body and len(body["data"]["creditRecords"]["nodes"]) == 5  # type: ignore[index,call-overload]
+    assert "errors" not in body and len(body["data"]["creditRecords"]["nodes"]) == 5
 
 
 def test_unknown_field_action_is_a_deny(demo_dir: Path, tmp_path: Path, token: TokenFactory) -> None:
     decision = {**ALLOW_ALL, "fields": {"CreditRecord.decisionNumber": {"action": "reveal-partly"}}}
     body = run(demo_dir, tmp_path, token, lambda _: decision)
-    nodes = body["data"]["creditRecords"]["nodes"]  # type: ignore[index,call-overload]
+    nodes = body["data"]["creditRecords"]["nodes"]
     assert all(n["title"] and n["decisionNumber"] is None for n in nodes)
 
 
@@ -111,14 +133,19 @@ def test_audit_record_holds_the_evidence(demo_dir: Path, tmp_path: Path, token: 
 
     [record] = asyncio.run(read())
     entry = record.entry
-    assert (entry.subject, entry.department, entry.purpose, entry.case_ref) == ("officer-7", "market_supervision", "law_enforcement", "CASE-2026-0042")
+    assert (entry.subject, entry.department, entry.purpose, entry.case_ref) == (
+        "officer-7",
+        "market_supervision",
+        "law_enforcement",
+        "CASE-2026-0042",
+    )
     assert entry.operation_name == "Dossier" and entry.outcome == "ok"
     assert list(entry.record_keys["CreditRecord"]) == ids
     assert "CreditRecord.decisionNumber" in entry.coordinates and entry.policy_revision
 
 
 class SlowCredit(CreditConnector):
-    async def fetch_many(self, request: FetchRequest) -> list[Record | None]:  # type: ignore[override]
+    async def fetch_many(self, request: FetchRequest) -> Sequence[Record | None]:
         await asyncio.sleep(5)
         return []
 

@@ -38,9 +38,7 @@ def test_invalid_uscc_is_bad_user_input(live: LiveServer, uscc: str) -> None:
     literal = live.post('{ enterprise(uscc: "%s") { uscc } }' % uscc).json()
     assert literal["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "USCC" in literal["errors"][0]["message"]
-    variable = live.post(
-        "query($u: USCC!) { enterprise(uscc: $u) { uscc } }", variables={"u": uscc}
-    ).json()
+    variable = live.post("query($u: USCC!) { enterprise(uscc: $u) { uscc } }", variables={"u": uscc}).json()
     assert variable["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
@@ -71,13 +69,16 @@ def test_forged_or_bad_claims_are_401(live: LiveServer, claims: dict[str, Any]) 
     payload = {"sub": "x", "iss": "citygraph-dev", "aud": "citygraph", "exp": 4102444800, "clearance": 2}
     alg = claims.pop("alg", "HS256")
     payload.update(claims)
-    forged = jwt.encode(payload, None if alg == "none" else SECRET, algorithm=alg)
+    forged = jwt.encode(payload, "" if alg == "none" else SECRET, algorithm=alg)
     assert live.post("{ gatewayVersion }", forged).status_code == 401
 
 
 def test_token_signed_with_another_secret_is_401(live: LiveServer) -> None:
     payload = {"sub": "x", "iss": "citygraph-dev", "aud": "citygraph", "exp": 4102444800}
-    assert live.post("{ gatewayVersion }", jwt.encode(payload, "another-secret-0123456789abcdefghij", "HS256")).status_code == 401
+    assert (
+        live.post("{ gatewayVersion }", jwt.encode(payload, "another-secret-0123456789abcdefghij", "HS256")).status_code
+        == 401
+    )
 
 
 def test_malformed_json_is_400(live: LiveServer) -> None:
@@ -88,7 +89,11 @@ def test_malformed_json_is_400(live: LiveServer) -> None:
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
 def test_simple_content_types_are_refused(live: LiveServer, content_type: str) -> None:
-    response = httpx.post(f"{live.url}/graphql", content=b'{"query":"{ gatewayVersion }"}', headers={"Content-Type": content_type})
+    response = httpx.post(
+        f"{live.url}/graphql",
+        content=b'{"query":"{ gatewayVersion }"}',
+        headers={"Content-Type": content_type},
+    )
     assert response.status_code == 415
 
 
@@ -121,7 +126,11 @@ def test_no_field_suggestions_leak(live: LiveServer) -> None:
 
 def test_depth_alias_and_cost_limits(live: LiveServer, demo_dir: Path) -> None:
     uscc = first_uscc(demo_dir)
-    deep = "{ enterprise(uscc: \"%s\") { credit { records { enterprise { credit { records { enterprise { credit { records { enterprise { credit { rating } } } } } } } } } } } }" % uscc
+    nested = "credit { records { enterprise { %s } } }"
+    inner = "credit { rating }"
+    for _ in range(4):
+        inner = nested % inner
+    deep = '{ enterprise(uscc: "%s") { %s } }' % (uscc, inner)
     aliases = "{ " + " ".join(f"a{i}: gatewayVersion" for i in range(20)) + " }"
     cost = "{ creditRecords(first: 500) { nodes { enterprise { credit { records { id title kind authority } } } } } }"
     for query in (deep, aliases, cost):
@@ -159,7 +168,9 @@ def test_chinese_error_messages(live: LiveServer) -> None:
 
 
 def test_request_id_is_echoed(live: LiveServer) -> None:
-    response = httpx.post(f"{live.url}/graphql", json={"query": "{ gatewayVersion }"}, headers={"X-Request-Id": "req-12345678"})
+    response = httpx.post(
+        f"{live.url}/graphql", json={"query": "{ gatewayVersion }"}, headers={"X-Request-Id": "req-12345678"}
+    )
     assert response.headers["x-request-id"] == "req-12345678"
 
 
@@ -174,7 +185,8 @@ def test_health_ready_and_graphiql(live: LiveServer) -> None:
 
 def test_statement_count_is_constant_per_level(live: LiveServer, token: TokenFactory) -> None:
     engine = live.app.state.gateway.runtime.connectors["credit"].engine.sync_engine  # type: ignore[attr-defined]
-    query = "query($n: Int) { creditRecords(first: $n) { nodes { enterprise { uscc name credit { rating score records { kind title } } } } } }"
+    query = """query($n: Int) { creditRecords(first: $n) {
+      nodes { enterprise { uscc name credit { rating score records { kind title } } } } } }"""
     bearer = token(dept="market_supervision")
     counts = []
     for n in (10, 100):

@@ -195,9 +195,7 @@ async def test_l3_fields_need_a_valid_purpose(
 
 async def test_clearance_2_staff_get_the_mask_spec(city: EmbeddedEngine) -> None:
     decision = await city.decide(request({**ALICE, "clearance": 2}))
-    assert decision.fields == {
-        "CreditRecord.legalRepIdNumber": FieldRule(action="mask", keep_prefix=3, keep_suffix=4)
-    }
+    assert decision.fields == {"CreditRecord.legalRepIdNumber": FieldRule(action="mask", keep_prefix=3, keep_suffix=4)}
 
 
 @pytest.mark.parametrize("type_", ["Enterprise", "CreditProfile"])
@@ -268,9 +266,7 @@ def nested(depth: int) -> dict[str, object]:
         "object",
     ],
 )
-async def test_unsafe_input_is_refused_before_evaluation(
-    city: EmbeddedEngine, doc: dict[str, object]
-) -> None:
+async def test_unsafe_input_is_refused_before_evaluation(city: EmbeddedEngine, doc: dict[str, object]) -> None:
     decision = await city.decide(doc)
     assert not decision.allow and decision.code == "FORBIDDEN"
     assert decision.reasons[0].startswith("input rejected")
@@ -300,9 +296,7 @@ async def test_not_ready_until_a_load_succeeds(tmp_path: Path, make: list[Embedd
     assert (await engine.decide({"user": "alice"})).code == "POLICY_UNAVAILABLE"
 
 
-async def test_revision_is_a_content_hash_without_manifest(
-    tmp_path: Path, make: list[EmbeddedEngine]
-) -> None:
+async def test_revision_is_a_content_hash_without_manifest(tmp_path: Path, make: list[EmbeddedEngine]) -> None:
     engine = engine_for(make, write(tmp_path / "p", {"authz.rego": V1}))
     first = engine.load()
     assert first.ok and re.fullmatch(r"sha256:[0-9a-f]{12}", first.revision)
@@ -311,9 +305,7 @@ async def test_revision_is_a_content_hash_without_manifest(
     assert engine.load().revision != first.revision
 
 
-async def test_reload_swaps_and_failures_keep_the_last_good_bundle(
-    tmp_path: Path, make: list[EmbeddedEngine]
-) -> None:
+async def test_reload_swaps_and_failures_keep_the_last_good_bundle(tmp_path: Path, make: list[EmbeddedEngine]) -> None:
     folder = tmp_path / "p"
     engine = engine_for(make, write(folder, {"authz.rego": V1, ".manifest": '{"revision": "r1"}'}))
     assert engine.load().ok
@@ -374,21 +366,14 @@ async def test_a_crashing_check_kills_only_the_child(
     write(folder, {"authz.rego": V2, "authz_test.rego": crash, ".manifest": '{"revision": "crashy"}'})
     result = engine.load()
     assert not result.ok
-    assert any(re.search(r"crashed \(killed by SIG(SEGV|ABRT)\)", error) for error in result.errors), (
-        result.errors
-    )
+    assert any(re.search(r"crashed \(killed by SIG(SEGV|ABRT)\)", error) for error in result.errors), result.errors
     assert engine.revision == "good"
     assert (await engine.decide({"user": "alice"})).reasons == ("v1",)
 
 
 def test_a_hanging_check_times_out(tmp_path: Path, make: list[EmbeddedEngine]) -> None:
-    slow = (
-        "package citygraph.authz_test\n"
-        "test_slow if count([x | some x in numbers.range(1, 100000000); x > 0]) > 0\n"
-    )
-    engine = engine_for(
-        make, write(tmp_path / "p", {"authz.rego": V1, "authz_test.rego": slow}), check_timeout_s=2
-    )
+    slow = "package citygraph.authz_test\ntest_slow if count([x | some x in numbers.range(1, 100000000); x > 0]) > 0\n"
+    engine = engine_for(make, write(tmp_path / "p", {"authz.rego": V1, "authz_test.rego": slow}), check_timeout_s=2)
     result = engine.load()
     assert not result.ok and result.errors == ["policy check timed out after 2s"]
 
@@ -407,9 +392,7 @@ def test_a_hanging_check_times_out(tmp_path: Path, make: list[EmbeddedEngine]) -
         ({"authz.rego": authz("decision := 1 +")}, "does not build"),
     ],
 )
-def test_refused_bundles(
-    tmp_path: Path, make: list[EmbeddedEngine], files: dict[str, str], fragment: str
-) -> None:
+def test_refused_bundles(tmp_path: Path, make: list[EmbeddedEngine], files: dict[str, str], fragment: str) -> None:
     result = engine_for(make, write(tmp_path / "p", files)).load()
     assert not result.ok and any(fragment in error for error in result.errors), result.errors
 
@@ -449,9 +432,7 @@ async def test_undefined_result_is_a_deny(tmp_path: Path, make: list[EmbeddedEng
     assert decision == Decision.deny("policy result undefined")
 
 
-async def test_conflicting_values_deny_and_the_engine_keeps_serving(
-    tmp_path: Path, make: list[EmbeddedEngine]
-) -> None:
+async def test_conflicting_values_deny_and_the_engine_keeps_serving(tmp_path: Path, make: list[EmbeddedEngine]) -> None:
     body = (
         'decision := {"allow": true, "filter": {}, "reasons": ["a"]} if input.a\n'
         'decision := {"allow": false, "reasons": ["b"]} if input.b'
@@ -474,19 +455,14 @@ async def test_conflicting_values_deny_and_the_engine_keeps_serving(
     ],
 )
 async def test_malformed_decisions_deny(tmp_path: Path, make: list[EmbeddedEngine], value: str) -> None:
-    engine = engine_for(
-        make, write(tmp_path / "p", {"authz.rego": authz(f"decision := {value} if input.go")})
-    )
+    engine = engine_for(make, write(tmp_path / "p", {"authz.rego": authz(f"decision := {value} if input.go")}))
     assert engine.load().ok
     decision = await engine.decide({"go": True})
     assert not decision.allow and decision.code == "FORBIDDEN"
 
 
 async def test_a_slow_evaluation_times_out(tmp_path: Path, make: list[EmbeddedEngine]) -> None:
-    body = (
-        'decision := {"allow": count([x | some x in numbers.range(1, input.n); x > 0]) > 0, "filter": {}}'
-        " if input.n"
-    )
+    body = 'decision := {"allow": count([x | some x in numbers.range(1, input.n); x > 0]) > 0, "filter": {}} if input.n'
     engine = engine_for(make, write(tmp_path / "p", {"authz.rego": authz(body)}), timeout_s=0.05)
     assert engine.load().ok
     decision = await engine.decide({"n": 300_000})
@@ -497,10 +473,7 @@ async def test_a_slow_evaluation_times_out(tmp_path: Path, make: list[EmbeddedEn
 
 async def test_non_ascii_input_matches_policy_literals(tmp_path: Path, make: list[EmbeddedEngine]) -> None:
     body = (
-        'decision := {"allow": true, "filter": {}} if {\n'
-        '\tinput.purpose == "执法检查"\n'
-        "\tcount(input.purpose) == 4\n"
-        "}"
+        'decision := {"allow": true, "filter": {}} if {\n\tinput.purpose == "执法检查"\n\tcount(input.purpose) == 4\n}'
     )
     engine = engine_for(make, write(tmp_path / "p", {"authz.rego": authz(body)}))
     assert engine.load().ok

@@ -93,10 +93,7 @@ def test_stripping_keeps_offsets_and_lines() -> None:
         "t if every x in input.xs { x > 0 }\n",
         't if input.a in {"x", "y"}\n',
         "p[k] := v if { some k, v in input.m }\n",
-        (
-            't if { v := {"a": 1}; allow with input.a as v with input.b as "s" with input.c as f(1) }\n'
-            "f(x) := x\n"
-        ),
+        ('t if { v := {"a": 1}; allow with input.a as v with input.b as "s" with input.c as f(1) }\nf(x) := x\n'),
         "t if regex.match(`^\\d+$`, input.a)\n",
         't if startswith(input.a, "x")\n',
     ],

@@ -118,12 +118,8 @@ def test_a_module_that_does_not_parse_errors_every_test() -> None:
 
 
 def test_data_json_is_loaded_and_unicode_escapes_are_decoded(tmp_path: Path) -> None:
-    (tmp_path / "p.rego").write_text(
-        'package p\nname := data.names.a\nok if name == "执法"\n', encoding="utf-8"
-    )
-    (tmp_path / "p_test.rego").write_text(
-        "package p_test\nimport data.p\ntest_ok if p.ok\n", encoding="utf-8"
-    )
+    (tmp_path / "p.rego").write_text('package p\nname := data.names.a\nok if name == "执法"\n', encoding="utf-8")
+    (tmp_path / "p_test.rego").write_text("package p_test\nimport data.p\ntest_ok if p.ok\n", encoding="utf-8")
     # json.dump's default \\u escapes: regopy would keep them as literal text unless re-encoded.
     (tmp_path / "data.json").write_text('{"names": {"a": "\\u6267\\u6cd5"}}', encoding="utf-8")
     assert [(r.name, r.status) for r in run_tests(tmp_path)] == [("test_ok", "PASS")]
@@ -135,6 +131,4 @@ def test_only_test_files_are_searched_for_tests(tmp_path: Path) -> None:
     sub.mkdir()
     (sub / "q_test.rego").write_text("package q_test\ntest_a := true\ntest_a := true\n", encoding="utf-8")
     found = discover(tmp_path)
-    assert [(t.path, t.package, t.name, t.line) for t in found] == [
-        ("sub/q_test.rego", "q_test", "test_a", 2)
-    ]
+    assert [(t.path, t.package, t.name, t.line) for t in found] == [("sub/q_test.rego", "q_test", "test_a", 2)]

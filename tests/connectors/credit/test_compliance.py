@@ -31,9 +31,10 @@ class TestCreditEnterprises(ConnectorComplianceSuite):
     @pytest.fixture
     def sample_keys(self, demo_dir: Path) -> list[str]:
         with sqlite3.connect(demo_dir / "credit.sqlite") as conn:
-            rows = conn.execute(
-                "SELECT uscc FROM credit_subjects WHERE district_code = '330203' LIMIT 3"
-            ).fetchall() + conn.execute("SELECT uscc FROM credit_subjects WHERE district_code != '330203' LIMIT 3").fetchall()
+            rows = (
+                conn.execute("SELECT uscc FROM credit_subjects WHERE district_code = '330203' LIMIT 3").fetchall()
+                + conn.execute("SELECT uscc FROM credit_subjects WHERE district_code != '330203' LIMIT 3").fetchall()
+            )
         return [r[0] for r in rows]
 
 

@@ -63,9 +63,7 @@ def test_today_moves_the_dates(tmp_path: Path, demo: DemoStats) -> None:
     a, b = dump(demo.path), dump(later.path)
     assert a[0] == b[0]  # same enterprises
     assert [r[:4] for r in a[2]] == [r[:4] for r in b[2]]  # same records: id, uscc, kind, title
-    shifts = {
-        date.fromisoformat(str(y[7])) - date.fromisoformat(str(x[7])) for x, y in zip(a[2], b[2], strict=True)
-    }
+    shifts = {date.fromisoformat(str(y[7])) - date.fromisoformat(str(x[7])) for x, y in zip(a[2], b[2], strict=True)}
     assert shifts == {timedelta(days=30)}  # decision dates moved with today
 
 
@@ -76,10 +74,7 @@ def test_identifiers_are_valid(conn: sqlite3.Connection) -> None:
     assert sum(u[1] == "1" for u in usccs) > 0.9 * len(usccs)
     ids = [i for (i,) in conn.execute("SELECT DISTINCT legal_rep_id_number FROM credit_records")]
     assert ids and all(is_valid_id_number(i) and i.startswith("33") for i in ids)
-    assert all(
-        date(1955, 1, 1) <= date(int(i[6:10]), int(i[10:12]), int(i[12:14])) <= date(2000, 12, 31)
-        for i in ids
-    )
+    assert all(date(1955, 1, 1) <= date(int(i[6:10]), int(i[10:12]), int(i[12:14])) <= date(2000, 12, 31) for i in ids)
 
 
 def test_one_legal_representative_per_enterprise(conn: sqlite3.Connection) -> None:
