@@ -128,12 +128,13 @@ def to_sqlalchemy(row_filter: RowFilter | None, fields: FieldMap) -> ColumnEleme
 def matches(row_filter: RowFilter | None, value_of: Callable[[str], object]) -> bool:
     """Evaluate a filter in Python for connectors without SQL (``value_of`` maps field -> value).
 
-    Same semantics as the SQL translation: ``{}`` matches, ``None`` denies, a missing value
-    (SQL NULL) fails every comparison, unknown fields and operators raise ``FilterError``.
+    Same semantics as the SQL translation, including SQL's three-valued logic: a missing value
+    (``None``, SQL NULL) makes a comparison unknown, ``not unknown`` is unknown, and only a true
+    result selects the row. ``{}`` matches, ``None`` denies, unknown fields raise ``FilterError``.
     """
     if row_filter is None:
         raise FilterError("no row filter: the read is not allowed")
-    return not row_filter or _eval(row_filter, value_of, 0)
+    return not row_filter or _eval(row_filter, value_of, 0) is True
 
 
 def _compare(operator: str, left: object, right: object) -> bool:
@@ -155,22 +156,24 @@ def _compare(operator: str, left: object, right: object) -> bool:
     raise FilterError(f"unsupported field operator {operator!r}")
 
 
-def _eval(node: JSON, value_of: Callable[[str], object], depth: int) -> bool:
+def _compound(operator: object, results: list[bool | None]) -> bool | None:
+    if operator == "and":
+        return False if False in results else (None if None in results else True)
+    if operator == "or":
+        return True if True in results else (None if None in results else False)
+    if operator == "not" and len(results) == 1:
+        return None if results[0] is None else not results[0]
+    raise FilterError(f"unsupported compound operator {operator!r}")
+
+
+def _eval(node: JSON, value_of: Callable[[str], object], depth: int) -> bool | None:
     if depth > MAX_DEPTH or not isinstance(node, Mapping):
         raise FilterError("malformed filter")
     if node.get("type") == "compound":
         children = node.get("value")
         if not isinstance(children, list):
             raise FilterError("compound filter needs a list value")
-        results = [_eval(c, value_of, depth + 1) for c in children]
-        operator = node.get("operator")
-        if operator == "and":
-            return all(results)
-        if operator == "or":
-            return any(results)
-        if operator == "not" and len(results) == 1:
-            return not results[0]
-        raise FilterError(f"unsupported compound operator {operator!r}")
+        return _compound(node.get("operator"), [_eval(c, value_of, depth + 1) for c in children])
     if node.get("type") != "field" or not isinstance(node.get("field"), str):
         raise FilterError("malformed filter node")
     left, operator = value_of(str(node["field"])), node.get("operator")
@@ -183,15 +186,17 @@ def _eval(node: JSON, value_of: Callable[[str], object], depth: int) -> bool:
     if operator in ("in", "nin"):
         if not isinstance(right, list):
             raise FilterError(f"operator {operator} needs a list value")
+        if not right:  # as in SQL translation: in [] is false, nin [] is true, even for NULL
+            return operator == "nin"
         if left is None:
-            return operator == "nin" and not right
+            return None
         return (left in right) == (operator == "in")
-    if operator == "startswith":
-        if not isinstance(right, str):
-            raise FilterError("startswith needs a string value")
-        return isinstance(left, str) and left.startswith(right)
+    if operator == "startswith" and not isinstance(right, str):
+        raise FilterError("startswith needs a string value")
     if left is None:
-        return False
+        return None
+    if operator == "startswith":
+        return isinstance(left, str) and left.startswith(str(right))
     return _compare(str(operator), left, right)
 
 
