@@ -89,6 +89,7 @@ async def _open(
         catalog=built.catalog,
         types=built.types,
         keys=built.keys,
+        owners=built.owners,
         timeouts=timeouts,
         max_page_size=settings.limits.max_page_size,
     )

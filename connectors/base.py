@@ -97,8 +97,10 @@ class SchemaContribution:
 
     ``query`` is a strawberry type whose fields are merged into ``Query``. ``entity_fields`` maps
     an entity type name shared across connectors (``"Enterprise"``) to a strawberry type whose
-    fields are merged into it. ``types`` are further types the connector owns (record types returned by ``fetch_many``,
-    ``fetch_related`` and ``search`` are named by their GraphQL type name).
+    fields are merged into it (plain fields the owner also declares are served by the owner;
+    other connectors add link fields). ``types`` are further types the connector owns (record
+    types returned by ``fetch_many``, ``fetch_related`` and ``search`` are named by their GraphQL
+    type name).
     """
 
     query: type | None = None
@@ -106,6 +108,10 @@ class SchemaContribution:
     entity_fields: Mapping[str, type] = field(default_factory=dict)
     #: The key field (Python name) of each record type this connector returns, for the audit trail.
     keys: Mapping[str, str] = field(default_factory=dict)
+    #: Shared entities this connector can materialise by key, with a priority: of the enabled
+    #: connectors, the one with the highest priority owns the entity (answers ``Query.enterprise``
+    #: and every link to it, and serves its plain fields).
+    owns: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

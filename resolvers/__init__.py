@@ -6,7 +6,7 @@ from strawberry.types import Info
 
 from resolvers.context import RequestContext, Runtime
 from resolvers.errors import coded_error
-from resolvers.loaders import check_coordinate, load_one, load_related, search_page
+from resolvers.loaders import check_coordinate, load_entity, load_one, load_related, search_page
 from resolvers.pagination import Connection, Edge, PageInfo, check_first, connection
 
 
@@ -29,6 +29,7 @@ __all__ = [
     "coded_error",
     "connection",
     "context_of",
+    "load_entity",
     "load_one",
     "load_related",
     "search_page",

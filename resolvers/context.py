@@ -37,6 +37,7 @@ class Runtime:
     catalog: FieldCatalog
     types: Mapping[str, type]  # GraphQL type name -> strawberry class records become
     keys: Mapping[str, str]  # GraphQL type name -> key field (Python name)
+    owners: Mapping[str, str]  # shared entity -> the connector that materialises it
     timeouts: Mapping[str, float]  # connector -> seconds
     max_page_size: int = 500
 

@@ -129,6 +129,15 @@ async def load_one(ctx: RequestContext, connector: str, entity: str, key: str) -
     return result
 
 
+async def load_entity(ctx: RequestContext, entity: str, key: str, coordinate: str) -> object | None:
+    """A shared entity (``Enterprise``) by key, from the connector that owns it."""
+    owner = ctx.runtime.owners.get(entity)
+    if owner is None:
+        raise coded_error("FORBIDDEN", f"No connector serves {entity} here.")
+    check_coordinate(ctx, owner, entity, coordinate)
+    return await load_one(ctx, owner, entity, key)
+
+
 async def load_related(
     ctx: RequestContext,
     connector: str,
@@ -169,4 +178,4 @@ async def search_page(
     return _emit(ctx, entity, page.records, connector), page
 
 
-__all__ = ["check_coordinate", "load_one", "load_related", "search_page"]
+__all__ = ["check_coordinate", "load_entity", "load_one", "load_related", "search_page"]

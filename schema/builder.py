@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import strawberry
@@ -12,12 +12,13 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types.base import get_object_definition
 
-from connectors.base import Connector
+from connectors.base import Connector, SchemaContribution
 from connectors.errors import ConnectorConfigError
 from schema import entities
 from schema.errors import ErrorCodes
 from schema.fieldmeta import FieldCatalog, FieldMeta, field_metas
 from schema.limits import Limits, limits_rule
+from schema.lookups import ENTITY_QUERIES
 from schema.policy import PolicyExtension
 from schema.scalars import SCALAR_MAP
 
@@ -41,6 +42,7 @@ class BuiltSchema:
     catalog: FieldCatalog
     types: Mapping[str, type]
     keys: Mapping[str, str]
+    owners: Mapping[str, str]
 
 
 def _limits_extension(limits: Limits) -> type[SchemaExtension]:
@@ -65,30 +67,49 @@ class GatewayQuery:
     gateway_version: str = strawberry.field(resolver=_gateway_version, description="网关版本 (gateway version)")
 
 
-def _compose_entity(name: str, mixins: list[type]) -> type:
-    seen: dict[str, str] = {}
-    for mixin in mixins:
-        definition = get_object_definition(mixin, strict=True)
-        for f in definition.fields:
-            if f.python_name in seen and f.python_name != "uscc":
+def _compose_entity(name: str, owner: str | None, mixins: list[tuple[str, type]]) -> type:
+    """One entity class from its mixins, the owner's first so its definitions win.
+
+    A plain (resolver-less) field is read from the record the owner materialises, so another
+    connector may declare one only if the owner declares it too, with the same type.
+    """
+    ordered = sorted(mixins, key=lambda item: item[0] != owner)
+    served: dict[str, object] = {}
+    for connector, mixin in ordered:
+        for f in get_object_definition(mixin, strict=True).fields:
+            plain = f.base_resolver is None
+            if connector == owner and plain:
+                served[f.python_name] = f.type
+            elif plain and served.get(f.python_name) != f.type:
                 raise ConnectorConfigError(
-                    f"{name}.{f.python_name} is contributed by both {seen[f.python_name]} and {mixin.__name__}"
+                    f"{name}.{f.python_name} from {connector} is a plain field, but {owner or 'no connector'} owns "
+                    f"{name} and does not serve it: give it a resolver"
                 )
-            seen[f.python_name] = mixin.__name__
-    composed = strawberry.type(type(name, tuple(mixins), {}), name=name, description=entities.DESCRIPTIONS.get(name))
+    bases = tuple(m for _, m in ordered)
+    composed = strawberry.type(type(name, bases, {}), name=name, description=entities.DESCRIPTIONS.get(name))
     setattr(entities, name, composed)
     return composed
 
 
+def _owners(contributions: Mapping[str, SchemaContribution]) -> dict[str, str]:
+    ranked: dict[str, tuple[int, str]] = {}
+    for connector, contribution in contributions.items():
+        for entity, priority in contribution.owns.items():
+            if entity not in ranked or priority > ranked[entity][0]:
+                ranked[entity] = (priority, connector)
+    return {entity: connector for entity, (_, connector) in ranked.items()}
+
+
 def build_schema(connectors: Mapping[str, Connector], limits: Limits, *, introspection: bool = True) -> BuiltSchema:
     """Compose Query, the shared entities and every connector's types into one schema."""
+    contributions = {name: connector.schema() for name, connector in connectors.items()}
+    owners = _owners(contributions)
     queries: list[type] = [GatewayQuery]
     mixins: dict[str, list[tuple[str, type]]] = {}
     metas: list[FieldMeta] = []
     types: dict[str, type] = {}
     keys: dict[str, str] = {}
-    for name, connector in connectors.items():
-        contribution = connector.schema()
+    for name, contribution in contributions.items():
         if contribution.query is not None:
             queries.append(contribution.query)
             metas.extend(field_metas(name, "Query", get_object_definition(contribution.query, strict=True)))
@@ -101,7 +122,13 @@ def build_schema(connectors: Mapping[str, Connector], limits: Limits, *, introsp
             metas.extend(field_metas(name, definition.name, definition))
         keys.update(contribution.keys)
     for entity, owned in mixins.items():
-        types[entity] = _compose_entity(entity, [m for _, m in owned])
+        types[entity] = _compose_entity(entity, owners.get(entity), owned)
+        if entity in owners and entity in ENTITY_QUERIES:
+            query = ENTITY_QUERIES[entity]
+            queries.append(query)
+            metas.extend(field_metas(owners[entity], "Query", get_object_definition(query, strict=True)))
+    # Whatever reads a shared entity is decided by the connector that owns it.
+    metas = [replace(m, connector=owners.get(m.resource_type, m.connector)) for m in metas]
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         ErrorCodes,
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
@@ -117,7 +144,7 @@ def build_schema(connectors: Mapping[str, Connector], limits: Limits, *, introsp
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
     )
     catalog = FieldCatalog({m.coordinate: m for m in metas})
-    return BuiltSchema(schema=schema, catalog=catalog, types=types, keys=keys)
+    return BuiltSchema(schema=schema, catalog=catalog, types=types, keys=keys, owners=owners)
 
 
 __all__ = ["BuiltSchema", "build_schema"]

@@ -20,4 +20,5 @@ Enterprise: Any = None
 Person: Any = None
 District: Any = None
 
+
 __all__ = ["DESCRIPTIONS", "District", "Enterprise", "Person"]

@@ -100,6 +100,9 @@ class CreditConnector:
             types=(CreditProfile, CreditRecord),
             entity_fields={"Enterprise": CreditEnterpriseFields},
             keys={"Enterprise": "uscc", "CreditProfile": "uscc", "CreditRecord": "id"},
+            # The credit platform knows enterprises (its credit subjects), but the license store's
+            # registration data is the master when both are enabled.
+            owns={"Enterprise": 1},
         )
 
     @property

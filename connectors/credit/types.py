@@ -21,6 +21,7 @@ from resolvers import (
     check_first,
     connection,
     context_of,
+    load_entity,
     load_one,
     load_related,
     search_page,
@@ -72,9 +73,7 @@ class CreditRecord:
 
     @resolved(1, "所属企业 (the enterprise)", resource="Enterprise")
     async def enterprise(self, info: Info) -> EnterpriseRef | None:
-        ctx = context_of(info)
-        check_coordinate(ctx, CONNECTOR, "Enterprise", "CreditRecord.enterprise")
-        return await load_one(ctx, CONNECTOR, "Enterprise", self.uscc)
+        return await load_entity(context_of(info), "Enterprise", self.uscc, "CreditRecord.enterprise")
 
 
 @strawberry.type(description="信用档案 (credit profile)")
@@ -120,12 +119,6 @@ class CreditRecordFilter:
 
 @strawberry.type
 class CreditQuery:
-    @resolved(1, "按统一社会信用代码查询企业 (an enterprise by USCC)", resource="Enterprise")
-    async def enterprise(self, info: Info, uscc: USCC) -> EnterpriseRef | None:
-        ctx = context_of(info)
-        check_coordinate(ctx, CONNECTOR, "Enterprise", "Query.enterprise")
-        return await load_one(ctx, CONNECTOR, "Enterprise", uscc)
-
     @resolved(1, "信用记录列表 (credit records, newest first, Relay cursor pagination)", resource="CreditRecord")
     async def credit_records(
         self,
