@@ -56,9 +56,12 @@ credit_records = Table(
     Column("legal_rep_name", String(50), nullable=False),
     Column("legal_rep_id_number", String(18), nullable=False),
     Column("internal_note", Text, nullable=True),
-    Index("ix_credit_records_uscc", "uscc", "id"),
-    Index("ix_credit_records_district", "district_code", "id"),
-    Index("ix_credit_records_kind_date", "kind", "decision_date"),
+    # Every listing is newest first, (decision_date, id) descending: each index ends with that order
+    # so a page is an index range scan, not a sort of the table.
+    Index("ix_credit_records_date", "decision_date", "id"),
+    Index("ix_credit_records_uscc", "uscc", "decision_date", "id"),
+    Index("ix_credit_records_district", "district_code", "decision_date", "id"),
+    Index("ix_credit_records_kind_date", "kind", "decision_date", "id"),
     Index("ix_credit_records_publicity", "publicity_end", "publicity_start"),
 )
 
