@@ -18,9 +18,10 @@ import orjson
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.requests import Request
 from starlette.responses import Response
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from resolvers.context import RequestContext, Runtime
-from schema.errors import ZH_MESSAGES
+from schema.errors import ZH_MESSAGES, normalise
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -60,21 +61,31 @@ def _params_from_get(request: Request) -> dict[str, Any]:
     return params
 
 
+class _NoOperation(ValueError):
+    """The document parses but has no operation to run (or none with the requested name)."""
+
+
 def _operation_type(query: str, operation_name: str | None, max_tokens: int) -> OperationType | None:
+    """The type of the operation that would run; None when the document does not parse."""
     try:
         document = parse(query, max_tokens=max_tokens)
     except GraphQLError:
-        return None  # the executor reports the syntax error
-    for definition in document.definitions:
-        if isinstance(definition, OperationDefinitionNode):
-            if operation_name is None or (definition.name and definition.name.value == operation_name):
-                return definition.operation
-    return None
+        return None  # the executor reports the syntax error with its code
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    for definition in operations:
+        if operation_name is None or (definition.name and definition.name.value == operation_name):
+            return definition.operation
+    if operation_name is not None:
+        raise _NoOperation(f"The document has no operation named {operation_name!r}.")
+    raise _NoOperation("The document contains no operation to execute.")
 
 
 def _format_errors(errors: list[GraphQLError], chinese: bool) -> list[dict[str, Any]]:
     out = []
     for error in errors:
+        if "code" not in (error.extensions or {}):
+            # Raised outside the extensions' reach (e.g. inside validation): normalise here too.
+            error = normalise(error, executed=error.path is not None)
         formatted = error.formatted
         extensions = dict(formatted.get("extensions") or {})
         code = extensions.get("code")
@@ -119,7 +130,10 @@ async def execute_http(request: Request, runtime: Runtime, schema: Any, max_toke
         return _error_response(400, "BAD_REQUEST", "'variables' must be a JSON object.", media)
     if operation_name is not None and not isinstance(operation_name, str):
         return _error_response(400, "BAD_REQUEST", "'operationName' must be a string.", media)
-    op_type = _operation_type(query, operation_name, max_tokens)
+    try:
+        op_type = _operation_type(query, operation_name, max_tokens)
+    except _NoOperation as exc:
+        return _error_response(400, "BAD_REQUEST", str(exc), media)
     if request.method == "GET" and op_type not in (None, OperationType.QUERY):
         return _error_response(
             405, "METHOD_NOT_ALLOWED", "Only queries may be sent with GET; use POST.", media, allow="POST"
@@ -134,12 +148,15 @@ async def execute_http(request: Request, runtime: Runtime, schema: Any, max_toke
         request_id=state.request_id,
         language="zh" if wants_chinese(request.headers.get("accept-language")) else "en",
     )
-    result = await schema.execute(
-        query,
-        variable_values=dict(variables) if variables else None,
-        context_value=ctx,
-        operation_name=operation_name,
-    )
+    try:
+        result = await schema.execute(
+            query,
+            variable_values=dict(variables) if variables else None,
+            context_value=ctx,
+            operation_name=operation_name,
+        )
+    except (CannotGetOperationTypeError, InvalidOperationTypeError) as exc:
+        return _error_response(400, "BAD_REQUEST", f"The operation cannot be executed here: {exc}", media)
     body: dict[str, Any] = {}
     if result.errors:
         body["errors"] = _format_errors(result.errors, ctx.language == "zh")

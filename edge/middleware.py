@@ -19,7 +19,8 @@ from policies.principal import PUBLIC, Purpose
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _PURPOSE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_CASE_REF = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
+# Quotes and backslashes are refused: the embedded Rego engine would see them still escaped.
+_CASE_REF = re.compile(r'^[^\x00-\x1f\x7f"\\]{1,64}$')
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -88,7 +89,10 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         length = _header(scope, b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+        if length is not None and not length.isdigit():
+            await send_error(send, 400, "BAD_REQUEST", "Content-Length must be a number of bytes.")
+            return
+        if length is not None and int(length) > self.max_bytes:
             await send_error(send, 413, "PAYLOAD_TOO_LARGE", f"Request body over {self.max_bytes} bytes.")
             return
         received = 0
@@ -160,9 +164,14 @@ class AuthenticationMiddleware:
             )
             return
         if case_ref is not None:
-            case_ref = case_ref.encode("latin-1").decode("utf-8", errors="replace")
+            try:
+                case_ref = case_ref.encode("latin-1").decode("utf-8")
+            except UnicodeDecodeError:
+                case_ref = ""
             if not _CASE_REF.match(case_ref):
-                await send_error(send, 400, "BAD_USER_INPUT", "X-Case-Ref must be 1-64 printable characters.")
+                await send_error(
+                    send, 400, "BAD_USER_INPUT", 'X-Case-Ref must be 1-64 printable UTF-8 characters without " or \\.'
+                )
                 return
         state["purpose"] = Purpose(code=purpose, case_ref=case_ref)
         await self.app(scope, receive, send)

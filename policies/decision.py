@@ -61,9 +61,9 @@ class Decision:
 
     @property
     def max_rows(self) -> int | None:
-        """The ``max_rows`` obligation, if any."""
+        """The ``max_rows`` obligation, if any (validated by ``parse_decision``)."""
         value = self.obligations.get("max_rows")
-        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class MalformedDecision(ValueError):
@@ -130,6 +130,10 @@ def _parse(raw: object) -> Decision:
     obligations = raw.get("obligations", {})
     if not isinstance(obligations, Mapping):
         raise MalformedDecision("obligations must be an object")
+    max_rows = obligations.get("max_rows")
+    if "max_rows" in obligations and (not isinstance(max_rows, int) or isinstance(max_rows, bool) or max_rows < 0):
+        # A cap we cannot read must not become "no cap".
+        raise MalformedDecision("obligations.max_rows must be an integer >= 0")
     return Decision(
         allow=True,
         fields={str(c): _field_rule(str(c), r) for c, r in fields.items()},

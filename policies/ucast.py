@@ -19,7 +19,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import ColumnElement, and_, false, not_, or_, true
+from sqlalchemy import ColumnElement, and_, false, func, not_, or_, true
 from sqlalchemy.sql.expression import ColumnClause
 
 from connectors.base import JSON, RowFilter
@@ -68,10 +68,6 @@ def _coerce(column: ColumnClause[object] | ColumnElement[object], value: JSON) -
     raise FilterError(f"value {value!r} does not fit column type {python_type.__name__}")
 
 
-def _escape_like(prefix: str) -> str:
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _field(node: Mapping[str, JSON], fields: FieldMap) -> ColumnElement[bool]:
     name, operator, value = node.get("field"), node.get("operator"), node.get("value")
     if not isinstance(name, str) or name not in fields:
@@ -89,7 +85,8 @@ def _field(node: Mapping[str, JSON], fields: FieldMap) -> ColumnElement[bool]:
     if operator == "startswith":
         if not isinstance(value, str):
             raise FilterError("startswith needs a string value")
-        return column.like(_escape_like(value) + "%", escape="\\")
+        # LIKE ignores ASCII case on SQLite (and MySQL): compare the prefix itself instead.
+        return func.substr(column, 1, len(value)) == value
     raise FilterError(f"unsupported field operator {operator!r}")
 
 
@@ -178,26 +175,41 @@ def _eval(node: JSON, value_of: Callable[[str], object], depth: int) -> bool | N
         raise FilterError("malformed filter node")
     left, operator = value_of(str(node["field"])), node.get("operator")
     right: object = node.get("value")
-    if isinstance(left, dt.date) and isinstance(right, str):
-        try:
-            right = type(left).fromisoformat(right)
-        except ValueError as exc:
-            raise FilterError("filter value does not fit the field type") from exc
     if operator in ("in", "nin"):
         if not isinstance(right, list):
             raise FilterError(f"operator {operator} needs a list value")
-        if not right:  # as in SQL translation: in [] is false, nin [] is true, even for NULL
+        values = [_py_coerce(left, v) for v in right]
+        if not values:  # as in SQL translation: in [] is false, nin [] is true, even for NULL
             return operator == "nin"
         if left is None:
             return None
-        return (left in right) == (operator == "in")
+        return (left in values) == (operator == "in")
     if operator == "startswith" and not isinstance(right, str):
         raise FilterError("startswith needs a string value")
+    right = _py_coerce(left, right)
     if left is None:
         return None
     if operator == "startswith":
         return isinstance(left, str) and left.startswith(str(right))
     return _compare(str(operator), left, right)
+
+
+def _py_coerce(left: object, right: object) -> object:
+    """Type a filter value like the field's value, refusing mismatches as the SQL path does."""
+    if right is None or isinstance(right, bool | Mapping | list):
+        raise FilterError("filter values must be strings or numbers")
+    if left is None:
+        return right
+    if isinstance(left, dt.date) and isinstance(right, str):
+        try:
+            return type(left).fromisoformat(right)
+        except ValueError as exc:
+            raise FilterError("filter value does not fit the field type") from exc
+    if isinstance(left, str) != isinstance(right, str):
+        raise FilterError("filter value does not fit the field type")
+    if isinstance(left, Decimal) and isinstance(right, int | float):
+        return Decimal(str(right))
+    return right
 
 
 def field_names(row_filter: RowFilter | None) -> Sequence[str]:

@@ -57,11 +57,11 @@ def _plan(ctx: RequestContext, connector: str, entity: str) -> RecordPlan:
 
 
 def _emit(ctx: RequestContext, entity: str, rows: Sequence[Record], connector: str) -> list[object]:
-    objects = materialize(rows, ctx.runtime.types[entity], _plan(ctx, connector, entity))
     key = ctx.runtime.keys.get(entity)
-    if key and objects:
-        ctx.returned.setdefault(entity, []).extend(keys_of(objects, key))
-    return objects
+    if key and rows:
+        # Keys come from the rows before masking: the audit trail records what really left.
+        ctx.returned.setdefault(entity, []).extend(keys_of(rows, key))
+    return materialize(rows, ctx.runtime.types[entity], _plan(ctx, connector, entity))
 
 
 def check_coordinate(ctx: RequestContext, connector: str, entity: str, coordinate: str) -> Decision:
@@ -164,7 +164,8 @@ async def search_page(
     decision = ctx.decision(connector, entity)
     if not decision.allow:
         raise _denial(decision)
-    limit = min(first, ctx.runtime.max_page_size, decision.max_rows or ctx.runtime.max_page_size)
+    cap = decision.max_rows
+    limit = min(first, ctx.runtime.max_page_size, cap if cap is not None else ctx.runtime.max_page_size)
     request = SearchRequest(
         entity=entity,
         fields=ctx.fields.get((connector, entity), frozenset()),

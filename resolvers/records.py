@@ -67,9 +67,9 @@ def materialize(rows: Iterable[Record], cls: type, plan: RecordPlan) -> list[obj
     return out
 
 
-def keys_of(objects: Sequence[object], key_field: str) -> list[str]:
-    """The key values of materialised records, for the audit trail."""
-    return [str(obj.__dict__.get(key_field)) for obj in objects]
+def keys_of(rows: Sequence[Record], key_field: str) -> list[str]:
+    """The key values of records as the connector returned them, for the audit trail."""
+    return [str(row.get(key_field)) for row in rows]
 
 
 __all__ = ["SENSITIVE_LEVEL", "RecordPlan", "keys_of", "materialize", "plan_for"]

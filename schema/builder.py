@@ -91,6 +91,20 @@ def _compose_entity(name: str, owner: str | None, mixins: list[tuple[str, type]]
     return composed
 
 
+def _catalog(metas: list[FieldMeta]) -> FieldCatalog:
+    """Index metadata by coordinate; a coordinate declared twice must be classified the same way."""
+    by_coordinate: dict[str, FieldMeta] = {}
+    for meta in metas:
+        seen = by_coordinate.get(meta.coordinate)
+        if seen is not None and seen != meta:
+            raise ConnectorConfigError(
+                f"{meta.coordinate} is declared twice with different classification or governance: "
+                f"{seen.level}/{seen.pi}/{seen.resource_type} vs {meta.level}/{meta.pi}/{meta.resource_type}"
+            )
+        by_coordinate[meta.coordinate] = meta
+    return FieldCatalog(by_coordinate)
+
+
 def _owners(contributions: Mapping[str, SchemaContribution]) -> dict[str, str]:
     ranked: dict[str, tuple[int, str]] = {}
     for connector, contribution in contributions.items():
@@ -129,6 +143,7 @@ def build_schema(connectors: Mapping[str, Connector], limits: Limits, *, introsp
             metas.extend(field_metas(owners[entity], "Query", get_object_definition(query, strict=True)))
     # Whatever reads a shared entity is decided by the connector that owns it.
     metas = [replace(m, connector=owners.get(m.resource_type, m.connector)) for m in metas]
+    catalog = _catalog(metas)
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         ErrorCodes,
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
@@ -143,7 +158,6 @@ def build_schema(connectors: Mapping[str, Connector], limits: Limits, *, introsp
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
     )
-    catalog = FieldCatalog({m.coordinate: m for m in metas})
     return BuiltSchema(schema=schema, catalog=catalog, types=types, keys=keys, owners=owners)
 
 

@@ -2,9 +2,10 @@
 
 Token count is bounded earlier, by the parser (``MaxTokensLimiter``), and body size by the HTTP
 middleware. Cost estimates the rows an operation can return: each field costs 1 times the number
-of parent rows, and a list field multiplies its children by its ``first`` argument (or
-``DEFAULT_LIST_SIZE`` when it has none), so ``first: 500`` pages nested inside each other are
-refused before any connector is called.
+of parent rows; a field with ``first`` (a variable's default counts) multiplies its children by
+it, and a list without one (``records``, or ``nodes`` outside a paged connection) by
+``DEFAULT_LIST_SIZE``, so ``first: 500`` pages nested inside each other are refused before any
+connector is called.
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ from graphql import (
     VariableNode,
 )
 
+from schema.operation import effective_variables
+
 DEFAULT_LIST_SIZE = 10
+#: List fields without a ``first`` argument; under a paged connection they are the page itself.
+LIST_FIELDS = frozenset({"nodes", "edges", "records", "licenses"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,30 +70,44 @@ def _measure(
     depth: int,
     rows: int,
     visiting: frozenset[str],
+    paged: bool = False,
 ) -> None:
+    """Walk a selection set; ``paged`` means the parent field already multiplied by its ``first``."""
     if selection_set is None:
         return
     for selection in selection_set.selections:
         if isinstance(selection, FieldNode):
             if selection.alias:
                 stats.aliases += 1
-            if selection.name.value.startswith("__"):
+            if selection.name.value == "__typename":
                 continue
-            stats.depth = max(stats.depth, depth + 1)
+            stats.depth = max(stats.depth, depth + 1)  # introspection fields count for depth too
+            if selection.name.value.startswith("__"):
+                _measure(selection.selection_set, fragments, variables, stats, depth + 1, rows, visiting)
+                continue
             stats.cost += rows
             if selection.selection_set is not None:
                 first = _first(selection, variables)
                 child_rows = rows * (first if first is not None else 1)
-                if first is None and selection.name.value in ("nodes", "edges", "records"):
+                if first is None and not paged and selection.name.value in LIST_FIELDS:
                     child_rows = rows * DEFAULT_LIST_SIZE
-                _measure(selection.selection_set, fragments, variables, stats, depth + 1, child_rows, visiting)
+                _measure(
+                    selection.selection_set,
+                    fragments,
+                    variables,
+                    stats,
+                    depth + 1,
+                    child_rows,
+                    visiting,
+                    first is not None,
+                )
         elif isinstance(selection, InlineFragmentNode):
-            _measure(selection.selection_set, fragments, variables, stats, depth, rows, visiting)
+            _measure(selection.selection_set, fragments, variables, stats, depth, rows, visiting, paged)
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
             if name in visiting or name not in fragments:
                 continue  # cycles and unknown fragments are reported by the standard rules
-            _measure(fragments[name].selection_set, fragments, variables, stats, depth, rows, visiting | {name})
+            _measure(fragments[name].selection_set, fragments, variables, stats, depth, rows, visiting | {name}, paged)
 
 
 def limits_rule(limits: Limits, variables: Callable[[], Mapping[str, object]]) -> type[ValidationRule]:
@@ -103,7 +122,7 @@ def limits_rule(limits: Limits, variables: Callable[[], Mapping[str, object]]) -
                 d.name.value: d for d in self.context.document.definitions if isinstance(d, FragmentDefinitionNode)
             }
             stats = _Stats()
-            _measure(node.selection_set, fragments, variables(), stats, 0, 1, frozenset())
+            _measure(node.selection_set, fragments, effective_variables(node, variables()), stats, 0, 1, frozenset())
             for what, value, ceiling in (
                 ("depth", stats.depth, limits.max_depth),
                 ("aliases", stats.aliases, limits.max_aliases),

@@ -9,12 +9,13 @@ from strawberry.types import Info
 
 from resolvers import context_of, load_entity
 from schema.directives import resolved
-from schema.scalars import USCC
+from schema.scalars import USCC, IDNumber
 
 if TYPE_CHECKING:
-    from schema.entities import Enterprise
+    from schema.entities import Enterprise, Person
 
 EnterpriseRef = Annotated["Enterprise", strawberry.lazy("schema.entities")]
+PersonRef = Annotated["Person", strawberry.lazy("schema.entities")]
 
 
 @strawberry.type
@@ -26,7 +27,16 @@ class EnterpriseQuery:
         return await load_entity(context_of(info), "Enterprise", uscc, "Query.enterprise")
 
 
-#: Root lookups by key, per shared entity.
-ENTITY_QUERIES: dict[str, type] = {"Enterprise": EnterpriseQuery}
+@strawberry.type
+class PersonQuery:
+    """``Query.person``, answered by whichever enabled connector owns ``Person``."""
 
-__all__ = ["ENTITY_QUERIES", "EnterpriseQuery"]
+    @resolved(1, "按公民身份号码查询自然人 (a person by resident ID number)", resource="Person")
+    async def person(self, info: Info, id_number: IDNumber) -> PersonRef | None:
+        return await load_entity(context_of(info), "Person", id_number, "Query.person")
+
+
+#: Root lookups by key, per shared entity.
+ENTITY_QUERIES: dict[str, type] = {"Enterprise": EnterpriseQuery, "Person": PersonQuery}
+
+__all__ = ["ENTITY_QUERIES", "EnterpriseQuery", "PersonQuery"]

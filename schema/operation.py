@@ -18,6 +18,7 @@ from graphql import (
     OperationDefinitionNode,
     TypeInfo,
     TypeInfoVisitor,
+    Undefined,
     Visitor,
     get_named_type,
     value_from_ast_untyped,
@@ -34,7 +35,8 @@ class OperationSummary:
     type: str
     name: str | None
     coordinates: list[str] = field(default_factory=list)
-    args: dict[str, dict[str, JSONValue]] = field(default_factory=dict)
+    #: Arguments per coordinate, one entry per occurrence (aliases and repeats stay distinct).
+    args: dict[str, list[dict[str, JSONValue]]] = field(default_factory=dict)
     depth: int = 0
 
 
@@ -58,12 +60,37 @@ class _Collector(Visitor):
             self.seen.add(coordinate)
             self.summary.coordinates.append(coordinate)
         if node.arguments:
-            args = self.summary.args.setdefault(coordinate, {})
-            for arg in node.arguments:
-                args[arg.name.value] = value_from_ast_untyped(arg.value, self.variables)
+            args = {
+                arg.name.value: _defined(value_from_ast_untyped(arg.value, self.variables)) for arg in node.arguments
+            }
+            self.summary.args.setdefault(coordinate, []).append({k: v for k, v in args.items() if v is not Undefined})
 
     def leave_field(self, *_: object) -> None:
         self.level -= 1
+
+
+def _defined(value: object) -> object:
+    """Drop omitted variables (``Undefined``) at any depth; what remains is plain JSON."""
+    if isinstance(value, dict):
+        return {k: _defined(v) for k, v in value.items() if v is not Undefined}
+    if isinstance(value, list):
+        return [_defined(v) for v in value if v is not Undefined]
+    return value
+
+
+def effective_variables(
+    operation: OperationDefinitionNode | None, given: Mapping[str, object] | None
+) -> dict[str, object]:
+    """The request's variables plus the defaults of those it omitted, as JSON values."""
+    given = given or {}
+    out: dict[str, object] = {}
+    for definition in (operation.variable_definitions or ()) if operation else ():
+        name = definition.variable.name.value
+        if name in given:
+            out[name] = given[name]
+        elif definition.default_value is not None:
+            out[name] = value_from_ast_untyped(definition.default_value)
+    return out
 
 
 def summarize(
@@ -83,11 +110,11 @@ def summarize(
         name=chosen.name.value if chosen and chosen.name else None,
     )
     type_info = TypeInfo(schema)
-    collector = _Collector(type_info, variables or {}, summary)
+    collector = _Collector(type_info, effective_variables(chosen, variables), summary)
     definitions = [d for d in document.definitions if isinstance(d, FragmentDefinitionNode)]
     for definition in ([chosen] if chosen else []) + definitions:
         visit(definition, TypeInfoVisitor(type_info, collector))
     return summary
 
 
-__all__ = ["OperationSummary", "summarize"]
+__all__ = ["OperationSummary", "effective_variables", "summarize"]

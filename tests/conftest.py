@@ -35,7 +35,11 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "data_dir": data_dir,
         "auth": AuthSettings(secret=SecretStr(SECRET)),
-        "connectors": {"credit": {"url": f"sqlite+aiosqlite:///{data_dir / 'credit.sqlite'}"}},
+        # Every connector named explicitly: pydantic-settings merges citygraph.toml's tables into these.
+        "connectors": {
+            "credit": {"url": f"sqlite+aiosqlite:///{data_dir / 'credit.sqlite'}"},
+            "license": {"enabled": False},
+        },
         "audit": {"url": f"sqlite+aiosqlite:///{data_dir / 'audit.sqlite'}"},
     }
     values.update(overrides)

@@ -198,6 +198,8 @@ class CreditConnector:
                 after_date, after_id = dt.date.fromisoformat(day), int(ident)
             except ValueError as exc:
                 raise InvalidArgument("after: not a cursor issued by this API") from exc
+            if not 0 < after_id < 2**63:  # out of the column's range: forged, not a backend failure
+                raise InvalidArgument("after: not a cursor issued by this API")
             conditions.append(
                 or_(
                     credit_records.c.decision_date < after_date,

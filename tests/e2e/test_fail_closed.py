@@ -162,3 +162,8 @@ def test_slow_connector_yields_connector_unavailable_and_the_rest_arrives(demo_d
     assert body["data"]["gatewayVersion"] and body["data"]["enterprise"] is None
     assert len(body["data"]["creditRecords"]["nodes"]) == 1
     assert [e["extensions"]["code"] for e in body["errors"]] == ["CONNECTOR_UNAVAILABLE"]
+
+
+def test_max_rows_zero_returns_nothing(demo_dir: Path, tmp_path: Path, token: TokenFactory) -> None:
+    body = run(demo_dir, tmp_path, token, lambda _: {**ALLOW_ALL, "obligations": {"max_rows": 0}})
+    assert body["data"]["creditRecords"]["nodes"] == []

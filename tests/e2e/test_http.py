@@ -132,7 +132,15 @@ def test_depth_alias_and_cost_limits(live: LiveServer, demo_dir: Path) -> None:
         inner = nested % inner
     deep = '{ enterprise(uscc: "%s") { %s } }' % (uscc, inner)
     aliases = "{ " + " ".join(f"a{i}: gatewayVersion" for i in range(20)) + " }"
-    cost = "{ creditRecords(first: 500) { nodes { enterprise { credit { records { id title kind authority } } } } } }"
+    cost = (
+        "{ creditRecords(first: 500) { nodes { enterprise { credit { records { id title kind authority content "
+        "decisionDate districtCode uscc publicityEndsOn decisionNumber } } } } } }"
+    )
+    # A maximal page of scalars is fine: the page size is counted once, not again for `nodes`.
+    page = "{ creditRecords(first: 500) { nodes { id uscc kind title content authority decisionDate } } }"
+    assert "errors" not in live.post(page).json() or all(
+        e["extensions"]["code"] != "QUERY_TOO_COMPLEX" for e in live.post(page).json()["errors"]
+    )
     for query in (deep, aliases, cost):
         body = live.post(query).json()
         assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX", query
@@ -202,3 +210,50 @@ def test_statement_count_is_constant_per_level(live: LiveServer, token: TokenFac
         counts.append(len(seen))
     # search + enterprises + profiles + records: one statement per connector per level
     assert counts == [4, 4]
+
+
+def test_omitted_optional_variables_do_not_deny(live: LiveServer) -> None:
+    body = live.post(
+        "query Page($after: String, $n: Int = 2) { creditRecords(first: $n, after: $after) { nodes { id } } }"
+    ).json()
+    assert "errors" not in body and len(body["data"]["creditRecords"]["nodes"]) == 2
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"query": "query A { gatewayVersion }", "operationName": "B"},
+        {"query": "{ gatewayVersion }", "operationName": ""},
+        {"query": "fragment F on Query { gatewayVersion }"},
+        {"query": "type Foo { a: Int }"},
+    ],
+)
+def test_documents_without_a_runnable_operation_are_400(live: LiveServer, payload: dict[str, str]) -> None:
+    response = httpx.post(f"{live.url}/graphql", json=payload)
+    assert response.status_code == 400 and response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+def test_forged_cursor_with_huge_id_is_bad_user_input(live: LiveServer) -> None:
+    import base64
+
+    cursor = base64.urlsafe_b64encode(b"v1|2026-01-01|" + b"9" * 30).decode().rstrip("=")
+    body = live.post('{ creditRecords(after: "%s") { nodes { id } } }' % cursor).json()
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+def test_bad_headers_are_400(live: LiveServer) -> None:
+    import socket
+
+    host, port = live.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:  # httpx refuses to send this
+        raw.sendall(
+            b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: abc\r\n\r\n{}"
+        )
+        status_line = raw.recv(200).split(b"\r\n")[0]
+    assert b" 400 " in status_line
+    bad_utf8 = httpx.post(
+        f"{live.url}/graphql", json={"query": "{ gatewayVersion }"}, headers={b"X-Case-Ref": b"\xff\xfe"}
+    )
+    assert bad_utf8.status_code == 400
+    quoted = httpx.post(f"{live.url}/graphql", json={"query": "{ gatewayVersion }"}, headers={"X-Case-Ref": 'a"b'})
+    assert quoted.status_code == 400

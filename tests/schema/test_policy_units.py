@@ -152,3 +152,44 @@ def test_python_evaluator_and_sql_agree(
 
 def test_sqlite_is_real() -> None:
     assert sqlite3.sqlite_version_info >= (3, 25)  # window functions for per-parent limits
+
+
+def test_startswith_is_case_sensitive_in_sql_as_in_python() -> None:
+    engine = create_engine("sqlite://")
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(rows.insert(), [{"id": 1, "district": "ABC123", "day": None}])
+        lower = {"type": "field", "field": "rows.district", "operator": "startswith", "value": "abc"}
+        upper = {"type": "field", "field": "rows.district", "operator": "startswith", "value": "ABC"}
+        assert conn.execute(select(rows.c.id).where(to_sqlalchemy(lower, FIELDS))).all() == []
+        assert conn.execute(select(rows.c.id).where(to_sqlalchemy(upper, FIELDS))).all() == [(1,)]
+    engine.dispose()
+    assert not matches(lower, lambda _: "ABC123") and matches(upper, lambda _: "ABC123")
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        {"type": "field", "field": "rows.id", "operator": "ne", "value": "5"},
+        {"type": "field", "field": "rows.id", "operator": "nin", "value": ["5"]},
+        {"type": "field", "field": "rows.district", "operator": "eq", "value": 5},
+    ],
+)
+def test_type_mismatches_deny_in_both_evaluators(node: dict[str, Any]) -> None:
+    with pytest.raises(FilterError):
+        to_sqlalchemy(node, FIELDS)
+    with pytest.raises(FilterError):
+        matches(node, lambda name: {"rows.id": 5, "rows.district": "330203"}[name])
+
+
+def test_dates_in_lists_are_typed_in_python_too() -> None:
+    node = {"type": "field", "field": "rows.day", "operator": "nin", "value": ["2026-01-01"]}
+    assert not matches(node, lambda _: dt.date(2026, 1, 1))
+    assert matches(node, lambda _: dt.date(2026, 1, 2))
+
+
+def test_max_rows_must_be_a_readable_cap() -> None:
+    for bad in (-1, 2.0, "2", True):
+        assert parse_decision({"allow": True, "filter": {}, "obligations": {"max_rows": bad}}).allow is False
+    zero = parse_decision({"allow": True, "filter": {}, "obligations": {"max_rows": 0}})
+    assert zero.allow and zero.max_rows == 0

@@ -1,0 +1,52 @@
+"""Schema composition: shared entities, owners, and classification conflicts fail the build."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+import strawberry
+
+from connectors.base import ConnectorInfo, SchemaContribution
+from connectors.credit import CreditConnector
+from connectors.errors import ConnectorConfigError
+from connectors.testing import FakeConnector
+from schema.builder import build_schema
+from schema.directives import classified
+from schema.limits import Limits
+from schema.scalars import USCC, Adcode
+
+
+@strawberry.type
+class SecretName:
+    uscc: USCC = classified(1, "统一社会信用代码 (USCC)")
+    name: str = classified(2, "名称 (name, but internal here)")
+    district_code: Adcode = classified(1, "行政区划代码 (district)")
+
+
+class Owner(FakeConnector):
+    info: ClassVar[ConnectorInfo] = ConnectorInfo(name="owner", department="x", version="0", entities=("Enterprise",))
+
+    def schema(self) -> SchemaContribution:
+        return SchemaContribution(entity_fields={"Enterprise": SecretName}, owns={"Enterprise": 99}, keys={})
+
+
+def credit(tmp_path: Path) -> CreditConnector:
+    return CreditConnector.from_config({}, tmp_path)
+
+
+@pytest.mark.parametrize("order", [("owner", "credit"), ("credit", "owner")])
+def test_conflicting_classification_of_a_shared_field_fails_the_build(tmp_path: Path, order: tuple[str, str]) -> None:
+    connectors: Mapping[str, object] = {"owner": Owner({}), "credit": credit(tmp_path)}
+    with pytest.raises(ConnectorConfigError, match=r"Enterprise\.name"):
+        build_schema({name: connectors[name] for name in order}, Limits())  # type: ignore[misc]
+
+
+def test_the_owner_decides_for_links_into_a_shared_entity(tmp_path: Path) -> None:
+    built = build_schema({"credit": credit(tmp_path)}, Limits())
+    assert built.owners == {"Enterprise": "credit"}
+    meta = built.catalog.get("CreditRecord.enterprise")
+    assert meta is not None and (meta.connector, meta.resource_type) == ("credit", "Enterprise")
+    assert built.catalog.get("Query.enterprise") is not None
