@@ -90,6 +90,7 @@ async def _open(
         types=built.types,
         keys=built.keys,
         owners=built.owners,
+        record_types=built.record_types,
         timeouts=timeouts,
         max_page_size=settings.limits.max_page_size,
     )
@@ -238,18 +239,24 @@ def demo_data(
     out: Annotated[Path | None, typer.Option(help="Output folder (default: the data folder).")] = None,
     if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing if the data exists.")] = False,
 ) -> None:
-    """Generate the deterministic Ningbo demo data set."""
-    from connectors.credit.demo import generate
+    """Generate the deterministic Ningbo demo data set (credit platform, then the license store)."""
+    from connectors.credit.demo import generate as credit_demo
+    from connectors.license.demo import generate as license_demo
 
     folder = out or Settings().data_dir
-    target = folder / "credit.sqlite"
-    if if_missing and target.exists():
-        typer.echo(f"demo data present: {target}")
+    credit, license_ = folder / "credit.sqlite", folder / "license.sqlite"
+    if if_missing and credit.exists() and license_.exists():
+        typer.echo(f"demo data present in {folder}")
         return
     folder.mkdir(parents=True, exist_ok=True)
-    stats = generate(target, scale=scale, seed=seed, progress=sys.stderr.isatty())
+    progress = sys.stderr.isatty()
+    stats = credit_demo(credit, scale=scale, seed=seed, progress=progress)
+    typer.echo(f"wrote {stats.enterprises} enterprises and {stats.records} credit records in {stats.seconds:.1f}s")
+    # The license store reuses the credit platform's enterprises and legal representatives.
+    licences = license_demo(license_, credit_db=credit, seed=seed, progress=progress)
     typer.echo(
-        f"wrote {stats.enterprises} enterprises and {stats.records} credit records to {target} in {stats.seconds:.1f}s"
+        f"wrote {licences.enterprises} registrations, {licences.persons} persons and {licences.licenses} signed "
+        f"licences in {licences.seconds:.1f}s to {folder}"
     )
 
 

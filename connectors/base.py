@@ -112,6 +112,9 @@ class SchemaContribution:
     #: connectors, the one with the highest priority owns the entity (answers ``Query.enterprise``
     #: and every link to it, and serves its plain fields).
     owns: Mapping[str, int] = field(default_factory=dict)
+    #: Entities whose records are of another GraphQL type, e.g. ``LicenseDocument`` (a separate
+    #: decision, with its own row filter) returning ``LicenseVerification`` records.
+    record_types: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,7 +73,9 @@ class Settings(BaseSettings):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
-    connectors: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"credit": dict[str, Any]()})
+    connectors: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: {"credit": dict[str, Any](), "license": dict[str, Any]()}
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -38,6 +38,7 @@ class Runtime:
     types: Mapping[str, type]  # GraphQL type name -> strawberry class records become
     keys: Mapping[str, str]  # GraphQL type name -> key field (Python name)
     owners: Mapping[str, str]  # shared entity -> the connector that materialises it
+    record_types: Mapping[str, str]  # entity -> GraphQL type of its records, where they differ
     timeouts: Mapping[str, float]  # connector -> seconds
     max_page_size: int = 500
 

@@ -49,10 +49,10 @@ async def _call(ctx: RequestContext, connector: str, call: Callable[[], Awaitabl
         raise unavailable(connector) from exc
 
 
-def _plan(ctx: RequestContext, connector: str, entity: str) -> RecordPlan:
-    plan = ctx.plans.get(entity)
+def _plan(ctx: RequestContext, connector: str, type_name: str) -> RecordPlan:
+    plan = ctx.plans.get(type_name)
     if plan is None:
-        plan = ctx.plans[entity] = plan_for(entity, ctx.decision(connector, entity), ctx.runtime.catalog)
+        plan = ctx.plans[type_name] = plan_for(type_name, ctx.decision(connector, type_name), ctx.runtime.catalog)
     return plan
 
 
@@ -61,7 +61,9 @@ def _emit(ctx: RequestContext, entity: str, rows: Sequence[Record], connector: s
     if key and rows:
         # Keys come from the rows before masking: the audit trail records what really left.
         ctx.returned.setdefault(entity, []).extend(keys_of(rows, key))
-    return materialize(rows, ctx.runtime.types[entity], _plan(ctx, connector, entity))
+    # The entity's decision filtered the rows; the record type's decision governs their fields.
+    type_name = ctx.runtime.record_types.get(entity, entity)
+    return materialize(rows, ctx.runtime.types[type_name], _plan(ctx, connector, type_name))
 
 
 def check_coordinate(ctx: RequestContext, connector: str, entity: str, coordinate: str) -> Decision:

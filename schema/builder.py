@@ -43,6 +43,7 @@ class BuiltSchema:
     types: Mapping[str, type]
     keys: Mapping[str, str]
     owners: Mapping[str, str]
+    record_types: Mapping[str, str]
 
 
 def _limits_extension(limits: Limits) -> type[SchemaExtension]:
@@ -123,7 +124,9 @@ def build_schema(connectors: Mapping[str, Connector], limits: Limits, *, introsp
     metas: list[FieldMeta] = []
     types: dict[str, type] = {}
     keys: dict[str, str] = {}
+    record_types: dict[str, str] = {}
     for name, contribution in contributions.items():
+        record_types.update(contribution.record_types)
         if contribution.query is not None:
             queries.append(contribution.query)
             metas.extend(field_metas(name, "Query", get_object_definition(contribution.query, strict=True)))
@@ -158,7 +161,7 @@ def build_schema(connectors: Mapping[str, Connector], limits: Limits, *, introsp
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
     )
-    return BuiltSchema(schema=schema, catalog=catalog, types=types, keys=keys, owners=owners)
+    return BuiltSchema(schema=schema, catalog=catalog, types=types, keys=keys, owners=owners, record_types=record_types)
 
 
 __all__ = ["BuiltSchema", "build_schema"]

@@ -15,6 +15,7 @@ import uvicorn
 from pydantic import SecretStr
 
 from connectors.credit.demo import generate
+from connectors.license.demo import generate as license_demo
 from edge.identity import mint_dev_token
 from edge.settings import AuthSettings, Settings
 
@@ -27,6 +28,7 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data folder holding the credit demo database (300 enterprises, seed 7)."""
     folder = tmp_path_factory.mktemp("var")
     generate(folder / "credit.sqlite", scale=300, seed=7)
+    license_demo(folder / "license.sqlite", credit_db=folder / "credit.sqlite", seed=7)
     return folder
 
 
@@ -38,7 +40,7 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
         # Every connector named explicitly: pydantic-settings merges citygraph.toml's tables into these.
         "connectors": {
             "credit": {"url": f"sqlite+aiosqlite:///{data_dir / 'credit.sqlite'}"},
-            "license": {"enabled": False},
+            "license": {"url": f"sqlite+aiosqlite:///{data_dir / 'license.sqlite'}"},
         },
         "audit": {"url": f"sqlite+aiosqlite:///{data_dir / 'audit.sqlite'}"},
     }

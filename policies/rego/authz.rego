@@ -8,3 +8,5 @@ package citygraph.authz
 default decision := {"allow": false, "reasons": ["no policy for this connector"]}
 
 decision := data.citygraph.credit.decision if input.resource.connector == "credit"
+
+decision := data.citygraph.license.decision if input.resource.connector == "license"

@@ -128,9 +128,16 @@ def test_enterprise_link_is_filtered_in_sql_too(
     query = '{ enterprise(uscc: "%s") { uscc credit { rating records { id } } } }' % uscc
     own = live.post(query, token(roles=["district_officer"], districts=[district])).json()
     assert len(own["data"]["enterprise"]["credit"]["records"]) == count
-    foreign = live.post(query, token(roles=["district_officer"], districts=[other])).json()
-    assert foreign["data"]["enterprise"]["credit"]["records"] == []
     assert any("district_code IN" in sql for sql, _ in statements)
+    # Another district's officer does not even see the enterprise (the license store's rule),
+    # and its records through the credit platform stay filtered too.
+    foreign = live.post(query, token(roles=["district_officer"], districts=[other])).json()
+    assert foreign == {"data": {"enterprise": None}}
+    records = live.post(
+        '{ creditRecords(filter: {uscc: "%s"}) { nodes { id } } }' % uscc,
+        token(roles=["district_officer"], districts=[other]),
+    ).json()
+    assert records["data"]["creditRecords"]["nodes"] == []
 
 
 IDS = "{ creditRecords(first: 5) { nodes { id legalRepName legalRepIdNumber } } }"

@@ -185,7 +185,12 @@ def test_request_id_is_echoed(live: LiveServer) -> None:
 def test_health_ready_and_graphiql(live: LiveServer) -> None:
     assert httpx.get(f"{live.url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{live.url}/readyz").json()
-    assert ready["ready"] is True and set(ready["checks"]) == {"connector:credit", "policy", "audit"}
+    assert ready["ready"] is True and set(ready["checks"]) == {
+        "connector:credit",
+        "connector:license",
+        "policy",
+        "audit",
+    }
     page = httpx.get(f"{live.url}/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200 and "graphiql.min.js" in page.text and "https://" not in page.text
     assert httpx.get(f"{live.url}/static/graphiql/graphiql.min.js").status_code == 200
@@ -208,8 +213,8 @@ def test_statement_count_is_constant_per_level(live: LiveServer, token: TokenFac
         event.remove(engine, "before_cursor_execute", count)
         assert "errors" not in body and len(body["data"]["creditRecords"]["nodes"]) == n
         counts.append(len(seen))
-    # search + enterprises + profiles + records: one statement per connector per level
-    assert counts == [4, 4]
+    # credit: search + profiles + records, one statement per level (enterprises come from the license store)
+    assert counts == [3, 3]
 
 
 def test_omitted_optional_variables_do_not_deny(live: LiveServer) -> None:

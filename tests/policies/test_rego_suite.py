@@ -24,7 +24,12 @@ def test_enough_tests_were_discovered_and_ran(results: dict[str, regotest.TestRe
     assert len(DISCOVERED) >= MIN_TESTS
     assert len(results) == len(DISCOVERED)
     packages = {test.package for test in DISCOVERED}
-    assert packages == {"citygraph.authz_test", "citygraph.common_test", "citygraph.credit_test"}
+    assert packages == {
+        "citygraph.authz_test",
+        "citygraph.common_test",
+        "citygraph.credit_test",
+        "citygraph.license_test",
+    }
 
 
 @pytest.mark.parametrize("test", DISCOVERED, ids=lambda t: f"{t.package}.{t.name}")

@@ -1,0 +1,259 @@
+"""The e-license store connector (电子证照库): SQLAlchemy 2 async, SQLite by default, any URL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from sqlalchemy import ColumnElement, Select, and_, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from connectors.base import (
+    JSON,
+    Capabilities,
+    ConnectorInfo,
+    FetchRequest,
+    Health,
+    Page,
+    Record,
+    SchemaContribution,
+    SearchRequest,
+)
+from connectors.errors import ConnectorConfigError, ConnectorUnavailable, InvalidArgument
+from connectors.license.tables import enterprises, issuers, licenses, metadata, persons
+from connectors.license.verification import Verifier
+from connectors.sql import decode_cursor, encode_cursor, make_engine
+from policies.ucast import FieldMap, to_sqlalchemy
+
+_LICENSE_FIELDS: FieldMap = {
+    "licenses.number": licenses.c.number,
+    "licenses.type": licenses.c.type,
+    "licenses.holder_kind": licenses.c.holder_kind,
+    "licenses.district_code": licenses.c.district_code,
+    "licenses.status": licenses.c.status,
+    "licenses.issuer_code": licenses.c.issuer_code,
+}
+
+#: Columns a policy row filter may name, per entity (anything else is refused).
+FILTER_FIELDS: Mapping[str, FieldMap] = {
+    "Enterprise": {
+        "enterprises.uscc": enterprises.c.uscc,
+        "enterprises.district_code": enterprises.c.district_code,
+        "enterprises.status": enterprises.c.status,
+        "enterprises.industry_code": enterprises.c.industry_code,
+    },
+    "Person": {"persons.district_code": persons.c.district_code},
+    "License": _LICENSE_FIELDS,
+    "LicenseVerification": _LICENSE_FIELDS,
+    "LicenseDocument": _LICENSE_FIELDS,
+}
+
+_LICENSE_COLUMNS = (
+    licenses.c.number,
+    licenses.c.type,
+    issuers.c.name.label("issuer"),
+    licenses.c.issued_on,
+    licenses.c.valid_from,
+    licenses.c.valid_until,
+    licenses.c.status,
+    licenses.c.scope,
+    licenses.c.district_code,
+    licenses.c.holder_uscc,
+    licenses.c.holder_id_number,
+)
+
+
+def _enterprise(row: Mapping[str, Any]) -> Record:
+    out = dict(row)
+    out["industry"] = out.pop("industry_name")
+    out["legal_rep_ref"] = out.pop("legal_rep_id_number")
+    return out
+
+
+def _person(row: Mapping[str, Any]) -> Record:
+    out = dict(row)
+    out["ref"] = out["id_number"]
+    return out
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class LicenseConnector:
+    """Enterprises' registration data, persons, electronic licences and their verification."""
+
+    info: ClassVar[ConnectorInfo] = ConnectorInfo(
+        name="license",
+        department="license",
+        version="1.0.0",
+        entities=("Enterprise", "Person", "License", "LicenseVerification", "LicenseDocument"),
+        description="电子证照库 (e-license store): registration master data, licences, SM2 verification",
+    )
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        fetch_by_keys=True, fetch_related=True, search=True, pagination=True
+    )
+
+    def __init__(self, url: str, options: Mapping[str, JSON] | None = None) -> None:
+        self.url = url
+        self.options = dict(options or {})
+        self._engine: AsyncEngine | None = None
+        self._verifier: Verifier | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, JSON], data_dir: Path) -> Self:
+        url = config.get("url", f"sqlite+aiosqlite:///{data_dir / 'license.sqlite'}")
+        if not isinstance(url, str) or "://" not in url:
+            raise ConnectorConfigError(
+                "license: 'url' must be a SQLAlchemy URL such as sqlite+aiosqlite:///var/license.sqlite"
+            )
+        return cls(url, config)
+
+    def schema(self) -> SchemaContribution:
+        from connectors.license.types import (
+            License,
+            LicenseEnterpriseFields,
+            LicensePersonFields,
+            LicenseQuery,
+            LicenseVerification,
+        )
+
+        return SchemaContribution(
+            query=LicenseQuery,
+            types=(License, LicenseVerification),
+            entity_fields={"Enterprise": LicenseEnterpriseFields, "Person": LicensePersonFields},
+            keys={
+                "Enterprise": "uscc",
+                "Person": "ref",
+                "License": "number",
+                "LicenseVerification": "number",
+                "LicenseDocument": "number",
+            },
+            # Registration data is the master record of an enterprise; persons live only here.
+            owns={"Enterprise": 10, "Person": 10},
+            record_types={"LicenseDocument": "LicenseVerification"},
+        )
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise ConnectorUnavailable("license connector is not open")
+        return self._engine
+
+    async def open(self) -> None:
+        if self._engine is None:
+            self._engine = make_engine(self.info.name, self.url, self.options)
+            self._verifier = Verifier(self._rows)
+
+    async def create_schema(self) -> None:
+        """Create the tables if missing (demo and test databases; production uses migrations)."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def aclose(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    async def health(self) -> Health:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1 FROM enterprises LIMIT 1"))
+        except Exception as exc:
+            return Health(ok=False, detail=f"{type(exc).__name__}")
+        return Health(ok=True)
+
+    async def _rows(self, query: Select[Any]) -> list[Mapping[str, Any]]:
+        try:
+            async with self.engine.connect() as conn:
+                result = await conn.execute(query)
+                return [dict(r) for r in result.mappings()]
+        except ConnectorUnavailable:
+            raise
+        except Exception as exc:  # driver errors: the backend is unavailable, not the gateway
+            raise ConnectorUnavailable(f"license database error: {type(exc).__name__}") from exc
+
+    def _licenses(self, *conditions: ColumnElement[bool]) -> Select[Any]:
+        return select(*_LICENSE_COLUMNS).join(issuers, issuers.c.code == licenses.c.issuer_code).where(*conditions)
+
+    async def fetch_many(self, request: FetchRequest) -> Sequence[Record | None]:
+        keys = list(request.keys)
+        where = to_sqlalchemy(request.row_filter, FILTER_FIELDS.get(request.entity, {}))
+        found: dict[str, Record] = {}
+        if request.entity == "Enterprise":
+            rows = await self._rows(select(enterprises).where(enterprises.c.uscc.in_(keys), where))
+            found = {r["uscc"]: _enterprise(r) for r in rows}
+        elif request.entity == "Person":
+            rows = await self._rows(select(persons).where(persons.c.id_number.in_(keys), where))
+            found = {r["id_number"]: _person(r) for r in rows}
+        elif request.entity == "License":
+            rows = await self._rows(self._licenses(licenses.c.number.in_(keys), where))
+            found = {r["number"]: r for r in rows}
+        elif request.entity == "LicenseVerification":
+            return await self._verify().by_numbers(keys, where, dt.datetime.now(dt.UTC))
+        elif request.entity == "LicenseDocument":
+            return await self._verify().documents(keys, where, dt.datetime.now(dt.UTC))
+        else:
+            raise InvalidArgument(f"license does not serve {request.entity}")
+        return [found.get(k) for k in keys]
+
+    def _verify(self) -> Verifier:
+        if self._verifier is None:
+            raise ConnectorUnavailable("license connector is not open")
+        return self._verifier
+
+    async def fetch_related(self, request: FetchRequest) -> Sequence[Sequence[Record]]:
+        columns = {"holder_uscc": licenses.c.holder_uscc, "holder_id_number": licenses.c.holder_id_number}
+        if request.entity != "License" or request.by not in columns:
+            raise InvalidArgument(f"license cannot relate {request.entity} by {request.by}")
+        keys = list(request.keys)
+        by = columns[request.by]
+        conditions = [by.in_(keys), to_sqlalchemy(request.row_filter, FILTER_FIELDS["License"])]
+        for arg, column in (("type", licenses.c.type), ("status", licenses.c.status)):
+            value = request.args.get(arg)
+            if isinstance(value, str):
+                conditions.append(column == value)
+        rows = await self._rows(
+            self._licenses(*conditions).order_by(by, licenses.c.issued_on.desc(), licenses.c.number)
+        )
+        grouped: dict[str, list[Record]] = {k: [] for k in keys}
+        for row in rows:
+            group = grouped[str(row[request.by])]
+            if request.limit is None or len(group) < request.limit:
+                group.append(row)
+        return [grouped[k] for k in keys]
+
+    async def search(self, request: SearchRequest) -> Page:
+        if request.entity != "Enterprise":
+            raise InvalidArgument(f"license cannot search {request.entity}")
+        c = enterprises.c
+        conditions: list[ColumnElement[bool]] = [to_sqlalchemy(request.row_filter, FILTER_FIELDS["Enterprise"])]
+        where = request.where
+        if isinstance(where.get("district"), str):
+            conditions.append(c.district_code == where["district"])
+        if isinstance(where.get("status"), str):
+            conditions.append(c.status == where["status"])
+        industry = where.get("industry_code")
+        if isinstance(industry, str):
+            conditions.append(c.industry_code.like(_escape_like(industry) + "%", escape="\\"))
+        name = where.get("name")
+        if isinstance(name, str):
+            if len(name.strip()) < 2:
+                raise InvalidArgument("filter.name: give at least 2 characters of the enterprise name")
+            conditions.append(c.name.like("%" + _escape_like(name.strip()) + "%", escape="\\"))
+        if request.after:
+            (last,) = decode_cursor(request.after, 1)
+            conditions.append(c.uscc > last)
+        query = select(enterprises).where(and_(*conditions)).order_by(c.uscc).limit(request.first + 1)
+        rows = await self._rows(query)
+        page = rows[: request.first]
+        return Page(
+            records=[_enterprise(r) for r in page],
+            cursors=[encode_cursor(r["uscc"]) for r in page],
+            has_next_page=len(rows) > request.first,
+        )
+
+
+__all__ = ["FILTER_FIELDS", "LicenseConnector"]
