@@ -24,16 +24,21 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-not-for-production-0123456789"
 
-DOSSIER = """query Dossier($u: USCC!) { enterprise(uscc: $u) { uscc name districtCode
+DOSSIER = """query Dossier($u: USCC!) { enterprise(uscc: $u) { uscc name address districtCode industry status
+  legalRepresentative { name idNumber } licenses { number type status validUntil }
   credit { rating score assessedAt records { id kind title authority decisionDate publicityEndsOn amount } } } }"""
-PAGE_100 = """query Page($after: String) { creditRecords(first: 100, after: $after) { nodes { id kind title
-  enterprise { uscc name credit { rating records { kind title decisionDate } } } } pageInfo { endCursor } } }"""
+PAGE_100 = """query Page($after: String) { enterprises(first: 100, after: $after) { nodes { uscc name status
+  legalRepresentative { name } licenses { type status } credit { rating records { kind title decisionDate } } }
+  pageInfo { endCursor } } }"""
+DISTRICT_500 = """query District($after: String) { creditRecords(first: 500, after: $after) {
+  nodes { id kind title authority decisionDate districtCode amount legalRepIdNumber } pageInfo { endCursor } } }"""
 
 
 @dataclass
@@ -81,6 +86,16 @@ async def _load(
     return latencies, errors
 
 
+def _pages(url: str, headers: dict[str, str], query: str, field: str, count: int) -> list[dict[str, object]]:
+    """Request bodies for the first ``count`` pages of a connection, following its cursors."""
+    cursors: list[str | None] = [None]
+    for _ in range(count - 1):
+        body = {"query": query, "variables": {"after": cursors[-1]}}
+        page = httpx.post(f"{url}/graphql", json=body, headers=headers, timeout=60).json()
+        cursors.append(page["data"][field]["pageInfo"]["endCursor"])
+    return [{"query": query, "variables": {"after": c}} for c in cursors]
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
@@ -95,7 +110,7 @@ def main() -> int:
     args = parser.parse_args()
 
     data_dir = ROOT / "var" / f"bench-{args.scale}"
-    if not (data_dir / "credit.sqlite").exists():
+    if not (data_dir / "license.sqlite").exists():
         subprocess.run(
             [
                 sys.executable,
@@ -119,9 +134,6 @@ def main() -> int:
         "CITYGRAPH_DATA_DIR": str(data_dir),
         "CITYGRAPH_DEV": "false",
         "CITYGRAPH_AUTH__SECRET": SECRET,
-        "CITYGRAPH_CONNECTORS": json.dumps(
-            {"credit": {"url": f"sqlite+aiosqlite:///{data_dir / 'credit.sqlite'}", "timeout_s": 30}}
-        ),
     }
     cores = sorted(os.sched_getaffinity(0))
     server_cmd = [sys.executable, "-m", "gateway", "serve", "--port", str(args.port)]
@@ -144,33 +156,28 @@ def main() -> int:
         from edge.identity import mint_dev_token
         from edge.settings import AuthSettings
 
-        bearer = mint_dev_token(
-            SECRET,
-            AuthSettings(),
-            subject="bench",
-            department="market_supervision",
-            roles=["staff"],
-            districts=[],
-            clearance=3,
-            ttl_s=3600,
-        )
-        headers = {"Authorization": f"Bearer {bearer}", "X-Purpose-Of-Use": "market_supervision"}
-        cursors: list[str | None] = [None]
-        for _ in range(19):
-            page = httpx.post(
-                f"{url}/graphql",
-                json={"query": PAGE_100, "variables": {"after": cursors[-1]}},
-                headers=headers,
-            ).json()
-            cursors.append(page["data"]["creditRecords"]["pageInfo"]["endCursor"])
-        workloads = {
-            "enterprise credit dossier": [{"query": DOSSIER, "variables": {"u": u}} for u in usccs],
-            "100 records with enterprises and their credit records": [
-                {"query": PAGE_100, "variables": {"after": c}} for c in cursors
-            ],
+        def bearer(**claims: Any) -> dict[str, str]:
+            token = mint_dev_token(SECRET, AuthSettings(), subject="bench", ttl_s=3600, **claims)
+            return {"Authorization": f"Bearer {token}", "X-Purpose-Of-Use": "market_supervision"}
+
+        staff = bearer(department="market_supervision", roles=["staff"], districts=[], clearance=2)
+        officer = bearer(department="market_supervision", roles=["district_officer"], districts=["330203"], clearance=2)
+        workloads: dict[str, tuple[dict[str, str], list[dict[str, object]]]] = {
+            "enterprise dossier (registration, legal rep, licences, credit)": (
+                staff,
+                [{"query": DOSSIER, "variables": {"u": u}} for u in usccs],
+            ),
+            "page of 100 enterprises with licences and credit records": (
+                staff,
+                _pages(url, staff, PAGE_100, "enterprises", 20),
+            ),
+            "district officer: 500 credit records of own district": (
+                officer,
+                _pages(url, officer, DISTRICT_500, "creditRecords", 10),
+            ),
         }
         results = []
-        for name, bodies in workloads.items():
+        for name, (headers, bodies) in workloads.items():
             asyncio.run(_load(url, headers, bodies, 2.0, args.concurrency))  # warm up
             cpu0, st0 = _cpu_seconds(server.pid), _statements(url)
             start = time.monotonic()

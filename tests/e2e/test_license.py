@@ -211,3 +211,14 @@ def test_a_malformed_document_is_bad_user_input(live: LiveServer) -> None:
     body = live.post(DOC, variables={"d": '{"format": "citygraph-license/1"}'}).json()
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "document" in body["errors"][0]["message"]
+
+
+def test_invalid_id_numbers_are_never_echoed(live: LiveServer, token: TokenFactory) -> None:
+    bad = "330203198807151235"  # wrong check digit
+    bearer = token(dept="public_security", clearance=3)
+    for body in (
+        live.post('{ person(idNumber: "%s") { name } }' % bad, bearer).json(),
+        live.post("query($i: IDNumber!) { person(idNumber: $i) { name } }", bearer, variables={"i": bad}).json(),
+    ):
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        assert bad not in json.dumps(body) and "19880715" not in json.dumps(body)
