@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,8 +37,11 @@ from edge.graphql_http import execute_http
 from edge.identity import TokenVerifier, mint_dev_token
 from edge.middleware import AuthenticationMiddleware, BodySizeLimitMiddleware, RequestIdMiddleware
 from edge.settings import Settings
+from policies.cache import CachingEngine
+from policies.cli import policy_cli
 from policies.embedded import EmbeddedEngine
 from policies.engine import PolicyEngine
+from policies.reload import PolicyReloader
 from resolvers.context import Runtime
 from schema.builder import BuiltSchema, build_schema
 from schema.limits import Limits
@@ -52,6 +57,20 @@ class Gateway:
 
     runtime: Runtime
     built: BuiltSchema
+
+
+def admin_input(request: Request, resource: str) -> dict[str, object]:
+    """The policy input for an administrative action on the gateway itself."""
+    principal = request.state.principal
+    return {
+        "subject": principal.to_policy(),
+        "action": "admin",
+        "purpose": request.state.purpose.code,
+        "case_ref": request.state.purpose.case_ref,
+        "resource": {"connector": "gateway", "type": resource, "classification": 4, "fields": []},
+        "operation": {"type": "admin", "name": request.url.path, "coordinates": [], "args": {}, "depth": 0},
+        "context": {"now_ns": time.time_ns(), "today": "", "request_id": request.state.request_id},
+    }
 
 
 def _limits(settings: Settings) -> Limits:
@@ -73,6 +92,8 @@ async def _open(
         if not loaded.ok:
             log.error("policy bundle failed to load; every sensitive read is denied", errors=loaded.errors)
         engine = embedded
+        if settings.policy.cache_ttl_s > 0:
+            engine = CachingEngine(embedded, ttl_s=settings.policy.cache_ttl_s)
     if connectors is None:
         connectors = enable(settings.connectors, settings.data_dir)
     for connector in connectors.values():
@@ -119,6 +140,15 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         gateway = await _open(settings, connectors, engine, audit)
         app.state.gateway = gateway
+        reloader = None
+        inner = gateway.runtime.engine
+        if isinstance(inner, CachingEngine):
+            inner = inner.engine
+        if isinstance(inner, EmbeddedEngine):
+            reloader = PolicyReloader(inner, settings.policy.rego_dir, settings.policy.watch_interval_s)
+            if settings.policy.watch_interval_s > 0:
+                reloader.start()
+        app.state.reloader = reloader
         log.info(
             "gateway ready",
             connectors=sorted(gateway.runtime.connectors),
@@ -127,6 +157,8 @@ def create_app(
         try:
             yield
         finally:
+            if reloader is not None:
+                await reloader.stop()
             await _close(gateway)
 
     async def graphql(request: Request) -> Response:
@@ -151,6 +183,22 @@ def create_app(
         ready = all(c["ok"] for c in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
+    async def reload_policies(request: Request) -> Response:
+        gateway: Gateway = request.app.state.gateway
+        decision = await gateway.runtime.engine.decide(admin_input(request, "PolicyReload"))
+        if not decision.allow:
+            return JSONResponse(
+                {"errors": [{"message": "Security officers only.", "extensions": {"code": "FORBIDDEN"}}]}, 403
+            )
+        if request.app.state.reloader is None:
+            return JSONResponse(
+                {"errors": [{"message": "No reloadable engine.", "extensions": {"code": "BAD_REQUEST"}}]}, 400
+            )
+        result = await request.app.state.reloader.reload("admin call")
+        body = {"ok": result.ok, "revision": result.revision, "errors": result.errors}
+        body["active"] = gateway.runtime.engine.status().revision
+        return JSONResponse(body, status_code=200 if result.ok else 422)
+
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -164,6 +212,7 @@ def create_app(
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
+        Route("/admin/policy/reload", reload_policies, methods=["POST"]),
     ]
     if settings.dev:
         routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
@@ -182,6 +231,7 @@ def create_app(
 cli = typer.Typer(help="CityGraph: one GraphQL graph over the city's department systems.", no_args_is_help=True)
 audit_cli = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 cli.add_typer(audit_cli, name="audit")
+cli.add_typer(policy_cli, name="policy")
 
 
 @cli.command()
@@ -276,6 +326,34 @@ def audit_verify(
     from audit.cli import verify_command
 
     raise typer.Exit(verify_command(url or Settings().audit_url))
+
+
+@audit_cli.command("export")
+def audit_export(
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    out: Annotated[Path | None, typer.Option(help="Output file (default: standard output).")] = None,
+    url: Annotated[str | None, typer.Option(help="Audit database URL (default from config).")] = None,
+    subject: Annotated[str | None, typer.Option()] = None,
+    department: Annotated[str | None, typer.Option()] = None,
+    purpose: Annotated[str | None, typer.Option()] = None,
+    case_ref: Annotated[str | None, typer.Option()] = None,
+    record_key: Annotated[str | None, typer.Option(help="Records that returned this key (USCC, record id...).")] = None,
+    since: Annotated[datetime | None, typer.Option("--from", help="From this time (RFC 3339).")] = None,
+    until: Annotated[datetime | None, typer.Option("--to", help="Up to this time (RFC 3339).")] = None,
+) -> None:
+    """Export the audit trail (oldest first), e.g. who read enterprise X's records, when and why."""
+    from audit import AuditQuery
+    from audit.cli import export_command
+
+    if fmt not in ("jsonl", "csv"):
+        raise typer.BadParameter("--format must be jsonl or csv")
+    zone = [t.replace(tzinfo=t.tzinfo or UTC) if t else None for t in (since, until)]
+    criteria = AuditQuery(subject, department, purpose, case_ref, record_key, zone[0], zone[1])
+    target = url or Settings().audit_url
+    if out is None:
+        raise typer.Exit(export_command(target, criteria, fmt, sys.stdout))
+    with out.open("w", encoding="utf-8", newline="") as handle:
+        raise typer.Exit(export_command(target, criteria, fmt, handle))
 
 
 def _configure_logging() -> None:

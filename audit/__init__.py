@@ -21,11 +21,12 @@ from audit.records import (
     parse_ts,
     seal,
 )
-from audit.trail import DEFAULT_URL, AuditTrail, AuditWriteError, VerifyReport
+from audit.trail import DEFAULT_URL, AuditQuery, AuditTrail, AuditWriteError, VerifyReport
 
 __all__ = [
     "algorithm_available",
     "AuditEntry",
+    "AuditQuery",
     "AuditRecord",
     "AuditTrail",
     "AuditWriteError",

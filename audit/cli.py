@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import json
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from sqlalchemy.engine import make_url
 
-from audit.trail import AuditTrail, VerifyReport
+from audit.records import AuditRecord, format_ts
+from audit.trail import AuditQuery, AuditTrail, VerifyReport
 
 
 def _missing_sqlite_file(url: str) -> Path | None:
@@ -57,4 +61,89 @@ def verify_command(url: str) -> int:
     return 1
 
 
-__all__ = ["verify_command"]
+EXPORT_FIELDS = (
+    "seq", "ts", "request_id", "subject", "department", "purpose", "case_ref", "operation_name", "document_hash",
+    "coordinates", "record_keys", "policy_revision", "outcome", "classification", "prev_hash", "hash", "algorithm",
+)  # fmt: skip
+
+
+def _row(record: AuditRecord) -> dict[str, object]:
+    entry = record.entry
+    return {
+        "seq": record.seq,
+        "ts": format_ts(record.ts),
+        "request_id": entry.request_id,
+        "subject": entry.subject,
+        "department": entry.department,
+        "purpose": entry.purpose,
+        "case_ref": entry.case_ref,
+        "operation_name": entry.operation_name,
+        "document_hash": entry.document_hash,
+        "coordinates": list(entry.coordinates),
+        "record_keys": {k: list(v) for k, v in entry.record_keys.items()},
+        "policy_revision": entry.policy_revision,
+        "outcome": entry.outcome,
+        "classification": entry.classification,
+        "prev_hash": record.prev_hash,
+        "hash": record.hash,
+        "algorithm": record.algorithm,
+    }
+
+
+def matches(record: AuditRecord, criteria: AuditQuery) -> bool:
+    """Whether a record meets every given criterion (the same meaning as ``AuditTrail.search``)."""
+    entry = record.entry
+    for wanted, actual in (
+        (criteria.subject, entry.subject),
+        (criteria.department, entry.department),
+        (criteria.purpose, entry.purpose),
+        (criteria.case_ref, entry.case_ref),
+    ):
+        if wanted is not None and wanted != actual:
+            return False
+    if criteria.record_key is not None and not any(criteria.record_key in keys for keys in entry.record_keys.values()):
+        return False
+    if criteria.since is not None and record.ts < criteria.since:
+        return False
+    return criteria.until is None or record.ts <= criteria.until
+
+
+async def _export(url: str, criteria: AuditQuery, fmt: str, out: TextIO) -> int:
+    trail = AuditTrail(url)
+    written, after = 0, 0
+    writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS) if fmt == "csv" else None
+    if writer is not None:
+        writer.writeheader()
+    try:
+        while chunk := await trail.records(after_seq=after, limit=1000):
+            after = chunk[-1].seq
+            for record in chunk:
+                if not matches(record, criteria):
+                    continue
+                row = _row(record)
+                if writer is not None:
+                    flat = {
+                        k: json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else v
+                        for k, v in row.items()
+                    }
+                    writer.writerow(flat)
+                else:
+                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                written += 1
+    finally:
+        await trail.aclose()
+    return written
+
+
+def export_command(url: str, criteria: AuditQuery, fmt: str, out: TextIO) -> int:
+    """Write matching records, oldest first, as JSONL or CSV to ``out``; returns 0, or 1 on error."""
+    missing = _missing_sqlite_file(url)
+    if missing is not None:
+        print(f"audit export: ERROR no audit database at {missing}", file=sys.stderr)
+        return 1
+    written = asyncio.run(_export(url, criteria, fmt, out))
+    print(f"audit export: {written} records", file=sys.stderr)
+    return 0
+
+
+__all__ = ["EXPORT_FIELDS", "export_command", "matches", "verify_command"]

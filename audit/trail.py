@@ -18,6 +18,7 @@ database's writers cannot rewrite.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -213,6 +214,19 @@ def _content_problem(row: RowMapping) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """What an officer searches the trail by; every given criterion must hold."""
+
+    subject: str | None = None
+    department: str | None = None
+    purpose: str | None = None
+    case_ref: str | None = None
+    record_key: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
 class AuditTrail:
     """The audit log in one SQLAlchemy database (any async URL; SQLite and PostgreSQL are locked properly).
 
@@ -346,6 +360,34 @@ class AuditTrail:
             rows = (await conn.execute(query)).mappings().all()
         return [_decode(row) for row in rows]
 
+    async def search(self, criteria: AuditQuery, *, after_seq: int = 0, limit: int = 100) -> list[AuditRecord]:
+        """Records matching ``criteria``, newest first, seq below ``after_seq`` when given (bound parameters)."""
+        c = audit_log.c
+        conditions = []
+        for column, value in (
+            (c.subject, criteria.subject),
+            (c.department, criteria.department),
+            (c.purpose, criteria.purpose),
+            (c.case_ref, criteria.case_ref),
+        ):
+            if value is not None:
+                conditions.append(column == value)
+        if criteria.record_key is not None:
+            # record_keys is a JSON object of arrays of strings; a key matches as a whole JSON string.
+            token = json.dumps(criteria.record_key, ensure_ascii=False)
+            escaped = token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            conditions.append(c.record_keys.like(f"%{escaped}%", escape="\\"))
+        if criteria.since is not None:
+            conditions.append(c.ts >= format_ts(criteria.since))
+        if criteria.until is not None:
+            conditions.append(c.ts <= format_ts(criteria.until))
+        if after_seq:
+            conditions.append(c.seq < after_seq)
+        query = select(audit_log).where(*conditions).order_by(c.seq.desc()).limit(limit)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_decode(row) for row in rows]
+
     async def aclose(self) -> None:
         """Close every pooled connection. Idempotent."""
         await self._engine.dispose()
@@ -371,6 +413,7 @@ def _seq_problem(seq: object, expected: int) -> tuple[int | None, str]:
 
 __all__ = [
     "audit_log",
+    "AuditQuery",
     "AuditTrail",
     "AuditWriteError",
     "DEFAULT_URL",

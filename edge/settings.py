@@ -41,6 +41,10 @@ class PolicySettings(BaseModel):
 
     rego_dir: Path = Path("policies/rego")
     timeout_s: float = 0.5
+    #: Poll the folder for changes this often (seconds); 0 turns file watching off.
+    watch_interval_s: float = 2.0
+    #: Cache decisions this long per process (seconds; 0 = off). See policies/cache.py.
+    cache_ttl_s: float = 30.0
 
 
 class AuditSettings(BaseModel):

@@ -93,6 +93,7 @@ class _Active:
     generation: int
     revision: str
     bundle: Bundle
+    reads_args: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,16 +151,16 @@ def _check_value(value: object, depth: int, key: str = "") -> None:
 
 
 def _revision(modules: Mapping[str, str], data_json: str | None, manifest: Mapping[str, object] | None) -> str:
-    declared = manifest.get("revision") if manifest is not None else None
-    if isinstance(declared, str) and declared:
-        return declared
+    """The manifest's revision plus a content hash, so an edit without a manifest bump still shows."""
     digest = hashlib.sha256()
     files = dict(modules)
     if data_json is not None:
         files["data.json"] = data_json
     for path in sorted(files):
         digest.update(path.encode() + b"\0" + files[path].encode() + b"\0")
-    return "sha256:" + digest.hexdigest()[:12]
+    content = "sha256:" + digest.hexdigest()[:12]
+    declared = manifest.get("revision") if manifest is not None else None
+    return f"{declared}+{content}" if isinstance(declared, str) and declared else content
 
 
 def _read(rego_dir: Path) -> _Sources:
@@ -342,7 +343,8 @@ class EmbeddedEngine:
                 return self._failure(sources.revision, [f"in-process build failed: {describe_rego_error(exc)}"])
             self._generation += 1
             # One reference assignment: callers see either the old or the new bundle, never a mix.
-            self._active = _Active(self._generation, sources.revision, bundle)
+            reads_args = any("args" in text for text in sources.serving.values())
+            self._active = _Active(self._generation, sources.revision, bundle, reads_args)
             self._failed = None
             logger.info("policy bundle %s active (generation %d)", sources.revision, self._generation)
             return LoadResult(ok=True, revision=sources.revision)
@@ -406,6 +408,12 @@ class EmbeddedEngine:
         """The active revision, ``""`` before the first successful load."""
         active = self._active
         return active.revision if active else ""
+
+    @property
+    def reads_operation_args(self) -> bool:
+        """Whether any active module may read ``input.operation.args`` (it mentions ``args`` at all)."""
+        active = self._active
+        return active.reads_args if active else True
 
     def status(self) -> EngineStatus:
         active = self._active

@@ -299,6 +299,31 @@ def lint_bundle(files: Mapping[str, str]) -> list[LintIssue]:
     issues: list[LintIssue] = []
     for path in sorted(files):
         issues.extend(_lint(path, files[path], functions, builtins))
+    return issues + _shared_function_names(files)
+
+
+def _shared_function_names(files: Mapping[str, str]) -> list[LintIssue]:
+    """Refuse a function name defined in two packages: regopy 1.5.2 segfaults building such a bundle.
+
+    (Observed: a helper ``decide(subject, type)`` in two ``*_test`` packages crashed the compiler;
+    the same name for a plain rule does not.)
+    """
+    first: dict[str, str] = {}
+    issues: list[LintIssue] = []
+    for path in sorted(files):
+        package = package_of(files[path])
+        for qualified in sorted(defined_functions(files[path])):
+            name = qualified.rsplit(".", 1)[-1]
+            owner = first.setdefault(name, f"{package} ({path})")
+            if not owner.startswith(f"{package} "):
+                issues.append(
+                    LintIssue(
+                        path,
+                        1,
+                        f"function {name!r} is also defined in {owner}: rename one (the embedded "
+                        "engine crashes on a function name shared across packages)",
+                    )
+                )
     return issues
 
 

@@ -66,6 +66,11 @@ def _emit(ctx: RequestContext, entity: str, rows: Sequence[Record], connector: s
     return materialize(rows, ctx.runtime.types[type_name], _plan(ctx, connector, type_name))
 
 
+def emit_records(ctx: RequestContext, connector: str, entity: str, rows: Sequence[Record]) -> list[object]:
+    """Materialise records that did not come through a loader (e.g. the audit trail) under the decision."""
+    return _emit(ctx, entity, rows, connector)
+
+
 def check_coordinate(ctx: RequestContext, connector: str, entity: str, coordinate: str) -> Decision:
     """The decision governing a root or link field; raises its error when the field is denied."""
     decision = ctx.decision(connector, entity)
@@ -181,4 +186,4 @@ async def search_page(
     return _emit(ctx, entity, page.records, connector), page
 
 
-__all__ = ["check_coordinate", "load_entity", "load_one", "load_related", "search_page"]
+__all__ = ["check_coordinate", "emit_records", "load_entity", "load_one", "load_related", "search_page"]

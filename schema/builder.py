@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import strawberry
-from strawberry.extensions import DisableIntrospection, MaxTokensLimiter, SchemaExtension
+from graphql import ExecutionResult as GraphQLExecutionResult
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    MaxTokensLimiter,
+    ParserCache,
+    SchemaExtension,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types.base import get_object_definition
@@ -17,7 +25,7 @@ from connectors.errors import ConnectorConfigError
 from schema import entities
 from schema.errors import ErrorCodes
 from schema.fieldmeta import FieldCatalog, FieldMeta, field_metas
-from schema.limits import Limits, limits_rule
+from schema.limits import Limits, cost_problem, limits_rule
 from schema.lookups import ENTITY_QUERIES
 from schema.policy import PolicyExtension
 from schema.scalars import SCALAR_MAP
@@ -46,15 +54,20 @@ class BuiltSchema:
     record_types: Mapping[str, str]
 
 
-def _limits_extension(limits: Limits) -> type[SchemaExtension]:
-    class OperationLimits(SchemaExtension):
-        def on_validate(self) -> Any:
+def _cost_extension(limits: Limits) -> type[SchemaExtension]:
+    class CostLimit(SchemaExtension):
+        """Refuses an operation whose estimated cost is over the limit, before any decision or read."""
+
+        def on_execute(self) -> Iterator[None]:
             ec = self.execution_context
-            variables = ec.variables or {}
-            ec.validation_rules = (*ec.validation_rules, limits_rule(limits, lambda: variables))
+            if ec.graphql_document is not None:
+                problem = cost_problem(limits, ec.graphql_document, ec.operation_name, ec.variables)
+                if problem is not None:
+                    # A result set before execution makes strawberry skip executing the operation.
+                    ec.result = GraphQLExecutionResult(data=None, errors=[problem])
             yield
 
-    return OperationLimits
+    return CostLimit
 
 
 def _gateway_version() -> str:
@@ -117,7 +130,10 @@ def _owners(contributions: Mapping[str, SchemaContribution]) -> dict[str, str]:
 
 def build_schema(connectors: Mapping[str, Connector], limits: Limits, *, introspection: bool = True) -> BuiltSchema:
     """Compose Query, the shared entities and every connector's types into one schema."""
+    from schema.officers import GATEWAY, OFFICER_FIELDS
+
     contributions = {name: connector.schema() for name, connector in connectors.items()}
+    contributions[GATEWAY] = OFFICER_FIELDS
     owners = _owners(contributions)
     queries: list[type] = [GatewayQuery]
     mixins: dict[str, list[tuple[str, type]]] = {}
@@ -147,10 +163,14 @@ def build_schema(connectors: Mapping[str, Connector], limits: Limits, *, introsp
     # Whatever reads a shared entity is decided by the connector that owns it.
     metas = [replace(m, connector=owners.get(m.resource_type, m.connector)) for m in metas]
     catalog = _catalog(metas)
+    rule = limits_rule(limits)  # one class per schema, so cached validation results can be reused
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         ErrorCodes,
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        _limits_extension(limits),
+        lambda: AddValidationRules([rule]),
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+        _cost_extension(limits),
         PolicyExtension,
     ]
     if not introspection:

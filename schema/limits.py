@@ -10,10 +10,11 @@ connector is called.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -22,7 +23,6 @@ from graphql import (
     IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
-    ValidationContext,
     ValidationRule,
     VariableNode,
 )
@@ -110,35 +110,53 @@ def _measure(
             _measure(fragments[name].selection_set, fragments, variables, stats, depth, rows, visiting | {name}, paged)
 
 
-def limits_rule(limits: Limits, variables: Callable[[], Mapping[str, object]]) -> type[ValidationRule]:
-    """A validation rule class enforcing ``limits`` (variables are read when the rule runs)."""
+def _too_complex(what: str, value: int, ceiling: int, node: OperationDefinitionNode | None) -> GraphQLError:
+    return GraphQLError(
+        f"Query too complex: {what} {value} exceeds the limit of {ceiling}. "
+        "Ask for fewer nested lists or smaller pages (first:).",
+        node,
+        extensions={"code": "QUERY_TOO_COMPLEX"},
+    )
+
+
+def limits_rule(limits: Limits) -> type[ValidationRule]:
+    """A validation rule class for what the document alone decides: depth and aliases.
+
+    It depends on nothing but the document, so validation results stay cacheable; the cost,
+    which depends on variables (``first: $n``), is checked by ``cost_problem`` at execution.
+    """
 
     class OperationLimits(ValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: object) -> None:
             fragments = {
                 d.name.value: d for d in self.context.document.definitions if isinstance(d, FragmentDefinitionNode)
             }
             stats = _Stats()
-            _measure(node.selection_set, fragments, effective_variables(node, variables()), stats, 0, 1, frozenset())
+            _measure(node.selection_set, fragments, {}, stats, 0, 1, frozenset())
             for what, value, ceiling in (
                 ("depth", stats.depth, limits.max_depth),
                 ("aliases", stats.aliases, limits.max_aliases),
-                ("estimated cost", stats.cost, limits.max_cost),
             ):
                 if value > ceiling:
-                    self.report_error(
-                        GraphQLError(
-                            f"Query too complex: {what} {value} exceeds the limit of {ceiling}. "
-                            "Ask for fewer nested lists or smaller pages (first:).",
-                            node,
-                            extensions={"code": "QUERY_TOO_COMPLEX"},
-                        )
-                    )
+                    self.report_error(_too_complex(what, value, ceiling, node))
 
     return OperationLimits
 
 
-__all__ = ["DEFAULT_LIST_SIZE", "Limits", "limits_rule"]
+def cost_problem(
+    limits: Limits, document: DocumentNode, operation_name: str | None, variables: Mapping[str, object] | None
+) -> GraphQLError | None:
+    """The QUERY_TOO_COMPLEX error when the operation's estimated cost is over the limit."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    chosen = next(
+        (o for o in operations if operation_name is None or (o.name and o.name.value == operation_name)), None
+    )
+    if chosen is None:
+        return None
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    stats = _Stats()
+    _measure(chosen.selection_set, fragments, effective_variables(chosen, variables), stats, 0, 1, frozenset())
+    return _too_complex("estimated cost", stats.cost, limits.max_cost, chosen) if stats.cost > limits.max_cost else None
+
+
+__all__ = ["DEFAULT_LIST_SIZE", "Limits", "cost_problem", "limits_rule"]

@@ -30,7 +30,7 @@ log = structlog.get_logger(__name__)
 CITY_TZ = ZoneInfo("Asia/Shanghai")
 
 
-def _input_doc(
+def input_doc(
     ctx: RequestContext, key: DecisionKey, metas: list[FieldMeta], summary: OperationSummary
 ) -> dict[str, object]:
     connector, type_name = key
@@ -60,7 +60,8 @@ def _input_doc(
     }
 
 
-def _groups(ctx: RequestContext, summary: OperationSummary) -> dict[DecisionKey, list[FieldMeta]]:
+def groups_of(ctx: RequestContext, summary: OperationSummary) -> dict[DecisionKey, list[FieldMeta]]:
+    """The touched coordinates grouped by the (connector, type) decision that governs them."""
     groups: dict[DecisionKey, list[FieldMeta]] = {}
     for coordinate in summary.coordinates:
         meta = ctx.runtime.catalog.get(coordinate)
@@ -85,6 +86,18 @@ def _needs_audit(groups: dict[DecisionKey, list[FieldMeta]], decisions: dict[Dec
     return level if level >= 2 else 0
 
 
+async def decide_all(ctx: RequestContext, summary: OperationSummary) -> dict[DecisionKey, list[FieldMeta]]:
+    """Ask the engine once per (connector, type), concurrently; fill ``ctx.decisions`` and ``ctx.fields``."""
+    groups = groups_of(ctx, summary)
+    keys = list(groups)
+    results = await asyncio.gather(*(ctx.runtime.engine.decide(input_doc(ctx, k, groups[k], summary)) for k in keys))
+    for key, decision in zip(keys, results, strict=True):
+        ctx.decisions[key] = decision
+        prefix = key[1] + "."
+        ctx.fields[key] = frozenset(m.python_name for m in groups[key] if m.coordinate.startswith(prefix))
+    return groups
+
+
 class PolicyExtension(SchemaExtension):
     """Decides before execution and audits after it; see the module docstring."""
 
@@ -95,15 +108,9 @@ class PolicyExtension(SchemaExtension):
             yield  # no request context: resolvers find no decisions and deny
             return
         summary = summarize(ec.schema._schema, ec.graphql_document, ec.operation_name, ec.variables)
-        groups = _groups(ctx, summary)
-        keys = list(groups)
-        results = await asyncio.gather(
-            *(ctx.runtime.engine.decide(_input_doc(ctx, k, groups[k], summary)) for k in keys)
-        )
-        for key, decision in zip(keys, results, strict=True):
-            ctx.decisions[key] = decision
-            prefix = key[1] + "."
-            ctx.fields[key] = frozenset(m.python_name for m in groups[key] if m.coordinate.startswith(prefix))
+        groups = await decide_all(ctx, summary)
+        for key in groups:
+            decision = ctx.decisions[key]
             log.info(
                 "decision",
                 request_id=ctx.request_id,
@@ -148,4 +155,4 @@ def _audit_error() -> GraphQLError:
     )
 
 
-__all__ = ["CITY_TZ", "PolicyExtension"]
+__all__ = ["CITY_TZ", "PolicyExtension", "decide_all", "groups_of", "input_doc"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -102,13 +103,11 @@ class LiveServer:
         return httpx.post(f"{self.url}/graphql", json=body, headers=headers, timeout=30)
 
 
-@pytest.fixture(scope="module")
-def live(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """A real server over real HTTP, with its own audit database."""
+@contextlib.contextmanager
+def serve(settings: Settings) -> Iterator[LiveServer]:
+    """Serve a gateway with ``settings`` on a free port until the block ends."""
     from gateway import create_app
 
-    audit_dir = tmp_path_factory.mktemp("audit")
-    settings = make_settings(demo_dir, audit={"url": f"sqlite+aiosqlite:///{audit_dir / 'audit.sqlite'}"})
     app = create_app(settings)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
@@ -124,3 +123,12 @@ def live(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def live(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A real server over real HTTP, with its own audit database."""
+    audit_dir = tmp_path_factory.mktemp("audit")
+    settings = make_settings(demo_dir, audit={"url": f"sqlite+aiosqlite:///{audit_dir / 'audit.sqlite'}"})
+    with serve(settings) as server:
+        yield server

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 
@@ -97,3 +98,39 @@ def test_audit_verify_reports_an_edited_row(tmp_path: Path) -> None:
         conn.execute("UPDATE audit_log SET subject = 'mallory' WHERE seq = 3")
     broken = runner.invoke(cli, ["audit", "verify", "--url", url])
     assert broken.exit_code == 1 and "3" in broken.output
+
+
+def test_audit_export_jsonl_and_csv_with_filters(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'audit.sqlite'}"
+
+    async def write() -> None:
+        async with AuditTrail(url) as trail:
+            for i, subject in enumerate(["alice", "bob", "alice"]):
+                await trail.append(
+                    AuditEntry(
+                        request_id=f"r{i}",
+                        subject=subject,
+                        department="market_supervision",
+                        purpose="law_enforcement",
+                        case_ref="C-1" if i else None,
+                        operation_name="Q",
+                        document_hash="ab" * 32,
+                        coordinates=("Query.creditRecords",),
+                        record_keys={"CreditRecord": (str(i), "91330203MA2C4CE03N")},
+                        policy_revision="r1",
+                        outcome="ok",
+                        classification=2,
+                    )
+                )
+
+    asyncio.run(write())
+    out = tmp_path / "alice.jsonl"
+    result = runner.invoke(cli, ["audit", "export", "--url", url, "--subject", "alice", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["seq"] for r in rows] == [1, 3] and rows[0]["record_keys"]["CreditRecord"][0] == "0"
+    csv_out = tmp_path / "x.csv"
+    by_key = runner.invoke(
+        cli, ["audit", "export", "--url", url, "--record-key", "1", "--format", "csv", "--out", str(csv_out)]
+    )
+    assert by_key.exit_code == 0 and len(csv_out.read_text().splitlines()) == 2  # header + seq 2

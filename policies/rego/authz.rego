@@ -10,3 +10,5 @@ default decision := {"allow": false, "reasons": ["no policy for this connector"]
 decision := data.citygraph.credit.decision if input.resource.connector == "credit"
 
 decision := data.citygraph.license.decision if input.resource.connector == "license"
+
+decision := data.citygraph.gateway.decision if input.resource.connector == "gateway"

@@ -139,7 +139,7 @@ def test_is_a_policy_engine(city: EmbeddedEngine) -> None:
 
 def test_loads_the_manifest_revision(city: EmbeddedEngine) -> None:
     status = city.status()
-    assert status.ready and status.revision == city.revision == "2026.11.27-1"
+    assert status.ready and status.revision == city.revision and city.revision.startswith("2026.11.27-1+sha256:")
 
 
 async def test_public_gets_the_publicity_filter_and_no_l2_fields(city: EmbeddedEngine) -> None:
@@ -312,16 +312,16 @@ async def test_reload_swaps_and_failures_keep_the_last_good_bundle(tmp_path: Pat
     assert (await engine.decide({"user": "alice"})).reasons == ("v1",)
 
     write(folder, {"authz.rego": V2, ".manifest": '{"revision": "r2"}'})
-    assert engine.load().ok and engine.revision == "r2"
+    assert engine.load().ok and engine.revision.startswith("r2+sha256:")
     assert (await engine.decide({"user": "alice"})).reasons == ("v2",)
 
     failing_test = "package citygraph.authz_test\nimport data.citygraph.authz\ntest_fails if { 1 == 2 }\n"
     write(folder, {"authz.rego": V1, "authz_test.rego": failing_test, ".manifest": '{"revision": "r3"}'})
     result = engine.load()
-    assert not result.ok and result.revision == "r3"
+    assert not result.ok and result.revision.startswith("r3+sha256:")
     assert any("test_fails: FAIL" in error for error in result.errors), result.errors
     status = engine.status()
-    assert status.ready and status.revision == "r2"
+    assert status.ready and status.revision.startswith("r2+sha256:")
     assert "last failed revision r3" in status.detail and "test_fails" in status.detail
     assert (await engine.decide({"user": "alice"})).reasons == ("v2",)
 
@@ -367,7 +367,7 @@ async def test_a_crashing_check_kills_only_the_child(
     result = engine.load()
     assert not result.ok
     assert any(re.search(r"crashed \(killed by SIG(SEGV|ABRT)\)", error) for error in result.errors), result.errors
-    assert engine.revision == "good"
+    assert engine.revision.startswith("good+sha256:")
     assert (await engine.decide({"user": "alice"})).reasons == ("v1",)
 
 

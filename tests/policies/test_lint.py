@@ -129,3 +129,12 @@ def test_lint_issue_is_frozen() -> None:
     issue = LintIssue("m.rego", 1, "x")
     with pytest.raises(dataclasses.FrozenInstanceError):
         issue.line = 2  # type: ignore[misc]
+
+
+def test_a_function_name_shared_by_two_packages_is_refused() -> None:
+    # regopy 1.5.2 segfaults compiling a bundle where two packages define the same function name.
+    a = "package citygraph.a_test\n\ndecide(x) := y if {\n\ty := x\n}\n"
+    b = "package citygraph.b_test\n\ndecide(x) := y if {\n\ty := x\n}\n"
+    issues = lint_bundle({"a_test.rego": a, "b_test.rego": b})
+    assert any("decide" in issue.message for issue in issues)
+    assert not lint_bundle({"a_test.rego": a})

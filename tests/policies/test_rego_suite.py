@@ -28,6 +28,7 @@ def test_enough_tests_were_discovered_and_ran(results: dict[str, regotest.TestRe
         "citygraph.authz_test",
         "citygraph.common_test",
         "citygraph.credit_test",
+        "citygraph.gateway_test",
         "citygraph.license_test",
     }
 

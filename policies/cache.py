@@ -1,0 +1,83 @@
+"""A per-process decision cache in front of any ``PolicyEngine``.
+
+Keyed by everything a decision depends on: the whole input document (principal's claims,
+purpose, case reference, resource and its fields, operation coordinates, arguments when the
+policies can read them, the day) except the per-request ``context.request_id`` and
+``context.now_ns``, plus the active policy revision — so a reload drops every entry, and no
+entry can serve one principal's decision to another. Entries live ``ttl_s`` seconds, which bounds
+how stale a time-based rule can be; engine failures (``POLICY_UNAVAILABLE``) are never cached.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+
+import orjson
+
+from policies.decision import Decision
+from policies.engine import EngineStatus, PolicyEngine
+
+#: Context keys that change on every request and that policies must not need finer than ``ttl_s``.
+VOLATILE = ("request_id", "now_ns")
+
+
+def cache_key(input_doc: Mapping[str, object], revision: str, *, with_args: bool = True) -> bytes:
+    """The canonical bytes a decision for ``input_doc`` under ``revision`` depends on.
+
+    ``with_args=False`` leaves out ``operation.args``: only when the policies never read them.
+    """
+    context = input_doc.get("context")
+    stable = dict(input_doc)
+    if isinstance(context, Mapping):
+        stable["context"] = {k: v for k, v in context.items() if k not in VOLATILE}
+    operation = input_doc.get("operation")
+    if not with_args and isinstance(operation, Mapping):
+        stable["operation"] = {k: v for k, v in operation.items() if k != "args"}
+    return revision.encode() + b"\0" + orjson.dumps(stable, option=orjson.OPT_SORT_KEYS)
+
+
+class CachingEngine:
+    """Wraps an engine; see the module docstring for what the cache is keyed by."""
+
+    def __init__(self, engine: PolicyEngine, *, ttl_s: float = 30.0, maxsize: int = 10_000) -> None:
+        self.engine = engine
+        self.ttl_s = ttl_s
+        self.maxsize = maxsize
+        self._entries: OrderedDict[bytes, tuple[float, Decision]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    async def decide(self, input_doc: Mapping[str, object]) -> Decision:
+        try:
+            # Arguments (a USCC, a page cursor) make every lookup unique; leave them out of the key
+            # only when the engine says its policies cannot read them.
+            with_args = getattr(self.engine, "reads_operation_args", True) is not False
+            key = cache_key(input_doc, self.engine.status().revision, with_args=with_args)
+        except (TypeError, orjson.JSONEncodeError):
+            return await self.engine.decide(input_doc)  # not JSON: the engine refuses it (deny)
+        now = time.monotonic()
+        found = self._entries.get(key)
+        if found is not None and found[0] > now:
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return found[1]
+        self.misses += 1
+        decision = await self.engine.decide(input_doc)
+        if decision.allow or decision.code != "POLICY_UNAVAILABLE":
+            self._entries[key] = (now + self.ttl_s, decision)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.maxsize:
+                self._entries.popitem(last=False)
+        return decision
+
+    def status(self) -> EngineStatus:
+        return self.engine.status()
+
+    async def aclose(self) -> None:
+        self._entries.clear()
+        await self.engine.aclose()
+
+
+__all__ = ["VOLATILE", "CachingEngine", "cache_key"]

@@ -1,0 +1,99 @@
+"""The decision cache: keyed by everything a decision depends on, dropped on a new revision."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from policies.cache import CachingEngine
+from policies.engine import StaticPolicyEngine
+
+BASE = {
+    "subject": {"id": "a", "department": "x", "roles": [], "districts": ["330203"], "clearance": 2},
+    "purpose": None,
+    "resource": {"connector": "credit", "type": "CreditRecord"},
+    "context": {"today": "2026-11-27", "now_ns": 1, "request_id": "r1"},
+}
+
+
+def answer(doc: Mapping[str, object]) -> object:
+    districts = doc["subject"]["districts"]  # type: ignore[index]
+    return {"allow": True, "filter": {"type": "field", "field": "t.d", "operator": "in", "value": districts}}
+
+
+async def test_same_input_other_request_is_a_hit() -> None:
+    inner = StaticPolicyEngine(answer)
+    engine = CachingEngine(inner)
+    await engine.decide(BASE)
+    await engine.decide({**BASE, "context": {"today": "2026-11-27", "now_ns": 2, "request_id": "r2"}})
+    assert len(inner.inputs) == 1 and engine.hits == 1
+
+
+async def test_another_principal_never_gets_a_cached_decision() -> None:
+    inner = StaticPolicyEngine(answer)
+    engine = CachingEngine(inner)
+    mine = await engine.decide(BASE)
+    other = await engine.decide({**BASE, "subject": {**BASE["subject"], "districts": ["330212"]}})  # type: ignore[dict-item]
+    assert mine.filter != other.filter and len(inner.inputs) == 2
+
+
+async def test_purpose_day_and_revision_are_part_of_the_key() -> None:
+    inner = StaticPolicyEngine(answer, revision="r1")
+    engine = CachingEngine(inner)
+    await engine.decide(BASE)
+    await engine.decide({**BASE, "purpose": "law_enforcement"})
+    await engine.decide({**BASE, "context": {"today": "2026-11-28", "now_ns": 1, "request_id": "r1"}})
+    inner._revision = "r2"
+    await engine.decide(BASE)
+    assert len(inner.inputs) == 4 and engine.hits == 0
+
+
+async def test_engine_failures_are_not_cached() -> None:
+    calls = []
+
+    def flaky(doc: Mapping[str, object]) -> object:
+        calls.append(doc)
+        if len(calls) == 1:
+            raise RuntimeError("down")
+        return answer(doc)
+
+    engine = CachingEngine(StaticPolicyEngine(flaky))
+    assert (await engine.decide(BASE)).code == "POLICY_UNAVAILABLE"
+    assert (await engine.decide(BASE)).allow is True
+
+
+async def test_entries_expire() -> None:
+    inner = StaticPolicyEngine(answer)
+    engine = CachingEngine(inner, ttl_s=0.0)
+    await engine.decide(BASE)
+    await engine.decide(BASE)
+    assert len(inner.inputs) == 2
+
+
+class ArgsBlindEngine(StaticPolicyEngine):
+    reads_operation_args = False
+
+
+async def test_arguments_are_left_out_only_when_policies_cannot_read_them() -> None:
+    a = {**BASE, "operation": {"coordinates": ["Query.enterprise"], "args": {"Query.enterprise": [{"uscc": "A"}]}}}
+    b = {**BASE, "operation": {"coordinates": ["Query.enterprise"], "args": {"Query.enterprise": [{"uscc": "B"}]}}}
+    reading = StaticPolicyEngine(answer)
+    cached = CachingEngine(reading)
+    await cached.decide(a)
+    await cached.decide(b)
+    assert len(reading.inputs) == 2
+    blind = ArgsBlindEngine(answer)
+    cached = CachingEngine(blind)
+    await cached.decide(a)
+    await cached.decide(b)
+    assert len(blind.inputs) == 1
+
+
+def test_the_city_policies_do_not_read_arguments() -> None:
+    from pathlib import Path
+
+    from policies.embedded import EmbeddedEngine
+
+    engine = EmbeddedEngine(Path(__file__).resolve().parent.parent.parent / "policies" / "rego")
+    assert engine.reads_operation_args is True  # nothing loaded yet: assume it does
+    assert engine.load().ok
+    assert engine.reads_operation_args is False
