@@ -39,6 +39,7 @@ from edge.middleware import AuthenticationMiddleware, BodySizeLimitMiddleware, R
 from edge.settings import Settings
 from policies.cache import CachingEngine
 from policies.cli import policy_cli
+from policies.decisionlog import DecisionSink, HttpSink, JsonlFileSink, LoggingEngine, LogMask, TeeSink, instance_labels
 from policies.embedded import EmbeddedEngine
 from policies.engine import PolicyEngine
 from policies.reload import PolicyReloader
@@ -80,20 +81,63 @@ def _limits(settings: Settings) -> Limits:
     )
 
 
+async def _with_decision_log(embedded: EmbeddedEngine, settings: Settings) -> PolicyEngine:
+    """Wrap the engine so every evaluation is written as an OPA decision-log event (if configured)."""
+    dl = settings.policy.decision_log
+    sinks: list[DecisionSink] = []
+    if dl.file:
+        sinks.append(JsonlFileSink(dl.file, max_bytes=dl.max_bytes, backups=dl.backups))
+    if dl.url:
+        auth = {"Authorization": f"Bearer {dl.token.get_secret_value()}"} if dl.token else {}
+        sinks.append(
+            HttpSink(
+                dl.url,
+                batch_size=dl.batch_size,
+                flush_interval_s=dl.flush_interval_s,
+                headers=auth,
+                max_queue=dl.max_queue,
+            )
+        )
+    if not sinks:
+        return embedded
+    mask = LogMask(settings.policy.rego_dir) if dl.mask else None
+    if mask is not None:
+        await asyncio.to_thread(mask.load)
+    labels = instance_labels(dl.instance_id)
+    return LoggingEngine(embedded, TeeSink(*sinks), labels=labels, engine_name="embedded", mask=mask)
+
+
+async def _opa_engine(settings: Settings) -> PolicyEngine:
+    """The OPA-server engine, probed once so /readyz shows OPA's bundle revision."""
+    from policies.opa import OpaEngine, OpaSettings
+
+    opa = settings.policy.opa
+    options = opa.model_dump(exclude={"url"})
+    engine = OpaEngine(OpaSettings.from_url(opa.url, **options))
+    await engine.probe()
+    # A per-process cache in front of OPA is keyed by the revision OPA last reported; keep its TTL
+    # short (cache_ttl_s) since an OPA-side bundle swap is seen only on the next real call.
+    if settings.policy.cache_ttl_s > 0:
+        return CachingEngine(engine, ttl_s=settings.policy.cache_ttl_s)
+    return engine
+
+
 async def _open(
     settings: Settings,
     connectors: Mapping[str, Connector] | None,
     engine: PolicyEngine | None,
     audit: AuditTrail | None,
 ) -> Gateway:
+    if engine is None and settings.policy.engine == "opa":
+        engine = await _opa_engine(settings)
     if engine is None:
         embedded = EmbeddedEngine(settings.policy.rego_dir, timeout_s=settings.policy.timeout_s)
         loaded = await asyncio.to_thread(embedded.load)
         if not loaded.ok:
             log.error("policy bundle failed to load; every sensitive read is denied", errors=loaded.errors)
-        engine = embedded
+        engine = await _with_decision_log(embedded, settings)
         if settings.policy.cache_ttl_s > 0:
-            engine = CachingEngine(embedded, ttl_s=settings.policy.cache_ttl_s)
+            engine = CachingEngine(engine, ttl_s=settings.policy.cache_ttl_s)
     if connectors is None:
         connectors = enable(settings.connectors, settings.data_dir)
     for connector in connectors.values():
@@ -101,7 +145,9 @@ async def _open(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     audit = audit or AuditTrail(settings.audit_url)
     await audit.open()
-    built = build_schema(connectors, _limits(settings), introspection=settings.dev)
+    built = build_schema(
+        connectors, _limits(settings), introspection=settings.dev, compiled=settings.execution.compiled
+    )
     timeouts = {name: float(settings.connectors.get(name, {}).get("timeout_s", 5.0)) for name in connectors}
     runtime = Runtime(
         connectors=connectors,
@@ -142,7 +188,7 @@ def create_app(
         app.state.gateway = gateway
         reloader = None
         inner = gateway.runtime.engine
-        if isinstance(inner, CachingEngine):
+        while isinstance(inner, CachingEngine | LoggingEngine):
             inner = inner.engine
         if isinstance(inner, EmbeddedEngine):
             reloader = PolicyReloader(inner, settings.policy.rego_dir, settings.policy.watch_interval_s)

@@ -36,15 +36,47 @@ class AuthSettings(BaseModel):
     leeway_s: int = 30
 
 
-class PolicySettings(BaseModel):
-    """The embedded Rego engine's bundle folder and its per-decision timeout."""
+class DecisionLogSettings(BaseModel):
+    """OPA-format decision logs (policies/decisionlog.py); off unless ``file`` or ``url`` is set."""
 
+    file: Path | None = None  # e.g. var/decisions.jsonl
+    max_bytes: int = 100_000_000
+    backups: int = 5
+    url: str | None = None  # an OPA-compatible /logs endpoint
+    token: SecretStr | None = None  # sent as a bearer token; from CITYGRAPH_POLICY__DECISION_LOG__TOKEN
+    batch_size: int = 100
+    flush_interval_s: float = 5.0
+    max_queue: int = 10_000
+    instance_id: str | None = None  # labels.id; default a uuid4 per process
+    mask: bool = True  # apply data.system.log.mask from the policy folder
+
+
+class OpaServerSettings(BaseModel):
+    """An OPA server as the policy engine (``policy.engine = "opa"``); see policies/opa.py."""
+
+    url: str = "http://127.0.0.1:8181"
+    token_env: str | None = None  # the NAME of the variable holding the bearer token
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    timeout_s: float = 0.5
+    max_connections: int = 32
+    breaker_failures: int = 5
+    breaker_open_s: float = 10.0
+
+
+class PolicySettings(BaseModel):
+    """Which engine decides, the bundle folder, and the per-decision timeout."""
+
+    engine: Literal["embedded", "opa"] = "embedded"
+    opa: OpaServerSettings = Field(default_factory=OpaServerSettings)
     rego_dir: Path = Path("policies/rego")
     timeout_s: float = 0.5
     #: Poll the folder for changes this often (seconds); 0 turns file watching off.
     watch_interval_s: float = 2.0
     #: Cache decisions this long per process (seconds; 0 = off). See policies/cache.py.
     cache_ttl_s: float = 30.0
+    decision_log: DecisionLogSettings = Field(default_factory=DecisionLogSettings)
 
 
 class AuditSettings(BaseModel):
@@ -64,6 +96,12 @@ class LimitSettings(BaseModel):
     max_page_size: int = 500
 
 
+class ExecutionSettings(BaseModel):
+    """How operations execute; ``compiled`` lists are identical in result, only faster."""
+
+    compiled: bool = True
+
+
 class Settings(BaseSettings):
     """All gateway settings; see ``citygraph.toml`` for the documented defaults."""
 
@@ -77,6 +115,7 @@ class Settings(BaseSettings):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     connectors: dict[str, dict[str, Any]] = Field(
         default_factory=lambda: {"credit": dict[str, Any](), "license": dict[str, Any]()}
     )

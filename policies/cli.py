@@ -155,6 +155,19 @@ def bundle(
     typer.echo(f"wrote {out} (revision {manifest['revision']}, {len(members)} files)")
 
 
+@policy_cli.command()
+def contract(
+    cases: Annotated[Path, typer.Option(help="Contract cases (OPA conformance-test YAML).")] = Path(
+        "policies/contract/cases.yaml"
+    ),
+    url: Annotated[str | None, typer.Option(help="Replay against this OPA server instead of the embedded engine.")] = None,
+) -> None:
+    """Replay the policy contract cases on the embedded engine, or against a real OPA server by URL."""
+    from policies.contract.runner import contract_command
+
+    raise typer.Exit(contract_command(cases, url))
+
+
 def _principal_from_as(spec: str) -> Principal:
     """``dept,roles,districts,clearance`` with ``|`` between several roles or districts."""
     from edge.identity import InvalidToken, principal_from_claims

@@ -343,7 +343,13 @@ class EmbeddedEngine:
                 return self._failure(sources.revision, [f"in-process build failed: {describe_rego_error(exc)}"])
             self._generation += 1
             # One reference assignment: callers see either the old or the new bundle, never a mix.
-            reads_args = any("args" in text for text in sources.serving.values())
+            # Only the decision's packages count: the decision-log mask (system.log) reads the
+            # logged event, not the decision's input.
+            reads_args = any(
+                "args" in text
+                for text in sources.serving.values()
+                if (package_of(text) or "").startswith("citygraph")
+            )
             self._active = _Active(self._generation, sources.revision, bundle, reads_args)
             self._failed = None
             logger.info("policy bundle %s active (generation %d)", sources.revision, self._generation)

@@ -24,6 +24,7 @@ from connectors.base import Connector, SchemaContribution
 from connectors.errors import ConnectorConfigError
 from schema import entities
 from schema.errors import ErrorCodes
+from schema.execution import CompiledExecutionContext
 from schema.fieldmeta import FieldCatalog, FieldMeta, field_metas
 from schema.limits import Limits, cost_problem, limits_rule
 from schema.lookups import ENTITY_QUERIES
@@ -128,8 +129,14 @@ def _owners(contributions: Mapping[str, SchemaContribution]) -> dict[str, str]:
     return {entity: connector for entity, (_, connector) in ranked.items()}
 
 
-def build_schema(connectors: Mapping[str, Connector], limits: Limits, *, introspection: bool = True) -> BuiltSchema:
-    """Compose Query, the shared entities and every connector's types into one schema."""
+def build_schema(
+    connectors: Mapping[str, Connector], limits: Limits, *, introspection: bool = True, compiled: bool = True
+) -> BuiltSchema:
+    """Compose Query, the shared entities and every connector's types into one schema.
+
+    ``compiled`` completes eligible lists with ``schema.execution.CompiledExecutionContext``;
+    off, every field takes graphql-core's generic path (the results are identical).
+    """
     from schema.officers import GATEWAY, OFFICER_FIELDS
 
     contributions = {name: connector.schema() for name, connector in connectors.items()}
@@ -180,6 +187,7 @@ def build_schema(connectors: Mapping[str, Connector], limits: Limits, *, introsp
         types=list(types.values()),
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
+        execution_context_class=CompiledExecutionContext if compiled else None,
     )
     return BuiltSchema(schema=schema, catalog=catalog, types=types, keys=keys, owners=owners, record_types=record_types)
 

@@ -75,7 +75,7 @@ def test_bundle_has_a_manifest_with_revision_and_no_tests(tmp_path: Path) -> Non
     with tarfile.open(out) as tar:
         names = tar.getnames()
         manifest = json.loads(tar.extractfile(".manifest").read())  # type: ignore[union-attr]
-    assert manifest["revision"] and manifest["roots"] == ["citygraph"]
+    assert manifest["revision"] and "citygraph" in manifest["roots"]
     assert "/credit.rego" in names and "/data.json" in names and not any(n.endswith("_test.rego") for n in names)
 
 

@@ -1,0 +1,1 @@
+"""Policy contract cases (``cases.yaml``, OPA conformance-test format) and their runner."""

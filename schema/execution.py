@@ -1,0 +1,368 @@
+"""Compiled list completion: lists of plain records completed without graphql-core's per-field machinery.
+
+graphql-core completes every field of every list item through ``execute_field`` ->
+``build_resolve_info`` -> the resolver -> ``complete_value``, about 3.5 µs a field
+(``research-notes/compiled-execution.md``). For an *eligible* list this context builds a plan
+once per list field (the item type's collected sub-fields) and completes each item with a tight
+loop: attribute reads for fields that use strawberry's basic resolver, the leaf type's own
+``coerce_output_value``, and graphql-core's ``execute_field`` for the fields that need it
+(object links, arguments). Results are identical to graphql-core's:
+
+- a list is eligible when it is a real ``list``/``tuple`` of a concrete object type without
+  ``is_type_of``, no middleware is installed, and nothing is deferred or streamed;
+- any surprise in an item — ``None`` in a non-null field, a missing attribute, an awaitable, an
+  exception value in a non-null field, a serialiser error in a non-null field — hands that one
+  item back to graphql-core's ``complete_list_item_value``, which produces the errors, paths and
+  null propagation itself (the item's attributes are then read twice; records are plain data);
+- an exception *value* in a nullable leaf (a field the policy denied) is reported with
+  graphql-core's own ``handle_field_error`` at the same path, so it stays on the fast path.
+
+``FALLBACKS`` counts items and lists that took the generic path, by reason, so an innocent-looking
+change that removes the speed-up shows in ``/metrics`` and in the tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from graphql import (
+    GraphQLLeafType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    is_leaf_type,
+    is_non_null_type,
+    is_object_type,
+)
+from graphql.execution.collect_fields import FieldDetailsList
+from graphql.pyutils import Path, gather_with_cancel
+from prometheus_client import Counter
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+log = structlog.get_logger(__name__)
+FALLBACKS = Counter(
+    "citygraph_compiled_fallbacks", "List completions that took graphql-core's generic path", ["reason"]
+)
+_MISSING = object()
+_INCLUDE_SKIP = frozenset({"include", "skip"})
+
+# A plan step: (response key, kind, python name or None, leaf type or None, nullable, field type,
+# field details). kind: 0 leaf attribute, 1 __typename, 2 generic execute_field.
+_LEAF, _TYPENAME, _GENERIC = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    key: str
+    kind: int
+    python_name: str | None
+    leaf: GraphQLLeafType | None
+    nullable: bool
+    field_type: GraphQLOutputType
+    details: FieldDetailsList
+
+
+class _Bail(Exception):
+    """This item must be completed by graphql-core itself."""
+
+
+def _fallback(reason: str) -> None:
+    FALLBACKS.labels(reason=reason).inc()
+    log.debug("compiled completion fell back", reason=reason)
+
+
+class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """graphql-core's execution context with compiled completion of eligible lists."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plans: dict[tuple[int, int], tuple[FieldDetailsList, list[_Step] | None]] = {}
+
+    def complete_list_value(
+        self,
+        return_type: GraphQLList[GraphQLOutputType],
+        field_details_list: FieldDetailsList,
+        info: Any,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        item_type = return_type.of_type
+        item_nullable = not is_non_null_type(item_type)
+        object_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+        if not isinstance(result, list | tuple) or not is_object_type(object_type) or self._has_middleware():
+            return super().complete_list_value(return_type, field_details_list, info, path, result, position_context)
+        plan = self._plan(object_type, field_details_list, path)
+        if plan is None:
+            return super().complete_list_value(return_type, field_details_list, info, path, result, position_context)
+        return self._complete_items(
+            plan, object_type, item_type, item_nullable, field_details_list, info, path, result, position_context
+        )
+
+    def _has_middleware(self) -> bool:
+        # strawberry always passes a MiddlewareManager; only one with resolvers changes resolution
+        # (a schema extension with a resolve() hook): then every field must take the generic path.
+        manager = self.middleware_manager
+        if manager is not None and getattr(manager, "_middleware_resolvers", None):
+            _fallback("middleware")
+            return True
+        return False
+
+    def _plan(self, object_type: GraphQLObjectType, details: FieldDetailsList, path: Path) -> list[_Step] | None:
+        key = (id(object_type), id(details))
+        cached = self._plans.get(key)
+        if cached is not None:
+            return cached[1]
+        plan = self._build_plan(object_type, details, path)
+        self._plans[key] = (details, plan)  # keep ``details`` alive so its id is not reused
+        return plan
+
+    def _build_plan(self, object_type: GraphQLObjectType, details: FieldDetailsList, path: Path) -> list[_Step] | None:
+        if object_type.is_type_of is not None:
+            _fallback("is_type_of")
+            return None
+        if any(d.defer_usage is not None for d in details) or self.get_stream_usage(details, path) is not None:
+            _fallback("defer_or_stream")
+            return None
+        collected = self.collect_subfields(object_type, details)
+        if collected.new_defer_usages:
+            _fallback("defer")
+            return None
+        steps: list[_Step] = []
+        for response_key, field_details in collected.grouped_field_set.items():
+            node = field_details[0].node
+            name = node.name.value
+            if name == "__typename":
+                steps.append(_Step(response_key, _TYPENAME, None, None, True, object_type, field_details))
+                continue
+            field_def = self.schema.get_field(object_type, name)
+            if field_def is None:
+                continue  # graphql-core skips unknown fields the same way
+            field_type = field_def.type
+            named = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
+            basic = getattr(field_def.resolve, "_is_default", False) and not node.arguments
+            plain = all(
+                d.fragment_variable_values is None
+                and all(directive.name.value in _INCLUDE_SKIP for directive in d.node.directives or ())
+                for d in field_details
+            )
+            definition = field_def.extensions.get("strawberry-definition")
+            python_name = getattr(definition, "python_name", None)
+            if basic and plain and is_leaf_type(named) and isinstance(python_name, str):
+                leaf = named  # is_leaf_type narrowed it
+                nullable = not is_non_null_type(field_type)
+                steps.append(_Step(response_key, _LEAF, python_name, leaf, nullable, field_type, field_details))
+            else:
+                steps.append(_Step(response_key, _GENERIC, None, None, True, field_type, field_details))
+        return steps
+
+    def _complete_items(
+        self,
+        plan: list[_Step],
+        object_type: GraphQLObjectType,
+        item_type: GraphQLOutputType,
+        item_nullable: bool,
+        field_details_list: FieldDetailsList,
+        info: Any,
+        path: Path,
+        items: Iterable[Any],
+        position_context: Any,
+    ) -> Any:
+        completed: list[Any] = []
+        awaitables: list[tuple[int, str | None, Any]] = []
+        try:
+            self._complete_each(
+                plan, object_type, item_type, item_nullable, field_details_list, info, path, items, position_context,
+                completed, awaitables,
+            )  # fmt: skip
+        except Exception:
+            # As graphql-core does: work already started for earlier items is settled in the
+            # background instead of being orphaned, then the error propagates.
+            if awaitables:
+                self.settle_in_background([a for _, _, a in awaitables])
+            raise
+        if not awaitables:
+            return completed
+        return self._settle(completed, awaitables, item_type, field_details_list, path)
+
+    def _complete_each(
+        self,
+        plan: list[_Step],
+        object_type: GraphQLObjectType,
+        item_type: GraphQLOutputType,
+        item_nullable: bool,
+        field_details_list: FieldDetailsList,
+        info: Any,
+        path: Path,
+        items: Iterable[Any],
+        position_context: Any,
+        completed: list[Any],
+        awaitables: list[tuple[int, str | None, Any]],
+    ) -> None:
+        is_awaitable = self.is_awaitable
+        type_name = object_type.name
+        for index, item in enumerate(items):
+            if item is None:
+                if item_nullable:
+                    completed.append(None)
+                    continue
+                self._generic_item(
+                    item, completed, awaitables, index, item_type, field_details_list, info, path, position_context
+                )
+                continue
+            if isinstance(item, Exception) or is_awaitable(item):
+                self._generic_item(
+                    item, completed, awaitables, index, item_type, field_details_list, info, path, position_context
+                )
+                continue
+            try:
+                row, pending = self._complete_item(plan, item, type_name, object_type, path, index, position_context)
+            except _Bail:
+                _fallback("item")
+                self._generic_item(
+                    item, completed, awaitables, index, item_type, field_details_list, info, path, position_context
+                )
+                continue
+            for key, value in pending:
+                awaitables.append((index, key, value))
+            completed.append(row)
+
+    def _complete_item(
+        self,
+        plan: list[_Step],
+        item: Any,
+        type_name: str,
+        object_type: GraphQLObjectType,
+        path: Path,
+        index: int,
+        position_context: Any,
+    ) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+        row: dict[str, Any] = {}
+        generic: list[_Step] = []
+        item_path: Path | None = None
+        # Leaves first: a bail-out must happen before any resolver has been started.
+        for step in plan:
+            kind = step.kind
+            if kind == _LEAF:
+                value = getattr(item, step.python_name, _MISSING)  # type: ignore[arg-type]
+                if value is None:
+                    if not step.nullable:
+                        raise _Bail
+                    row[step.key] = None
+                    continue
+                if value is _MISSING or self.is_awaitable(value):
+                    raise _Bail
+                if isinstance(value, Exception):
+                    if not step.nullable:
+                        raise _Bail
+                    item_path = item_path or path.add_key(index, None)
+                    self.handle_field_error(
+                        value, step.field_type, step.details, item_path.add_key(step.key, type_name)
+                    )
+                    row[step.key] = None
+                    continue
+                try:
+                    row[step.key] = self.complete_leaf_value(step.leaf, value)  # type: ignore[arg-type]
+                except Exception as error:
+                    if not step.nullable:
+                        raise _Bail from error
+                    item_path = item_path or path.add_key(index, None)
+                    self.handle_field_error(
+                        error, step.field_type, step.details, item_path.add_key(step.key, type_name)
+                    )
+                    row[step.key] = None
+            elif kind == _TYPENAME:
+                row[step.key] = type_name
+            else:
+                row[step.key] = None  # keeps graphql-core's key order; filled below
+                generic.append(step)
+        pending: list[tuple[str, Any]] = []
+        for step in generic:
+            item_path = item_path or path.add_key(index, None)
+            try:
+                result = self.execute_field(
+                    object_type, item, step.details, item_path.add_key(step.key, type_name), position_context
+                )
+            except Exception as error:
+                # A non-null field failed: null propagation is graphql-core's job. Work already
+                # started is settled in the background, as graphql-core does for failed siblings;
+                # its errors fall under the item's nulled position and are filtered.
+                if pending:
+                    self.settle_in_background([a for _, a in pending])
+                raise _Bail from error
+            if self.is_awaitable(result):
+                pending.append((step.key, result))
+            else:
+                row[step.key] = result
+        return row, pending
+
+    def _generic_item(
+        self,
+        item: Any,
+        completed: list[Any],
+        awaitables: list[tuple[int, str | None, Any]],
+        index: int,
+        item_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        info: Any,
+        path: Path,
+        position_context: Any,
+    ) -> None:
+        item_path = path.add_key(index, None)
+        if self.is_awaitable(item):
+            completed.append(None)
+            awaitables.append(
+                (
+                    index,
+                    None,
+                    self.complete_awaitable_list_item_value(
+                        item, item_type, field_details_list, info, item_path, position_context
+                    ),
+                )
+            )
+            return
+        if self.complete_list_item_value(
+            item, completed, item_type, field_details_list, info, item_path, position_context
+        ):
+            awaitables.append((index, None, completed[index]))
+
+    def _settle(
+        self,
+        completed: list[Any],
+        awaitables: list[tuple[int, str | None, Any]],
+        item_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        path: Path,
+    ) -> Any:
+        by_item: dict[int, list[tuple[str | None, Any]]] = {}
+        for index, key, awaitable in awaitables:
+            by_item.setdefault(index, []).append((key, awaitable))
+
+        async def settle_item(index: int, fields: list[tuple[str | None, Any]]) -> None:
+            if fields[0][0] is None:  # a generic item: graphql-core's awaitable handles its own errors
+                completed[index] = await fields[0][1]
+                return
+            try:
+                values = await gather_with_cancel(*(a for _, a in fields))
+            except Exception as error:
+                # A non-null field of this item failed: the item is null (or the error propagates
+                # further when items are non-null), as graphql-core's execute_fields would do.
+                self.handle_field_error(error, item_type, field_details_list, path.add_key(index, None))
+                completed[index] = None
+                return
+            row = completed[index]
+            for (key, _), value in zip(fields, values, strict=True):
+                row[key] = value
+
+        async def settle() -> list[Any]:
+            await gather_with_cancel(*(settle_item(i, f) for i, f in by_item.items()))
+            return completed
+
+        return settle()
+
+
+__all__ = ["FALLBACKS", "CompiledExecutionContext"]
