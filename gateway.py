@@ -334,6 +334,10 @@ def demo_data(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 7,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: the data folder).")] = None,
     if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing if the data exists.")] = False,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="Also load the data into this empty PostgreSQL database (migrated first)."),
+    ] = None,
 ) -> None:
     """Generate the deterministic Ningbo demo data set (credit platform, then the license store)."""
     from connectors.credit.demo import generate as credit_demo
@@ -354,6 +358,38 @@ def demo_data(
         f"wrote {licences.enterprises} registrations, {licences.persons} persons and {licences.licenses} signed "
         f"licences in {licences.seconds:.1f}s to {folder}"
     )
+    if to is not None:
+        from sqlalchemy.engine import make_url
+
+        from connectors.credit.tables import metadata as credit_metadata
+        from connectors.demo_pg import copy_sqlite_to
+        from connectors.license.tables import metadata as license_metadata
+
+        rows = copy_sqlite_to(to, credit, credit_metadata) + copy_sqlite_to(to, license_, license_metadata)
+        typer.echo(f"copied {rows} rows into {make_url(to).render_as_string(hide_password=True)}")
+
+
+@cli.command("migrate")
+def migrate_command(
+    components: Annotated[list[str] | None, typer.Argument(help="credit, license, audit (default: all).")] = None,
+) -> None:
+    """Upgrade each database's schema to the latest revision (Alembic; idempotent, adopts demo files)."""
+    from sqlalchemy.engine import make_url
+
+    from connectors.migrate import COMPONENTS, migrate
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # SQLite files default to the data folder
+    urls = {
+        n: str(settings.connectors.get(n, {}).get("url") or f"sqlite:///{settings.data_dir / f'{n}.sqlite'}")
+        for n in ("credit", "license")
+    }
+    urls["audit"] = settings.audit_url
+    for name in components or list(COMPONENTS):
+        if name not in COMPONENTS:
+            raise typer.BadParameter(f"unknown component {name!r}; one of {', '.join(COMPONENTS)}")
+        migrate(name, urls[name])
+        typer.echo(f"{name}: at head ({make_url(urls[name]).render_as_string(hide_password=True)})")
 
 
 @cli.command()

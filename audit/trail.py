@@ -6,7 +6,9 @@ database still build a single chain:
 
 * SQLite: the transaction starts with ``BEGIN IMMEDIATE`` (the write lock is taken before the
   read); WAL mode and a busy timeout let other processes wait for it instead of failing.
-* PostgreSQL: ``pg_advisory_xact_lock`` on a fixed key, released at commit or rollback.
+* PostgreSQL: ``pg_advisory_xact_lock`` on a fixed key, released at commit or rollback; the
+  transaction is READ COMMITTED whatever the server's default, so the read after the lock sees
+  the previous holder's row.
 * Anything else: no lock; ``seq`` is the primary key, so a racing writer fails its insert (an
   ``AuditWriteError``) rather than forking the chain.
 
@@ -39,11 +41,12 @@ from sqlalchemy import (
     Text,
     event,
     false,
+    func,
     insert,
     select,
     text,
 )
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import RowMapping, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from audit.records import (
@@ -58,6 +61,7 @@ from audit.records import (
     parse_ts,
     seal,
 )
+from connectors.sql import async_url
 
 log = structlog.get_logger(__name__)
 
@@ -72,11 +76,12 @@ PG_LOCK_KEY = 0x43_47_41_55_44_49_54
 # Connection execution option read by the SQLite "begin" hook: the statement that opens the transaction.
 _BEGIN_OPTION = "citygraph_audit_begin"
 
-_metadata = MetaData()
+#: The trail's schema: ``audit/migrations`` creates it in production, ``AuditTrail.open`` where missing.
+metadata = MetaData()
 
 audit_log = Table(
     "audit_log",
-    _metadata,
+    metadata,
     # INTEGER PRIMARY KEY on SQLite aliases the rowid; BIGINT elsewhere so the log cannot run out.
     Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False),
     # Stored as the exact text that was hashed (``format_ts``): native timestamp types differ in
@@ -240,8 +245,14 @@ class AuditTrail:
         self._algorithm = algorithm or default_algorithm()
         if not algorithm_available(self._algorithm):
             raise ValueError(f"hash algorithm {self._algorithm!r} is not accepted or not available")
+        url = async_url(url)  # postgresql:// means asyncpg, sqlite:// aiosqlite
         # hide_parameters: error messages would otherwise carry subjects, purposes and case refs.
-        self._engine = create_async_engine(url, hide_parameters=True)
+        options: dict[str, Any] = {"hide_parameters": True}
+        if make_url(url).get_backend_name() != "sqlite":
+            # A pooled connection may have died with a server restart; without the ping the next
+            # append would fail and withhold a response's data.
+            options["pool_pre_ping"] = True
+        self._engine = create_async_engine(url, **options)
         self._dialect = self._engine.dialect.name
         if self._dialect == "sqlite":
             event.listen(self._engine.sync_engine, "connect", _sqlite_on_connect)
@@ -261,17 +272,27 @@ class AuditTrail:
                 # IMMEDIATE takes the write lock before the first read, so no other process can
                 # read the same last hash between our read and our insert.
                 conn = await conn.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+            elif self._dialect == "postgresql":
+                # The read of the last row must see the previous holder's commit. READ COMMITTED
+                # takes a snapshot per statement, after the lock; under a server default of
+                # REPEATABLE READ the snapshot would date from the lock request and the append
+                # would reuse the previous seq.
+                conn = await conn.execution_options(isolation_level="READ COMMITTED")
             async with conn.begin():
                 if self._dialect == "postgresql":
                     await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
                 yield conn
 
     async def open(self) -> None:
-        """Create ``audit_log`` if missing; ``AuditWriteError`` if the database cannot be reached."""
+        """Create ``audit_log`` if missing; ``AuditWriteError`` if the database cannot be reached.
+
+        Production databases get the table from ``audit/migrations`` (``connectors.migrate``);
+        a table this made is adopted by the first migration run.
+        """
         try:
             # Under the write lock, so processes starting together do not race to create the table.
             async with self._write_transaction() as conn:
-                await conn.run_sync(_metadata.create_all, checkfirst=True)
+                await conn.run_sync(metadata.create_all, checkfirst=True)
         except Exception as exc:
             raise AuditWriteError(f"cannot open audit trail: {_describe(exc)}") from exc
 
@@ -373,10 +394,16 @@ class AuditTrail:
             if value is not None:
                 conditions.append(column == value)
         if criteria.record_key is not None:
-            # record_keys is a JSON object of arrays of strings; a key matches as a whole JSON string.
+            # record_keys is a JSON object of arrays of strings; a key matches as a whole JSON string,
+            # case-sensitively on every backend (SQLite's LIKE ignores ASCII case, PostgreSQL's does not).
             token = json.dumps(criteria.record_key, ensure_ascii=False)
-            escaped = token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            conditions.append(c.record_keys.like(f"%{escaped}%", escape="\\"))
+            if self._dialect == "sqlite":
+                conditions.append(func.instr(c.record_keys, token) > 0)
+            elif self._dialect == "postgresql":
+                conditions.append(func.strpos(c.record_keys, token) > 0)
+            else:
+                escaped = token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                conditions.append(c.record_keys.like(f"%{escaped}%", escape="\\"))
         if criteria.since is not None:
             conditions.append(c.ts >= format_ts(criteria.since))
         if criteria.until is not None:
@@ -417,6 +444,7 @@ __all__ = [
     "AuditTrail",
     "AuditWriteError",
     "DEFAULT_URL",
+    "metadata",
     "PG_LOCK_KEY",
     "SQLITE_BUSY_TIMEOUT_MS",
     "VerifyReport",

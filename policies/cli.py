@@ -160,7 +160,9 @@ def contract(
     cases: Annotated[Path, typer.Option(help="Contract cases (OPA conformance-test YAML).")] = Path(
         "policies/contract/cases.yaml"
     ),
-    url: Annotated[str | None, typer.Option(help="Replay against this OPA server instead of the embedded engine.")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Replay against this OPA server instead of the embedded engine.")
+    ] = None,
 ) -> None:
     """Replay the policy contract cases on the embedded engine, or against a real OPA server by URL."""
     from policies.contract.runner import contract_command

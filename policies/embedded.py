@@ -346,9 +346,7 @@ class EmbeddedEngine:
             # Only the decision's packages count: the decision-log mask (system.log) reads the
             # logged event, not the decision's input.
             reads_args = any(
-                "args" in text
-                for text in sources.serving.values()
-                if (package_of(text) or "").startswith("citygraph")
+                "args" in text for text in sources.serving.values() if (package_of(text) or "").startswith("citygraph")
             )
             self._active = _Active(self._generation, sources.revision, bundle, reads_args)
             self._failed = None

@@ -8,9 +8,14 @@ A filter is the shape OPA's Compile API emits (``application/vnd.opa.ucast.all+j
 
 ``{}`` means unrestricted. Field names are looked up in the connector's allowlist, never
 interpolated, and values are always bound parameters, coerced to the column's Python type (a
-``"2026-11-27"`` compared with a DATE column becomes a ``date``). Anything unknown raises
-``FilterError`` so the read is denied rather than run unfiltered. SQL NULLs fail every comparison,
-which is the restrictive reading.
+``"2026-11-27"`` compared with a DATE column becomes a ``date``; a timestamp is compared in UTC).
+Anything unknown raises ``FilterError`` so the read is denied rather than run unfiltered. SQL
+NULLs fail every comparison, which is the restrictive reading.
+
+The translation behaves the same on SQLite and PostgreSQL: a string no database text can hold
+(NUL, lone surrogates) and a filter binding more than :data:`MAX_VALUES` values are refused on
+both, rather than failing on one backend only (PostgreSQL refuses NUL; asyncpg binds at most
+32767 parameters per statement).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from sqlalchemy.sql.expression import ColumnClause
 
 from connectors.base import JSON, RowFilter
 from connectors.errors import FilterError, UnknownFilterField
+from connectors.sql import storable
 
 FieldMap = Mapping[str, ColumnClause[object] | ColumnElement[object]]
 
@@ -39,6 +45,9 @@ _COMPARE: dict[str, Callable[[ColumnElement[object], object], ColumnElement[bool
 #: Nesting deeper than this is refused: policies never need it and it bounds recursion.
 MAX_DEPTH = 32
 
+#: Values one filter may bind; more is refused (a policy listing thousands of keys wants a table).
+MAX_VALUES = 10_000
+
 
 def _coerce(column: ColumnClause[object] | ColumnElement[object], value: JSON) -> object:
     """Convert a JSON scalar to the column's Python type so the comparison is typed, not textual."""
@@ -46,6 +55,8 @@ def _coerce(column: ColumnClause[object] | ColumnElement[object], value: JSON) -
         raise FilterError("filter values must be strings or numbers")
     if isinstance(value, Mapping | list | tuple):
         raise FilterError("filter value must be a scalar here")
+    if isinstance(value, str) and not storable(value):
+        raise FilterError("filter value holds characters no database text can store")
     try:
         python_type = column.type.python_type
     except NotImplementedError:
@@ -54,7 +65,7 @@ def _coerce(column: ColumnClause[object] | ColumnElement[object], value: JSON) -
         if python_type is dt.date and isinstance(value, str):
             return dt.date.fromisoformat(value)
         if python_type is dt.datetime and isinstance(value, str):
-            return dt.datetime.fromisoformat(value)
+            return _utc(column, dt.datetime.fromisoformat(value))
         if python_type is Decimal and isinstance(value, int | float | str):
             return Decimal(str(value))
         if python_type is int and isinstance(value, int):
@@ -66,6 +77,27 @@ def _coerce(column: ColumnClause[object] | ColumnElement[object], value: JSON) -
     except (ValueError, InvalidOperation) as exc:
         raise FilterError(f"value {value!r} does not fit column type") from exc
     raise FilterError(f"value {value!r} does not fit column type {python_type.__name__}")
+
+
+def _utc(column: ColumnClause[object] | ColumnElement[object], value: dt.datetime) -> dt.datetime:
+    """The instant in UTC, as the column stores it: aware for ``DateTime(timezone=True)`` (a naive
+    value is taken as UTC), naive UTC otherwise. SQLite's dialect writes a datetime's wall time and
+    drops its zone, so without this an offset would compare as if it were UTC."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC)
+    elif getattr(column.type, "timezone", False):
+        value = value.replace(tzinfo=dt.UTC)
+    return value if getattr(column.type, "timezone", False) else value.replace(tzinfo=None)
+
+
+def _count_values(node: JSON, depth: int = 0) -> int:
+    """How many values a filter binds (malformed parts count 0: translation refuses them)."""
+    if depth > MAX_DEPTH or not isinstance(node, Mapping):
+        return 0
+    value = node.get("value")
+    if node.get("type") == "compound" and isinstance(value, list):
+        return sum(_count_values(child, depth + 1) for child in value)
+    return len(value) if isinstance(value, list) else 1
 
 
 def _field(node: Mapping[str, JSON], fields: FieldMap) -> ColumnElement[bool]:
@@ -119,6 +151,8 @@ def to_sqlalchemy(row_filter: RowFilter | None, fields: FieldMap) -> ColumnEleme
         raise FilterError("no row filter: the read is not allowed")
     if not row_filter:
         return true()
+    if _count_values(row_filter) > MAX_VALUES:
+        raise FilterError(f"filter binds more than {MAX_VALUES} values")
     return _node(row_filter, fields, 0)
 
 
@@ -131,6 +165,8 @@ def matches(row_filter: RowFilter | None, value_of: Callable[[str], object]) -> 
     """
     if row_filter is None:
         raise FilterError("no row filter: the read is not allowed")
+    if _count_values(row_filter) > MAX_VALUES:
+        raise FilterError(f"filter binds more than {MAX_VALUES} values")
     return not row_filter or _eval(row_filter, value_of, 0) is True
 
 
@@ -198,6 +234,8 @@ def _py_coerce(left: object, right: object) -> object:
     """Type a filter value like the field's value, refusing mismatches as the SQL path does."""
     if right is None or isinstance(right, bool | Mapping | list):
         raise FilterError("filter values must be strings or numbers")
+    if isinstance(right, str) and not storable(right):
+        raise FilterError("filter value holds characters no database text can store")
     if left is None:
         return right
     if isinstance(left, dt.date) and isinstance(right, str):
@@ -229,4 +267,4 @@ def field_names(row_filter: RowFilter | None) -> Sequence[str]:
     return found
 
 
-__all__ = ["MAX_DEPTH", "FieldMap", "field_names", "matches", "to_sqlalchemy"]
+__all__ = ["MAX_DEPTH", "MAX_VALUES", "FieldMap", "field_names", "matches", "to_sqlalchemy"]

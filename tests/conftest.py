@@ -20,6 +20,9 @@ from connectors.license.demo import generate as license_demo
 from edge.identity import mint_dev_token
 from edge.settings import AuthSettings, Settings
 
+# PostgreSQL fixtures (pg_server, pg_demo, live_pg, live_each): tests/postgres.py.
+pytest_plugins = ["tests.postgres"]
+
 SECRET = "test-secret-0123456789-abcdefghijklmnop"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -126,9 +129,15 @@ def serve(settings: Settings) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="module")
-def live(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def live_sqlite(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A real server over real HTTP, with its own audit database."""
     audit_dir = tmp_path_factory.mktemp("audit")
     settings = make_settings(demo_dir, audit={"url": f"sqlite+aiosqlite:///{audit_dir / 'audit.sqlite'}"})
     with serve(settings) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def live(live_sqlite: LiveServer) -> LiveServer:
+    """The live server on SQLite; a module overriding ``live`` with ``live_each`` runs on PostgreSQL too."""
+    return live_sqlite

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text
+from sqlalchemy import BigInteger, ColumnElement, Select, and_, false, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.base import (
@@ -23,7 +23,7 @@ from connectors.base import (
 )
 from connectors.credit.tables import credit_profiles, credit_records, credit_subjects, metadata
 from connectors.errors import ConnectorConfigError, ConnectorUnavailable, InvalidArgument
-from connectors.sql import decode_cursor, encode_cursor, make_engine
+from connectors.sql import decode_cursor, encode_cursor, key_in, make_engine, storable
 from policies.ucast import FieldMap, to_sqlalchemy
 
 #: Columns a policy row filter may name, per entity (anything else is refused).
@@ -116,7 +116,8 @@ class CreditConnector:
             self._engine = make_engine(self.info.name, self.url, self.options)
 
     async def create_schema(self) -> None:
-        """Create the tables if missing (demo and test databases; production uses migrations)."""
+        """Create the tables if missing (demo and test databases; production runs
+        ``connectors.migrate.migrate``, which adopts a database this made)."""
         async with self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
 
@@ -133,6 +134,9 @@ class CreditConnector:
             return Health(ok=False, detail=f"{type(exc).__name__}")
         return Health(ok=True)
 
+    def _in(self, column: ColumnElement[Any], keys: Sequence[object]) -> ColumnElement[bool]:
+        return key_in(column, keys, self.engine.dialect.name)
+
     async def _rows(self, query: Select[tuple[object, ...]]) -> list[Mapping[str, object]]:
         try:
             async with self.engine.connect() as conn:
@@ -147,14 +151,16 @@ class CreditConnector:
         keys = list(request.keys)
         where = to_sqlalchemy(request.row_filter, FILTER_FIELDS.get(request.entity, {}))
         if request.entity == "Enterprise":
-            rows = await self._rows(select(credit_subjects).where(credit_subjects.c.uscc.in_(keys), where))
+            rows = await self._rows(select(credit_subjects).where(self._in(credit_subjects.c.uscc, keys), where))
             found: dict[object, Record | None] = {r["uscc"]: dict(r) for r in rows}
         elif request.entity == "CreditProfile":
-            rows = await self._rows(select(credit_profiles).where(credit_profiles.c.uscc.in_(keys), where))
+            rows = await self._rows(select(credit_profiles).where(self._in(credit_profiles.c.uscc, keys), where))
             found = {r["uscc"]: _profile(r) for r in rows}
         elif request.entity == "CreditRecord":
-            ids = [int(k) for k in keys if k.isdigit()]
-            rows = await self._rows(select(credit_records).where(credit_records.c.id.in_(ids), where))
+            # ASCII digits only (str.isdigit() accepts "²", which int() refuses), within BIGINT: any
+            # other key names no record, and must not fail the statement on either backend.
+            ids = [i for i in (int(k) for k in keys if k.isascii() and k.isdigit()) if 0 < i < 2**63]
+            rows = await self._rows(select(credit_records).where(self._in(credit_records.c.id, ids), where))
             found = {str(r["id"]): _record(r) for r in rows}
         else:
             raise InvalidArgument(f"credit does not serve {request.entity}")
@@ -165,7 +171,7 @@ class CreditConnector:
             raise InvalidArgument(f"credit cannot relate {request.entity} by {request.by}")
         keys = list(request.keys)
         conditions: list[ColumnElement[bool]] = [
-            credit_records.c.uscc.in_(keys),
+            self._in(credit_records.c.uscc, keys),
             to_sqlalchemy(request.row_filter, FILTER_FIELDS["CreditRecord"]),
         ]
         kinds = request.args.get("kinds")
@@ -200,10 +206,12 @@ class CreditConnector:
                 raise InvalidArgument("after: not a cursor issued by this API") from exc
             if not 0 < after_id < 2**63:  # out of the column's range: forged, not a backend failure
                 raise InvalidArgument("after: not a cursor issued by this API")
+            # BIGINT: the column is 32-bit on PostgreSQL, where a larger INTEGER parameter would overflow.
+            before_id = credit_records.c.id < literal(after_id, BigInteger)
             conditions.append(
                 or_(
                     credit_records.c.decision_date < after_date,
-                    and_(credit_records.c.decision_date == after_date, credit_records.c.id < after_id),
+                    and_(credit_records.c.decision_date == after_date, before_id),
                 )
             )
         query = select(credit_records).where(*conditions).order_by(*_RECORD_ORDER).limit(request.first + 1)
@@ -225,7 +233,8 @@ class CreditConnector:
         for key, column in (("district", c.district_code), ("uscc", c.uscc), ("authority", c.authority)):
             value = where.get(key)
             if isinstance(value, str):
-                out.append(column == value)
+                # A value no column can hold matches nothing (PostgreSQL would refuse the parameter).
+                out.append(column == value if storable(value) else false())
         for key, op in (("decided_from", "ge"), ("decided_to", "le")):
             value = where.get(key)
             if isinstance(value, str):

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from sqlalchemy import ColumnElement, Select, and_, select, text
+from sqlalchemy import ColumnElement, Select, and_, false, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.base import (
@@ -24,7 +24,7 @@ from connectors.base import (
 from connectors.errors import ConnectorConfigError, ConnectorUnavailable, InvalidArgument
 from connectors.license.tables import enterprises, issuers, licenses, metadata, persons
 from connectors.license.verification import Verifier
-from connectors.sql import decode_cursor, encode_cursor, make_engine
+from connectors.sql import decode_cursor, encode_cursor, key_in, make_engine, storable
 from policies.ucast import FieldMap, to_sqlalchemy
 
 _LICENSE_FIELDS: FieldMap = {
@@ -145,10 +145,11 @@ class LicenseConnector:
     async def open(self) -> None:
         if self._engine is None:
             self._engine = make_engine(self.info.name, self.url, self.options)
-            self._verifier = Verifier(self._rows)
+            self._verifier = Verifier(self._rows, self._in)
 
     async def create_schema(self) -> None:
-        """Create the tables if missing (demo and test databases; production uses migrations)."""
+        """Create the tables if missing (demo and test databases; production runs
+        ``connectors.migrate.migrate``, which adopts a database this made)."""
         async with self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
 
@@ -175,6 +176,9 @@ class LicenseConnector:
         except Exception as exc:  # driver errors: the backend is unavailable, not the gateway
             raise ConnectorUnavailable(f"license database error: {type(exc).__name__}") from exc
 
+    def _in(self, column: ColumnElement[Any], keys: Sequence[object]) -> ColumnElement[bool]:
+        return key_in(column, keys, self.engine.dialect.name)
+
     def _licenses(self, *conditions: ColumnElement[bool]) -> Select[Any]:
         return select(*_LICENSE_COLUMNS).join(issuers, issuers.c.code == licenses.c.issuer_code).where(*conditions)
 
@@ -183,13 +187,13 @@ class LicenseConnector:
         where = to_sqlalchemy(request.row_filter, FILTER_FIELDS.get(request.entity, {}))
         found: dict[str, Record] = {}
         if request.entity == "Enterprise":
-            rows = await self._rows(select(enterprises).where(enterprises.c.uscc.in_(keys), where))
+            rows = await self._rows(select(enterprises).where(self._in(enterprises.c.uscc, keys), where))
             found = {r["uscc"]: _enterprise(r) for r in rows}
         elif request.entity == "Person":
-            rows = await self._rows(select(persons).where(persons.c.id_number.in_(keys), where))
+            rows = await self._rows(select(persons).where(self._in(persons.c.id_number, keys), where))
             found = {r["id_number"]: _person(r) for r in rows}
         elif request.entity == "License":
-            rows = await self._rows(self._licenses(licenses.c.number.in_(keys), where))
+            rows = await self._rows(self._licenses(self._in(licenses.c.number, keys), where))
             found = {r["number"]: r for r in rows}
         elif request.entity == "LicenseVerification":
             return await self._verify().by_numbers(keys, where, dt.datetime.now(dt.UTC))
@@ -210,14 +214,14 @@ class LicenseConnector:
             raise InvalidArgument(f"license cannot relate {request.entity} by {request.by}")
         keys = list(request.keys)
         by = columns[request.by]
-        conditions = [by.in_(keys), to_sqlalchemy(request.row_filter, FILTER_FIELDS["License"])]
+        conditions = [self._in(by, keys), to_sqlalchemy(request.row_filter, FILTER_FIELDS["License"])]
         for arg, column in (("type", licenses.c.type), ("status", licenses.c.status)):
             value = request.args.get(arg)
             if isinstance(value, str):
-                conditions.append(column == value)
-        rows = await self._rows(
-            self._licenses(*conditions).order_by(by, licenses.c.issued_on.desc(), licenses.c.number)
-        )
+                conditions.append(column == value if storable(value) else false())
+        # Ties on the issue date go by number, bytewise as on SQLite whatever the database's locale.
+        number = licenses.c.number.collate("C") if self.engine.dialect.name == "postgresql" else licenses.c.number
+        rows = await self._rows(self._licenses(*conditions).order_by(by, licenses.c.issued_on.desc(), number))
         grouped: dict[str, list[Record]] = {k: [] for k in keys}
         for row in rows:
             group = grouped[str(row[request.by])]
@@ -231,18 +235,25 @@ class LicenseConnector:
         c = enterprises.c
         conditions: list[ColumnElement[bool]] = [to_sqlalchemy(request.row_filter, FILTER_FIELDS["Enterprise"])]
         where = request.where
-        if isinstance(where.get("district"), str):
-            conditions.append(c.district_code == where["district"])
-        if isinstance(where.get("status"), str):
-            conditions.append(c.status == where["status"])
+        for key, column in (("district", c.district_code), ("status", c.status)):
+            value = where.get(key)
+            if isinstance(value, str):
+                # A value no column can hold matches nothing (PostgreSQL would refuse the parameter).
+                conditions.append(column == value if storable(value) else false())
         industry = where.get("industry_code")
         if isinstance(industry, str):
-            conditions.append(c.industry_code.like(_escape_like(industry) + "%", escape="\\"))
+            # Codes are stored upper-case ("C3481"); SQLite's LIKE ignores ASCII case and
+            # PostgreSQL's does not, so the prefix is upper-cased and matched the same on both.
+            prefix = industry.upper()
+            matching = c.industry_code.like(_escape_like(prefix) + "%", escape="\\")
+            conditions.append(matching if storable(prefix) else false())
         name = where.get("name")
         if isinstance(name, str):
             if len(name.strip()) < 2:
                 raise InvalidArgument("filter.name: give at least 2 characters of the enterprise name")
-            conditions.append(c.name.like("%" + _escape_like(name.strip()) + "%", escape="\\"))
+            # Case-insensitive on both backends: ILIKE on PostgreSQL, lower() LIKE lower() on SQLite.
+            pattern = "%" + _escape_like(name.strip()) + "%"
+            conditions.append(c.name.ilike(pattern, escape="\\") if storable(pattern) else false())
         if request.after:
             (last,) = decode_cursor(request.after, 1)
             conditions.append(c.uscc > last)

@@ -22,6 +22,8 @@ from connectors.license.tables import issuers, licenses
 from policies.masking import mask_text
 
 Rows = Callable[[Select[Any]], Awaitable[list[Mapping[str, Any]]]]
+#: ``column IN keys`` as the connector's backend wants it (``connectors.sql.key_in``).
+KeyIn = Callable[[ColumnElement[Any], Sequence[object]], ColumnElement[bool]]
 CITY_TZ = ZoneInfo("Asia/Shanghai")
 
 
@@ -51,13 +53,14 @@ def _record(result: VerifyResult) -> Record:
 class Verifier:
     """Verifies licences with the registry the connector reads through ``rows``."""
 
-    def __init__(self, rows: Rows) -> None:
+    def __init__(self, rows: Rows, key_in: KeyIn) -> None:
         self._rows = rows
+        self._key_in = key_in
 
     async def _registry(
         self, numbers: Sequence[str], where: ColumnElement[bool]
     ) -> tuple[dict[str, Mapping[str, Any]], list[Mapping[str, Any]]]:
-        found = await self._rows(select(licenses).where(licenses.c.number.in_(list(numbers)), where))
+        found = await self._rows(select(licenses).where(self._key_in(licenses.c.number, list(numbers)), where))
         every_issuer = await self._rows(select(issuers))
         return {r["number"]: r for r in found}, every_issuer
 

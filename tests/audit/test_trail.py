@@ -1,4 +1,9 @@
-"""The audit trail against real SQLite files: chaining, tamper detection, concurrency, failure."""
+"""The audit trail against real databases: chaining, tamper detection, concurrency, failure.
+
+Tests taking ``store`` run on a SQLite file and on PostgreSQL (whose database defaults to
+REPEATABLE READ here, so appends prove they read under READ COMMITTED); the rest are about
+SQLite files and the command line.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,12 @@ import asyncio
 import dataclasses
 import itertools
 import multiprocessing
+import re
 import sqlite3
 import stat
 from collections.abc import AsyncIterator, Iterator
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -20,6 +27,7 @@ import pytest
 from audit import (
     GENESIS_HASH,
     AuditEntry,
+    AuditQuery,
     AuditRecord,
     AuditTrail,
     AuditWriteError,
@@ -29,6 +37,7 @@ from audit import (
     seal,
     verify_command,
 )
+from tests.postgres import BACKENDS, PgServer, execute, throwaway_database
 
 
 def make_entry(n: int = 0, *, request_id: str | None = None) -> AuditEntry:
@@ -57,9 +66,41 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "audit.sqlite"
 
 
+@dataclass(frozen=True)
+class Store:
+    """An empty audit database, and a way to tamper with it as someone with database access would."""
+
+    url: str
+    sqlite_path: Path | None
+
+    async def tamper(self, statement: str, *params: object) -> None:
+        """Run ``statement`` (``?`` placeholders) directly, bypassing the trail."""
+        if self.sqlite_path is not None:
+            raw_sql(self.sqlite_path, statement, params)
+            return
+        numbered = iter(range(1, len(params) + 1))
+        await execute(self.url, re.sub(r"\?", lambda _: f"${next(numbered)}", statement), *params)
+
+
+@pytest.fixture(scope="module")
+def pg_audit_url(pg_server: PgServer) -> Iterator[str]:
+    # REPEATABLE READ by default: a snapshot taken before the advisory lock would fork the chain.
+    with throwaway_database(pg_server, "audit", default_transaction_isolation="repeatable read") as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, db_path: Path) -> Store:
+    if request.param == "sqlite":
+        return Store(url_for(db_path), db_path)
+    url: str = request.getfixturevalue("pg_audit_url")
+    asyncio.run(execute(url, "DROP TABLE IF EXISTS audit_log"))  # each test starts without a trail
+    return Store(url, None)
+
+
 @pytest.fixture
-async def trail(db_path: Path) -> AsyncIterator[AuditTrail]:
-    opened = AuditTrail(url_for(db_path))
+async def trail(store: Store) -> AsyncIterator[AuditTrail]:
+    opened = AuditTrail(store.url)
     try:
         await opened.open()
         yield opened
@@ -158,10 +199,10 @@ async def test_empty_trail_verifies(trail: AuditTrail) -> None:
     assert (report.ok, report.checked, report.first_broken_seq) == (True, 0, None)
 
 
-async def test_rows_keep_their_own_algorithm(db_path: Path, trail: AuditTrail) -> None:
+async def test_rows_keep_their_own_algorithm(store: Store, trail: AuditTrail) -> None:
     await fill(trail, 3)
     other = "sha256" if trail.algorithm != "sha256" else "sm3"
-    second = AuditTrail(url_for(db_path), algorithm=other)
+    second = AuditTrail(store.url, algorithm=other)
     try:
         record = await second.append(make_entry(9))
     finally:
@@ -172,9 +213,9 @@ async def test_rows_keep_their_own_algorithm(db_path: Path, trail: AuditTrail) -
     assert report.checked == 4
 
 
-async def test_edited_field_is_reported_at_that_seq(db_path: Path, trail: AuditTrail) -> None:
+async def test_edited_field_is_reported_at_that_seq(store: Store, trail: AuditTrail) -> None:
     await fill(trail, 10)
-    raw_sql(db_path, "UPDATE audit_log SET subject = 'someone-else' WHERE seq = 5")
+    await store.tamper("UPDATE audit_log SET subject = 'someone-else' WHERE seq = 5")
 
     report = await trail.verify(chunk_size=3)
     assert not report.ok
@@ -182,24 +223,24 @@ async def test_edited_field_is_reported_at_that_seq(db_path: Path, trail: AuditT
     assert "altered" in report.reason
 
 
-async def test_edited_json_column_is_reported(db_path: Path, trail: AuditTrail) -> None:
+async def test_edited_json_column_is_reported(store: Store, trail: AuditTrail) -> None:
     await fill(trail, 4)
-    raw_sql(db_path, """UPDATE audit_log SET record_keys = '{"CreditRecord": []}' WHERE seq = 2""")
+    await store.tamper("""UPDATE audit_log SET record_keys = '{"CreditRecord": []}' WHERE seq = 2""")
     report = await trail.verify()
     assert (report.ok, report.first_broken_seq) == (False, 2)
 
 
-async def test_edited_row_with_recomputed_hash_is_caught_at_the_next_link(db_path: Path, trail: AuditTrail) -> None:
+async def test_edited_row_with_recomputed_hash_is_caught_at_the_next_link(store: Store, trail: AuditTrail) -> None:
     await fill(trail, 10)
     (original,) = await trail.records(after_seq=4, limit=1)
     forged = dataclasses.replace(original.entry, subject="someone-else")
     canonical = canonical_bytes(
         forged, seq=original.seq, ts=original.ts, prev_hash=original.prev_hash, algorithm=original.algorithm
     )
-    raw_sql(
-        db_path,
+    await store.tamper(
         "UPDATE audit_log SET subject = ?, hash = ? WHERE seq = 5",
-        ("someone-else", chain_hash(original.prev_hash, canonical, original.algorithm)),
+        "someone-else",
+        chain_hash(original.prev_hash, canonical, original.algorithm),
     )
 
     report = await trail.verify()
@@ -209,9 +250,9 @@ async def test_edited_row_with_recomputed_hash_is_caught_at_the_next_link(db_pat
     assert "prev_hash is not the hash of seq 5" in report.reason
 
 
-async def test_downgraded_algorithm_is_reported(db_path: Path, trail: AuditTrail) -> None:
+async def test_downgraded_algorithm_is_reported(store: Store, trail: AuditTrail) -> None:
     await fill(trail, 3)
-    raw_sql(db_path, "UPDATE audit_log SET algorithm = 'md5' WHERE seq = 3")
+    await store.tamper("UPDATE audit_log SET algorithm = 'md5' WHERE seq = 3")
     report = await trail.verify()
     assert (report.ok, report.first_broken_seq) == (False, 3)
     assert "md5" in report.reason
@@ -226,10 +267,10 @@ async def test_downgraded_algorithm_is_reported(db_path: Path, trail: AuditTrail
     ],
 )
 async def test_deleted_rows_are_reported_at_the_first_missing_seq(
-    db_path: Path, trail: AuditTrail, where: str, first_broken: int, phrase: str
+    store: Store, trail: AuditTrail, where: str, first_broken: int, phrase: str
 ) -> None:
     await fill(trail, 10)
-    raw_sql(db_path, f"DELETE FROM audit_log WHERE {where}")
+    await store.tamper(f"DELETE FROM audit_log WHERE {where}")
 
     report = await trail.verify(chunk_size=4)
     assert not report.ok
@@ -237,10 +278,9 @@ async def test_deleted_rows_are_reported_at_the_first_missing_seq(
     assert phrase in report.reason
 
 
-async def test_stray_row_before_seq_1_is_reported(db_path: Path, trail: AuditTrail) -> None:
+async def test_stray_row_before_seq_1_is_reported(store: Store, trail: AuditTrail) -> None:
     await fill(trail, 2)
-    raw_sql(
-        db_path,
+    await store.tamper(
         "INSERT INTO audit_log SELECT 0, ts, request_id, subject, department, purpose, case_ref, "
         "operation_name, document_hash, coordinates, record_keys, policy_revision, outcome, "
         "classification, prev_hash, 'f' || hash, algorithm FROM audit_log WHERE seq = 1",
@@ -249,13 +289,13 @@ async def test_stray_row_before_seq_1_is_reported(db_path: Path, trail: AuditTra
     assert (report.ok, report.first_broken_seq) == (False, 0)
 
 
-async def test_truncated_tail_is_not_detectable_from_the_chain_alone(db_path: Path, trail: AuditTrail) -> None:
+async def test_truncated_tail_is_not_detectable_from_the_chain_alone(store: Store, trail: AuditTrail) -> None:
     # Honest limit: rows 1..9 of a 10-row chain are still a valid chain. Deleting the newest rows
     # is only detectable against an anchor kept outside this database (e.g. the head seq and hash
     # published periodically to write-once storage). verify's OK line names the head for that.
     await fill(trail, 10)
     anchored = await trail.verify()
-    raw_sql(db_path, "DELETE FROM audit_log WHERE seq = 10")
+    await store.tamper("DELETE FROM audit_log WHERE seq = 10")
 
     report = await trail.verify()
     assert report.ok
@@ -263,6 +303,25 @@ async def test_truncated_tail_is_not_detectable_from_the_chain_alone(db_path: Pa
     # What does change is the head it reports, which is what an external anchor would compare.
     assert report.reason != anchored.reason
     assert "head seq 9" in report.reason
+
+
+async def test_search_matches_record_keys_exactly(trail: AuditTrail) -> None:
+    """A record key matches as a whole JSON string and case-sensitively on every backend
+    (SQLite's LIKE would ignore ASCII case); LIKE's wildcards are plain characters."""
+    keys = ["91330203MA2AAAAA1X", "91330203ma2aaaaa1x", "k_%"]
+    for n, key in enumerate(keys):
+        await trail.append(dataclasses.replace(make_entry(n), record_keys={"Enterprise": (key,)}))
+
+    async def seqs(**criteria: Any) -> list[int]:
+        return [r.seq for r in await trail.search(AuditQuery(**criteria))]
+
+    assert await seqs(record_key="91330203MA2AAAAA1X") == [1]
+    assert await seqs(record_key="91330203ma2aaaaa1x") == [2]
+    assert await seqs(record_key="k_%") == [3]
+    assert await seqs(record_key="k") == []  # part of a key is not the key
+    assert await seqs(record_key="%") == []
+    assert await seqs(subject="officer-7", case_ref="CASE-1") == [2]
+    assert await seqs() == [3, 2, 1]  # newest first
 
 
 # -- concurrency -------------------------------------------------------------------------------------
@@ -293,8 +352,8 @@ def _append_from_process(url: str, tag: str, count: int, barrier: Any) -> None:
     asyncio.run(run())
 
 
-async def test_two_processes_keep_one_chain(db_path: Path) -> None:
-    url = url_for(db_path)
+async def test_two_processes_keep_one_chain(store: Store) -> None:
+    url = store.url
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(2)
     processes = [ctx.Process(target=_append_from_process, args=(url, tag, 50, barrier)) for tag in ("proc-a", "proc-b")]
@@ -333,8 +392,9 @@ async def test_missing_directory_is_unwritable(tmp_path: Path) -> None:
     assert not (tmp_path / "no").exists()
 
 
-async def test_read_only_database_is_unwritable_but_verifiable(db_path: Path, trail: AuditTrail) -> None:
-    await fill(trail, 3)
+async def test_read_only_database_is_unwritable_but_verifiable(db_path: Path) -> None:
+    async with AuditTrail(url_for(db_path)) as trail:
+        await fill(trail, 3)
     read_only = AuditTrail(f"sqlite+aiosqlite:///file:{db_path}?mode=ro&uri=true")
     try:
         await read_only.open()  # the table exists, so opening writes nothing
@@ -344,7 +404,8 @@ async def test_read_only_database_is_unwritable_but_verifiable(db_path: Path, tr
         assert (await read_only.verify()).checked == 3
     finally:
         await read_only.aclose()
-    assert len(await trail.records()) == 3
+    async with AuditTrail(url_for(db_path)) as trail:
+        assert len(await trail.records()) == 3
 
 
 @contextmanager
@@ -399,18 +460,18 @@ async def test_writable_does_not_append(trail: AuditTrail) -> None:
     assert [r.seq for r in await trail.records()] == [1, 2]
 
 
-async def test_unopened_trail_without_table_fails_closed(db_path: Path) -> None:
-    trail = AuditTrail(url_for(db_path))
+async def test_unopened_trail_without_table_fails_closed(store: Store) -> None:
+    trail = AuditTrail(store.url)
     try:
         assert await trail.writable() is False
-        with pytest.raises(AuditWriteError, match="no such table"):
+        with pytest.raises(AuditWriteError, match=r'no such table|relation "audit_log" does not exist'):
             await trail.append(make_entry())
     finally:
         await trail.aclose()
 
 
-async def test_context_manager_opens_and_closes(db_path: Path) -> None:
-    async with AuditTrail(url_for(db_path)) as trail:
+async def test_context_manager_opens_and_closes(store: Store) -> None:
+    async with AuditTrail(store.url) as trail:
         await trail.append(make_entry())
         assert (await trail.verify()).checked == 1
 

@@ -15,6 +15,13 @@ from sqlalchemy import event
 from connectors.identifiers import is_valid_id_number
 from tests.conftest import LiveServer, TokenFactory
 
+
+@pytest.fixture(scope="module")
+def live(live_each: LiveServer) -> LiveServer:
+    """Every test here runs against the SQLite demo, then against the same data in PostgreSQL."""
+    return live_each
+
+
 TODAY = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
 RECORDS = """query Records($first: Int, $after: String, $filter: CreditRecordFilter) {
   creditRecords(first: $first, after: $after, filter: $filter) {

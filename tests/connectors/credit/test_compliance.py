@@ -1,4 +1,4 @@
-"""The credit connector passes the SDK's compliance suite (and so does the fake)."""
+"""The credit connector passes the SDK's compliance suite on SQLite and PostgreSQL (and so does the fake)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from connectors.credit import CreditConnector
 from connectors.testing import ConnectorComplianceSuite, FakeConnector
+from tests.postgres import BACKENDS, PgDemo
 
 
 class TestCreditEnterprises(ConnectorComplianceSuite):
@@ -21,9 +22,17 @@ class TestCreditEnterprises(ConnectorComplianceSuite):
     def search_entity(self) -> str:
         return "CreditRecord"
 
+    @pytest.fixture(params=BACKENDS)
+    def url(self, request: pytest.FixtureRequest, demo_dir: Path) -> str:
+        """The demo database on each backend (the same rows: ``tests/postgres.py`` copies them)."""
+        if request.param == "sqlite":
+            return f"sqlite+aiosqlite:///{demo_dir / 'credit.sqlite'}"
+        demo: PgDemo = request.getfixturevalue("pg_demo")
+        return demo.credit
+
     @pytest.fixture
-    async def connector(self, demo_dir: Path) -> AsyncIterator[CreditConnector]:
-        connector = CreditConnector(f"sqlite+aiosqlite:///{demo_dir / 'credit.sqlite'}")
+    async def connector(self, url: str) -> AsyncIterator[CreditConnector]:
+        connector = CreditConnector(url)
         await connector.open()
         yield connector
         await connector.aclose()

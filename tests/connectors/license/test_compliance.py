@@ -1,4 +1,4 @@
-"""The license store connector passes the SDK's compliance suite."""
+"""The license store connector passes the SDK's compliance suite on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from connectors.license import LicenseConnector
 from connectors.testing import ConnectorComplianceSuite
+from tests.postgres import BACKENDS, PgDemo
 
 
 class TestLicenseEnterprises(ConnectorComplianceSuite):
@@ -17,9 +18,17 @@ class TestLicenseEnterprises(ConnectorComplianceSuite):
     filter_field = "enterprises.district_code"
     filter_value = "330203"
 
+    @pytest.fixture(params=BACKENDS)
+    def url(self, request: pytest.FixtureRequest, demo_dir: Path) -> str:
+        """The demo database on each backend (the same rows: ``tests/postgres.py`` copies them)."""
+        if request.param == "sqlite":
+            return f"sqlite+aiosqlite:///{demo_dir / 'license.sqlite'}"
+        demo: PgDemo = request.getfixturevalue("pg_demo")
+        return demo.license
+
     @pytest.fixture
-    async def connector(self, demo_dir: Path) -> AsyncIterator[LicenseConnector]:
-        connector = LicenseConnector(f"sqlite+aiosqlite:///{demo_dir / 'license.sqlite'}")
+    async def connector(self, url: str) -> AsyncIterator[LicenseConnector]:
+        connector = LicenseConnector(url)
         await connector.open()
         yield connector
         await connector.aclose()
