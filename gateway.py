@@ -392,6 +392,26 @@ def migrate_command(
         typer.echo(f"{name}: at head ({make_url(urls[name]).render_as_string(hide_password=True)})")
 
 
+@cli.command("load")
+def load_cli(
+    connector: Annotated[str, typer.Argument(help="credit or license.")],
+    source: Annotated[Path, typer.Option("--from", help="CSV (UTF-8 or GB18030), GeoJSON or NDJSON file.")],
+    to: Annotated[str, typer.Option("--to", help="Target database URL (SQLite or PostgreSQL; migrated first).")],
+    table: Annotated[str | None, typer.Option(help="Target table (default: the file's name stem).")] = None,
+    on_error: Annotated[
+        str, typer.Option("--on-error", help="refuse: load nothing if a row is bad; skip: load the good rows.")
+    ] = "refuse",
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per transaction.")] = 5000,
+    resume: Annotated[
+        bool, typer.Option("--resume/--no-resume", help="Continue after this file's last committed batch.")
+    ] = True,
+) -> None:
+    """Check a department's export row by row and load it (exit 1: bad rows, 2: usage, 3: failed part-way)."""
+    from connectors.load import load_command
+
+    raise typer.Exit(load_command(connector, source, to, table, on_error, batch_size, resume))
+
+
 @cli.command()
 def sdl() -> None:
     """Print the schema (SDL) of the enabled connectors, with classification directives."""
