@@ -339,13 +339,18 @@ def demo_data(
         typer.Option("--to", help="Also load the data into this empty PostgreSQL database (migrated first)."),
     ] = None,
 ) -> None:
-    """Generate the deterministic Ningbo demo data set (credit platform, then the license store)."""
+    """Generate the deterministic Ningbo demo data set (credit platform, license store, spatial layers)."""
     from connectors.credit.demo import generate as credit_demo
     from connectors.license.demo import generate as license_demo
+    from connectors.spatial.demo import generate as spatial_demo
 
     folder = out or Settings().data_dir
     credit, license_ = folder / "credit.sqlite", folder / "license.sqlite"
+    spatial = folder / "spatial.gpkg"
     if if_missing and credit.exists() and license_.exists():
+        if not spatial.exists():  # data made before the spatial connector existed
+            places = spatial_demo(spatial, credit_db=credit, seed=seed)
+            typer.echo(f"wrote {sum(places.features.values())} features and {places.readings} readings to {spatial}")
         typer.echo(f"demo data present in {folder}")
         return
     folder.mkdir(parents=True, exist_ok=True)
@@ -357,6 +362,12 @@ def demo_data(
     typer.echo(
         f"wrote {licences.enterprises} registrations, {licences.persons} persons and {licences.licenses} signed "
         f"licences in {licences.seconds:.1f}s to {folder}"
+    )
+    # The spatio-temporal cloud places the credit platform's enterprises on the map.
+    places = spatial_demo(spatial, credit_db=credit, seed=seed)
+    typer.echo(
+        f"wrote {sum(places.features.values())} features in {len(places.features)} layers and {places.readings} "
+        f"IoT readings in {places.seconds:.1f}s to {spatial}"
     )
     if to is not None:
         from sqlalchemy.engine import make_url

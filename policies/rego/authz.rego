@@ -12,3 +12,5 @@ decision := data.citygraph.credit.decision if input.resource.connector == "credi
 decision := data.citygraph.license.decision if input.resource.connector == "license"
 
 decision := data.citygraph.gateway.decision if input.resource.connector == "gateway"
+
+decision := data.citygraph.spatial.decision if input.resource.connector == "spatial"

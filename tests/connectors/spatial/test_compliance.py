@@ -1,0 +1,62 @@
+"""The spatial connector passes the SDK's compliance suite (features and devices)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pyogrio  # type: ignore[import-untyped]
+import pytest
+
+from connectors.spatial import SpatialConnector
+from connectors.testing import ConnectorComplianceSuite
+
+
+def _current(demo_dir: Path, layer: str) -> list[tuple[str, str]]:
+    frame = pyogrio.read_dataframe(demo_dir / "spatial.gpkg", layer=layer, read_geometry=False)
+    frame = frame[frame["valid_to"].isna()]
+    return [(str(f), str(d)) for f, d in zip(frame["fid"], frame["district_code"], strict=True)]
+
+
+@pytest.fixture
+async def opened(demo_dir: Path) -> AsyncIterator[SpatialConnector]:
+    connector = SpatialConnector.from_config({}, demo_dir)
+    await connector.open()
+    yield connector
+    await connector.aclose()
+
+
+class TestSpatialFeatures(ConnectorComplianceSuite):
+    entity = "Feature"
+    filter_field = "features.district_code"
+    filter_value = "330203"
+
+    @pytest.fixture
+    def connector(self, opened: SpatialConnector) -> SpatialConnector:
+        return opened
+
+    @pytest.fixture
+    def sample_keys(self, demo_dir: Path) -> list[str]:
+        rows = _current(demo_dir, "parcels")
+        mine = [f"parcels:{f}" for f, d in rows if d == "330203"][:3]
+        other = [f"parcels:{f}" for f, d in rows if d != "330203"][:2]
+        return [*mine, *other, f"pois:{_current(demo_dir, 'pois')[0][0]}"]
+
+
+class TestSpatialDevices(ConnectorComplianceSuite):
+    entity = "Device"
+    filter_field = "devices.district_code"
+    filter_value = "330203"
+
+    @pytest.fixture
+    def connector(self, opened: SpatialConnector) -> SpatialConnector:
+        return opened
+
+    @pytest.fixture
+    def sample_keys(self, demo_dir: Path) -> list[str]:
+        rows = _current(demo_dir, "iot_devices")
+        return [f for f, d in rows if d == "330203"][:3] + [f for f, d in rows if d != "330203"][:3]
+
+    @property
+    def search_entity(self) -> str:
+        return "District"
