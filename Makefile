@@ -33,9 +33,15 @@ demo-data: install
 sdl: install
 	$(BIN)/citygraph sdl
 
-## The benchmark (not a test): serves the gateway on the large data set and measures it.
+## The benchmark (not a test): CityGraph and the Node peers (bench/peers, installed here with
+## npm ci when missing or stale) on the large data set; writes bench/RESULTS.md. Needs Node 20+,
+## and wrk for the load (apt-get install wrk; without it the benchmark falls back to httpx).
+## Pass options with BENCH_ARGS="--seconds 5 --concurrency 8".
 bench: install
-	$(BIN)/python bench/run.py
+	@[ bench/peers/node_modules/.package-lock.json -nt bench/peers/package-lock.json ] \
+		|| npm ci --prefix bench/peers --no-audit --no-fund
+	@command -v wrk >/dev/null || echo "wrk not found (apt-get install wrk): falling back to httpx"
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

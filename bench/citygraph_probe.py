@@ -1,0 +1,83 @@
+"""Serve CityGraph exactly as ``citygraph serve`` does, with CPU probes around policy evaluation.
+
+bench/run.py starts the gateway through this file so it can report the share of server CPU spent
+deciding policy. The probes wrap, without changing them, the synchronous steps of a decision:
+
+* ``prepare`` (event-loop thread): summarising the operation (``schema.policy.summarize``),
+  building each input document (``schema.policy.input_doc``), the decision cache's key
+  (``policies.cache.cache_key``) and the engine's input encoding (``policies.embedded.encode_input``);
+* ``rego`` (the engine's worker threads): ``EmbeddedEngine._evaluate``, i.e. Rego evaluation and
+  decision parsing, on a decision-cache miss.
+
+Each probe adds the calling thread's CPU time (``time.thread_time``) to the Prometheus counter
+``bench_policy_cpu_seconds_total{part}``, served on the gateway's own ``/metrics``; each Rego
+evaluation also increments ``bench_policy_evaluations_total``. Applying masks to records and
+writing the audit trail are not counted. The cost is two clock reads and one counter increment per
+probed call: about 20 calls per request here. ``bench_graphql_requests_total`` counts the requests
+that reached the GraphQL endpoint, the denominator of the per-request figures.
+
+    python bench/citygraph_probe.py serve --port 8765
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from prometheus_client import Counter  # noqa: E402
+
+import gateway  # noqa: E402
+import policies.cache  # noqa: E402
+import policies.embedded  # noqa: E402
+import schema.policy  # noqa: E402
+
+POLICY_CPU = Counter("bench_policy_cpu_seconds", "CPU seconds in policy evaluation (bench probe)", ["part"])
+EVALUATIONS = Counter("bench_policy_evaluations", "Rego evaluations (decision-cache misses; bench probe)")
+REQUESTS = Counter("bench_graphql_requests", "Requests that reached /graphql (bench probe)")
+
+
+def _probe(owner: object, name: str, part: str, count: bool = False) -> None:
+    original: Callable[..., Any] = getattr(owner, name)
+    spent = POLICY_CPU.labels(part=part)
+
+    @functools.wraps(original)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.thread_time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent.inc(time.thread_time() - start)
+            if count:
+                EVALUATIONS.inc()
+
+    setattr(owner, name, timed)
+
+
+for _owner, _name in (
+    (schema.policy, "summarize"),
+    (schema.policy, "input_doc"),
+    (policies.cache, "cache_key"),
+    (policies.embedded, "encode_input"),
+):
+    _probe(_owner, _name, "prepare")
+_probe(policies.embedded.EmbeddedEngine, "_evaluate", "rego", count=True)
+_ENDPOINT = "execute_http"  # imported by name into gateway.py, which calls it for every /graphql request
+_execute_http: Callable[..., Any] = getattr(gateway, _ENDPOINT)
+
+
+async def _counted(*args: Any, **kwargs: Any) -> Any:
+    REQUESTS.inc()
+    return await _execute_http(*args, **kwargs)
+
+
+setattr(gateway, _ENDPOINT, _counted)
+
+if __name__ == "__main__":
+    gateway.cli()
