@@ -884,8 +884,9 @@ def main() -> int:
     data_dir = _ensure_data(args.scale)
     start_note = _wait_for_idle(cores, args.wait_idle)
     started = time.monotonic()
+    started_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_before = _loadavg()
-    busy0 = [_core_times(c) for c in cores]
+    busy0, ours0 = [_core_times(c) for c in cores], os.times()
     usccs = _sample_usccs(data_dir, 2000)
     server_core = cores[0] if len(cores) > 1 else None
     loadgen_cores = cores[1:] if len(cores) > 1 else cores
@@ -911,7 +912,8 @@ def main() -> int:
                         _start_load, loadgen, server.url, workload, bodies_file, concurrency, pin
                     )
                     cell = _measure(server, workload, concurrency, start_load, args.warmup, args.seconds, server_core)
-                    # Another job stole the server's core: measure once more, if the time budget allows.
+                    # Other jobs took the server's or the load generator's core: measure once more, if the
+                    # time budget allows, and keep the quieter of the two.
                     if _noisy(cell) and time.monotonic() - started < args.retry_until * 60:
                         print(
                             f"  noisy (other jobs took {cell.other_cpu_on_server_core * 100:.0f}% of the server's "
@@ -937,8 +939,8 @@ def main() -> int:
     load_after = _loadavg()
     elapsed = time.monotonic() - started
     hz = os.sysconf("SC_CLK_TCK")
-    ours = os.times()
-    ours_s = ours.user + ours.system + ours.children_user + ours.children_system
+    ours1 = os.times()
+    ours_s = sum(getattr(ours1, f) - getattr(ours0, f) for f in ("user", "system", "children_user", "children_system"))
     machine_busy_s = sum(b1[0] - b0[0] for b0, b1 in zip(busy0, busy1, strict=True)) / hz
     other = max(0.0, machine_busy_s - ours_s)
     busiest = max((c.loadgen_core_busy for c in cells), default=0.0)
@@ -951,7 +953,7 @@ def main() -> int:
         "so the Node peers' numbers are understated."
     )
     meta: dict[str, Any] = {
-        "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "started": started_at,
         "elapsed_min": elapsed / 60,
         "argv": " ".join(sys.argv[1:]) or "defaults",
         "scale": args.scale,
