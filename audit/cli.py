@@ -11,8 +11,8 @@ from typing import TextIO
 
 from sqlalchemy.engine import make_url
 
-from audit.records import AuditRecord, format_ts
-from audit.trail import AuditQuery, AuditTrail, VerifyReport
+from audit.records import AuditRecord
+from audit.trail import AuditQuery, AuditTrail, VerifyReport, plain_values
 
 
 def _missing_sqlite_file(url: str) -> Path | None:
@@ -67,29 +67,6 @@ EXPORT_FIELDS = (
 )  # fmt: skip
 
 
-def _row(record: AuditRecord) -> dict[str, object]:
-    entry = record.entry
-    return {
-        "seq": record.seq,
-        "ts": format_ts(record.ts),
-        "request_id": entry.request_id,
-        "subject": entry.subject,
-        "department": entry.department,
-        "purpose": entry.purpose,
-        "case_ref": entry.case_ref,
-        "operation_name": entry.operation_name,
-        "document_hash": entry.document_hash,
-        "coordinates": list(entry.coordinates),
-        "record_keys": {k: list(v) for k, v in entry.record_keys.items()},
-        "policy_revision": entry.policy_revision,
-        "outcome": entry.outcome,
-        "classification": entry.classification,
-        "prev_hash": record.prev_hash,
-        "hash": record.hash,
-        "algorithm": record.algorithm,
-    }
-
-
 def matches(record: AuditRecord, criteria: AuditQuery) -> bool:
     """Whether a record meets every given criterion (the same meaning as ``AuditTrail.search``)."""
     entry = record.entry
@@ -120,7 +97,7 @@ async def _export(url: str, criteria: AuditQuery, fmt: str, out: TextIO) -> int:
             for record in chunk:
                 if not matches(record, criteria):
                     continue
-                row = _row(record)
+                row = plain_values(record)
                 if writer is not None:
                     flat = {
                         k: json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else v

@@ -149,7 +149,8 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
 
 
-def _row_values(record: AuditRecord) -> dict[str, object]:
+def plain_values(record: AuditRecord) -> dict[str, object]:
+    """Every field of a record as plain JSON values (lists and objects), for export and storage."""
     entry = record.entry
     return {
         "seq": record.seq,
@@ -161,10 +162,8 @@ def _row_values(record: AuditRecord) -> dict[str, object]:
         "case_ref": entry.case_ref,
         "operation_name": entry.operation_name,
         "document_hash": entry.document_hash,
-        "coordinates": orjson.dumps(list(entry.coordinates)).decode(),
-        "record_keys": orjson.dumps(
-            {name: list(keys) for name, keys in entry.record_keys.items()}, option=orjson.OPT_SORT_KEYS
-        ).decode(),
+        "coordinates": list(entry.coordinates),
+        "record_keys": {name: list(keys) for name, keys in entry.record_keys.items()},
         "policy_revision": entry.policy_revision,
         "outcome": entry.outcome,
         "classification": entry.classification,
@@ -172,6 +171,14 @@ def _row_values(record: AuditRecord) -> dict[str, object]:
         "hash": record.hash,
         "algorithm": record.algorithm,
     }
+
+
+def _row_values(record: AuditRecord) -> dict[str, object]:
+    row = plain_values(record)
+    # Stored as JSON text: the two structured fields are encoded, keys sorted for stable bytes.
+    row["coordinates"] = orjson.dumps(row["coordinates"]).decode()
+    row["record_keys"] = orjson.dumps(row["record_keys"], option=orjson.OPT_SORT_KEYS).decode()
+    return row
 
 
 def _decode(row: RowMapping) -> AuditRecord:
@@ -440,6 +447,7 @@ def _seq_problem(seq: object, expected: int) -> tuple[int | None, str]:
 
 __all__ = [
     "audit_log",
+    "plain_values",
     "AuditQuery",
     "AuditTrail",
     "AuditWriteError",
