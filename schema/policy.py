@@ -9,6 +9,7 @@ operation touched non-public data; if that write fails, no data leaves (fail clo
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import structlog
-from graphql import GraphQLError, print_ast
+from graphql import DocumentNode, GraphQLError, parse, print_ast
 from strawberry.extensions import SchemaExtension
 
 from audit import AuditEntry, AuditWriteError
@@ -111,7 +112,9 @@ class PolicyExtension(SchemaExtension):
         groups = await decide_all(ctx, summary)
         for key in groups:
             decision = ctx.decisions[key]
-            log.info(
+            # Debug only: the decision log (policies/decisionlog.py) is the record of decisions, and
+            # a timestamped line per decision per request costs more CPU than a cached decision.
+            log.debug(
                 "decision",
                 request_id=ctx.request_id,
                 connector=key[0],
@@ -124,7 +127,6 @@ class PolicyExtension(SchemaExtension):
         result = ec.result
         if not level or result is None:
             return
-        document = print_ast(ec.graphql_document)
         errors = result.errors or []
         entry = AuditEntry(
             request_id=ctx.request_id,
@@ -133,7 +135,7 @@ class PolicyExtension(SchemaExtension):
             purpose=ctx.purpose.code,
             case_ref=ctx.purpose.case_ref,
             operation_name=summary.name,
-            document_hash=hashlib.sha256(document.encode()).hexdigest(),
+            document_hash=_document_hash(ec.query) if ec.query else _hash_document(ec.graphql_document),
             coordinates=tuple(summary.coordinates),
             record_keys={t: tuple(keys) for t, keys in ctx.returned.items()},
             policy_revision=ctx.runtime.engine.status().revision,
@@ -146,6 +148,18 @@ class PolicyExtension(SchemaExtension):
             log.error("audit write failed: response withheld", request_id=ctx.request_id)
             result.data = None
             result.errors = [_audit_error()]
+
+
+def _hash_document(document: DocumentNode) -> str:
+    """SHA-256 of the document as printed: the same for any spacing or comments of one query."""
+    return hashlib.sha256(print_ast(document).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=512)
+def _document_hash(query: str) -> str:
+    """``_hash_document`` of a query text, once per text: printing the AST costs more than the
+    rest of an audit record (the text parsed successfully before execution, so it parses here)."""
+    return _hash_document(parse(query))
 
 
 def _audit_error() -> GraphQLError:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from sqlalchemy import BigInteger, ColumnElement, Select, and_, false, func, literal, or_, select, text
+from sqlalchemy import BigInteger, ColumnElement, Select, and_, bindparam, false, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.base import (
@@ -18,12 +18,25 @@ from connectors.base import (
     Health,
     Page,
     Record,
+    RowFilter,
     SchemaContribution,
     SearchRequest,
 )
 from connectors.credit.tables import credit_profiles, credit_records, credit_subjects, metadata
 from connectors.errors import ConnectorConfigError, ConnectorUnavailable, InvalidArgument
-from connectors.sql import decode_cursor, encode_cursor, key_in, make_engine, storable
+from connectors.sql import (
+    KEYS,
+    Reader,
+    StatementCache,
+    decode_cursor,
+    encode_cursor,
+    filter_key,
+    inline_budget_ms,
+    key_values,
+    keys_in,
+    make_engine,
+    storable,
+)
 from policies.ucast import FieldMap, to_sqlalchemy
 
 #: Columns a policy row filter may name, per entity (anything else is refused).
@@ -82,6 +95,8 @@ class CreditConnector:
         self.url = url
         self.options = dict(options or {})
         self._engine: AsyncEngine | None = None
+        self._statements = StatementCache()
+        self._reader: Reader | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, JSON], data_dir: Path) -> Self:
@@ -111,9 +126,17 @@ class CreditConnector:
             raise ConnectorUnavailable("credit connector is not open")
         return self._engine
 
+    @property
+    def reader(self) -> Reader:
+        """What the connector's reads go through (its engines, for statement listeners)."""
+        if self._reader is None:
+            raise ConnectorUnavailable(f"{self.info.name} connector is not open")
+        return self._reader
+
     async def open(self) -> None:
         if self._engine is None:
             self._engine = make_engine(self.info.name, self.url, self.options)
+            self._reader = Reader(self.info.name, self._engine, inline_budget_ms(self.info.name, self.options))
 
     async def create_schema(self) -> None:
         """Create the tables if missing (demo and test databases; production runs
@@ -122,6 +145,9 @@ class CreditConnector:
             await conn.run_sync(metadata.create_all)
 
     async def aclose(self) -> None:
+        if self._reader is not None:
+            self._reader.dispose()
+            self._reader = None
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
@@ -134,60 +160,85 @@ class CreditConnector:
             return Health(ok=False, detail=f"{type(exc).__name__}")
         return Health(ok=True)
 
-    def _in(self, column: ColumnElement[Any], keys: Sequence[object]) -> ColumnElement[bool]:
-        return key_in(column, keys, self.engine.dialect.name)
+    def _in(self, column: ColumnElement[Any], name: str = KEYS) -> ColumnElement[bool]:
+        return keys_in(column, self.engine.dialect.name, name)
 
-    async def _rows(self, query: Select[tuple[object, ...]]) -> list[Mapping[str, object]]:
+    async def _rows(
+        self, query: Select[tuple[object, ...]], params: Mapping[str, object] | None = None
+    ) -> list[Mapping[str, object]]:
         try:
-            async with self.engine.connect() as conn:
-                result = await conn.execute(query)
-                return [dict(r) for r in result.mappings()]
+            return await self.reader.rows(query, params)
         except ConnectorUnavailable:
             raise
         except Exception as exc:  # driver errors: the backend is unavailable, not the gateway
             raise ConnectorUnavailable(f"credit database error: {type(exc).__name__}") from exc
 
+    def _by_keys(self, entity: str, row_filter: RowFilter | None) -> Select[tuple[object, ...]]:
+        """``entity``'s rows whose key is in the ``keys`` parameter, under ``row_filter``; cached."""
+        table, column = {
+            "Enterprise": (credit_subjects, credit_subjects.c.uscc),
+            "CreditProfile": (credit_profiles, credit_profiles.c.uscc),
+            "CreditRecord": (credit_records, credit_records.c.id),
+        }[entity]
+        return self._statements.get(
+            ("many", entity, filter_key(row_filter)),
+            lambda: select(table).where(self._in(column), to_sqlalchemy(row_filter, FILTER_FIELDS[entity])),
+        )
+
     async def fetch_many(self, request: FetchRequest) -> Sequence[Record | None]:
         keys = list(request.keys)
-        where = to_sqlalchemy(request.row_filter, FILTER_FIELDS.get(request.entity, {}))
+        if request.entity not in FILTER_FIELDS:
+            raise InvalidArgument(f"credit does not serve {request.entity}")
+        query = self._by_keys(request.entity, request.row_filter)
         if request.entity == "Enterprise":
-            rows = await self._rows(select(credit_subjects).where(self._in(credit_subjects.c.uscc, keys), where))
+            rows = await self._rows(query, {KEYS: key_values(keys)})
             found: dict[object, Record | None] = {r["uscc"]: dict(r) for r in rows}
         elif request.entity == "CreditProfile":
-            rows = await self._rows(select(credit_profiles).where(self._in(credit_profiles.c.uscc, keys), where))
+            rows = await self._rows(query, {KEYS: key_values(keys)})
             found = {r["uscc"]: _profile(r) for r in rows}
-        elif request.entity == "CreditRecord":
+        else:
             # ASCII digits only (str.isdigit() accepts "²", which int() refuses), within BIGINT: any
             # other key names no record, and must not fail the statement on either backend.
             ids = [i for i in (int(k) for k in keys if k.isascii() and k.isdigit()) if 0 < i < 2**63]
-            rows = await self._rows(select(credit_records).where(self._in(credit_records.c.id, ids), where))
+            rows = await self._rows(query, {KEYS: ids})
             found = {str(r["id"]): _record(r) for r in rows}
-        else:
-            raise InvalidArgument(f"credit does not serve {request.entity}")
         return [found.get(k) for k in keys]
+
+    def _related(self, row_filter: RowFilter | None, limited: bool, by_kind: bool) -> Select[tuple[object, ...]]:
+        """Credit records of the enterprises in ``keys`` (of the ``kinds`` when ``by_kind``), at most
+        ``limit`` per enterprise when ``limited``, newest first; cached per shape."""
+
+        def build() -> Select[tuple[object, ...]]:
+            conditions: list[ColumnElement[bool]] = [
+                self._in(credit_records.c.uscc),
+                to_sqlalchemy(row_filter, FILTER_FIELDS["CreditRecord"]),
+            ]
+            if by_kind:
+                conditions.append(self._in(credit_records.c.kind, "kinds"))
+            if not limited:
+                return select(credit_records).where(*conditions).order_by(*_RECORD_ORDER)
+            # Cap each enterprise's records, not the batch: a window per uscc, still one statement.
+            rank = func.row_number().over(partition_by=credit_records.c.uscc, order_by=_RECORD_ORDER).label("rn")
+            ranked = select(credit_records, rank).where(*conditions).subquery()
+            query = select(*[ranked.c[c.name] for c in credit_records.c]).where(ranked.c.rn <= bindparam("limit"))
+            return query.order_by(ranked.c.decision_date.desc(), ranked.c.id.desc())
+
+        return self._statements.get(("related", filter_key(row_filter), limited, by_kind), build)
 
     async def fetch_related(self, request: FetchRequest) -> Sequence[Sequence[Record]]:
         if request.entity != "CreditRecord" or request.by != "uscc":
             raise InvalidArgument(f"credit cannot relate {request.entity} by {request.by}")
         keys = list(request.keys)
-        conditions: list[ColumnElement[bool]] = [
-            self._in(credit_records.c.uscc, keys),
-            to_sqlalchemy(request.row_filter, FILTER_FIELDS["CreditRecord"]),
-        ]
+        params: dict[str, object] = {KEYS: key_values(keys)}
         kinds = request.args.get("kinds")
-        if isinstance(kinds, list) and kinds:
-            conditions.append(credit_records.c.kind.in_([str(k) for k in kinds]))
-        query: Select[tuple[object, ...]] = select(credit_records).where(*conditions)
+        by_kind = isinstance(kinds, list) and bool(kinds)
+        if by_kind:
+            params["kinds"] = key_values([str(k) for k in kinds])  # type: ignore[union-attr]
         if request.limit is not None:
-            # Cap each enterprise's records, not the batch: a window per uscc, still one statement.
-            rank = func.row_number().over(partition_by=credit_records.c.uscc, order_by=_RECORD_ORDER).label("rn")
-            ranked = select(credit_records, rank).where(*conditions).subquery()
-            query = select(*[ranked.c[c.name] for c in credit_records.c]).where(ranked.c.rn <= request.limit)
-            query = query.order_by(ranked.c.decision_date.desc(), ranked.c.id.desc())
-        else:
-            query = query.order_by(*_RECORD_ORDER)
+            params["limit"] = request.limit
+        query = self._related(request.row_filter, request.limit is not None, by_kind)
         grouped: dict[str, list[Record]] = {k: [] for k in keys}
-        for row in await self._rows(query):
+        for row in await self._rows(query, params):
             grouped[str(row["uscc"])].append(_record(row))
         return [grouped[k] for k in keys]
 

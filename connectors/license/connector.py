@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from sqlalchemy import ColumnElement, Select, and_, false, select, text
+from sqlalchemy import ColumnElement, Select, and_, bindparam, false, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.base import (
@@ -18,13 +18,27 @@ from connectors.base import (
     Health,
     Page,
     Record,
+    RowFilter,
     SchemaContribution,
     SearchRequest,
 )
 from connectors.errors import ConnectorConfigError, ConnectorUnavailable, InvalidArgument
 from connectors.license.tables import enterprises, issuers, licenses, metadata, persons
 from connectors.license.verification import Verifier
-from connectors.sql import decode_cursor, encode_cursor, key_in, make_engine, storable
+from connectors.sql import (
+    KEYS,
+    Reader,
+    StatementCache,
+    decode_cursor,
+    encode_cursor,
+    filter_key,
+    inline_budget_ms,
+    key_in,
+    key_values,
+    keys_in,
+    make_engine,
+    storable,
+)
 from policies.ucast import FieldMap, to_sqlalchemy
 
 _LICENSE_FIELDS: FieldMap = {
@@ -65,6 +79,14 @@ _LICENSE_COLUMNS = (
 )
 
 
+#: Columns licences are related by (``FetchRequest.by``), and the arguments that filter them.
+_RELATED_BY: Mapping[str, ColumnElement[Any]] = {
+    "holder_uscc": licenses.c.holder_uscc,
+    "holder_id_number": licenses.c.holder_id_number,
+}
+_RELATED_ARGS: Mapping[str, ColumnElement[Any]] = {"type": licenses.c.type, "status": licenses.c.status}
+
+
 def _enterprise(row: Mapping[str, Any]) -> Record:
     out = dict(row)
     out["industry"] = out.pop("industry_name")
@@ -101,6 +123,8 @@ class LicenseConnector:
         self.options = dict(options or {})
         self._engine: AsyncEngine | None = None
         self._verifier: Verifier | None = None
+        self._statements = StatementCache()
+        self._reader: Reader | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, JSON], data_dir: Path) -> Self:
@@ -142,9 +166,17 @@ class LicenseConnector:
             raise ConnectorUnavailable("license connector is not open")
         return self._engine
 
+    @property
+    def reader(self) -> Reader:
+        """What the connector's reads go through (its engines, for statement listeners)."""
+        if self._reader is None:
+            raise ConnectorUnavailable(f"{self.info.name} connector is not open")
+        return self._reader
+
     async def open(self) -> None:
         if self._engine is None:
             self._engine = make_engine(self.info.name, self.url, self.options)
+            self._reader = Reader(self.info.name, self._engine, inline_budget_ms(self.info.name, self.options))
             self._verifier = Verifier(self._rows, self._in)
 
     async def create_schema(self) -> None:
@@ -154,6 +186,9 @@ class LicenseConnector:
             await conn.run_sync(metadata.create_all)
 
     async def aclose(self) -> None:
+        if self._reader is not None:
+            self._reader.dispose()
+            self._reader = None
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
@@ -166,65 +201,94 @@ class LicenseConnector:
             return Health(ok=False, detail=f"{type(exc).__name__}")
         return Health(ok=True)
 
-    async def _rows(self, query: Select[Any]) -> list[Mapping[str, Any]]:
+    async def _rows(self, query: Select[Any], params: Mapping[str, object] | None = None) -> list[Mapping[str, Any]]:
         try:
-            async with self.engine.connect() as conn:
-                result = await conn.execute(query)
-                return [dict(r) for r in result.mappings()]
+            return await self.reader.rows(query, params)
         except ConnectorUnavailable:
             raise
         except Exception as exc:  # driver errors: the backend is unavailable, not the gateway
             raise ConnectorUnavailable(f"license database error: {type(exc).__name__}") from exc
 
     def _in(self, column: ColumnElement[Any], keys: Sequence[object]) -> ColumnElement[bool]:
-        return key_in(column, keys, self.engine.dialect.name)
+        return key_in(column, keys, self._dialect)
+
+    @property
+    def _dialect(self) -> str:
+        return self.engine.dialect.name
 
     def _licenses(self, *conditions: ColumnElement[bool]) -> Select[Any]:
         return select(*_LICENSE_COLUMNS).join(issuers, issuers.c.code == licenses.c.issuer_code).where(*conditions)
 
+    def _by_keys(self, entity: str, row_filter: RowFilter | None) -> Select[Any]:
+        """``entity``'s rows whose key is in the ``keys`` parameter, under ``row_filter``; cached."""
+
+        def build() -> Select[Any]:
+            where = to_sqlalchemy(row_filter, FILTER_FIELDS.get(entity, {}))
+            if entity == "Enterprise":
+                return select(enterprises).where(keys_in(enterprises.c.uscc, self._dialect), where)
+            if entity == "Person":
+                return select(persons).where(keys_in(persons.c.id_number, self._dialect), where)
+            return self._licenses(keys_in(licenses.c.number, self._dialect), where)
+
+        return self._statements.get(("many", entity, filter_key(row_filter)), build)
+
     async def fetch_many(self, request: FetchRequest) -> Sequence[Record | None]:
         keys = list(request.keys)
-        where = to_sqlalchemy(request.row_filter, FILTER_FIELDS.get(request.entity, {}))
         found: dict[str, Record] = {}
-        if request.entity == "Enterprise":
-            rows = await self._rows(select(enterprises).where(self._in(enterprises.c.uscc, keys), where))
-            found = {r["uscc"]: _enterprise(r) for r in rows}
-        elif request.entity == "Person":
-            rows = await self._rows(select(persons).where(self._in(persons.c.id_number, keys), where))
-            found = {r["id_number"]: _person(r) for r in rows}
-        elif request.entity == "License":
-            rows = await self._rows(self._licenses(self._in(licenses.c.number, keys), where))
-            found = {r["number"]: r for r in rows}
-        elif request.entity == "LicenseVerification":
+        if request.entity in ("Enterprise", "Person", "License"):
+            rows = await self._rows(self._by_keys(request.entity, request.row_filter), {KEYS: key_values(keys)})
+            if request.entity == "Enterprise":
+                found = {r["uscc"]: _enterprise(r) for r in rows}
+            elif request.entity == "Person":
+                found = {r["id_number"]: _person(r) for r in rows}
+            else:
+                found = {r["number"]: r for r in rows}
+            return [found.get(k) for k in keys]
+        where = to_sqlalchemy(request.row_filter, FILTER_FIELDS.get(request.entity, {}))
+        if request.entity == "LicenseVerification":
             return await self._verify().by_numbers(keys, where, dt.datetime.now(dt.UTC))
-        elif request.entity == "LicenseDocument":
+        if request.entity == "LicenseDocument":
             return await self._verify().documents(keys, where, dt.datetime.now(dt.UTC))
-        else:
-            raise InvalidArgument(f"license does not serve {request.entity}")
-        return [found.get(k) for k in keys]
+        raise InvalidArgument(f"license does not serve {request.entity}")
 
     def _verify(self) -> Verifier:
         if self._verifier is None:
             raise ConnectorUnavailable("license connector is not open")
         return self._verifier
 
+    def _related(self, by: str, row_filter: RowFilter | None, args: tuple[tuple[str, bool], ...]) -> Select[Any]:
+        """Licences whose ``by`` column is in the ``keys`` parameter, under ``row_filter``, with an
+        equality on each argument in ``args`` (bound by name; ``False``: a value no column can
+        hold, which matches nothing); ordered by holder, newest first; cached per shape."""
+
+        def build() -> Select[Any]:
+            column = _RELATED_BY[by]
+            conditions = [keys_in(column, self._dialect), to_sqlalchemy(row_filter, FILTER_FIELDS["License"])]
+            for arg, holdable in args:
+                conditions.append(_RELATED_ARGS[arg] == bindparam(arg) if holdable else false())
+            # Ties on the issue date go by number, bytewise as on SQLite whatever the database's locale.
+            number = licenses.c.number.collate("C") if self._dialect == "postgresql" else licenses.c.number
+            return self._licenses(*conditions).order_by(column, licenses.c.issued_on.desc(), number)
+
+        return self._statements.get(("related", by, filter_key(row_filter), args), build)
+
     async def fetch_related(self, request: FetchRequest) -> Sequence[Sequence[Record]]:
-        columns = {"holder_uscc": licenses.c.holder_uscc, "holder_id_number": licenses.c.holder_id_number}
-        if request.entity != "License" or request.by not in columns:
-            raise InvalidArgument(f"license cannot relate {request.entity} by {request.by}")
+        by = request.by
+        if request.entity != "License" or by is None or by not in _RELATED_BY:
+            raise InvalidArgument(f"license cannot relate {request.entity} by {by}")
         keys = list(request.keys)
-        by = columns[request.by]
-        conditions = [self._in(by, keys), to_sqlalchemy(request.row_filter, FILTER_FIELDS["License"])]
-        for arg, column in (("type", licenses.c.type), ("status", licenses.c.status)):
+        params: dict[str, object] = {KEYS: key_values(keys)}
+        args: list[tuple[str, bool]] = []
+        for arg in _RELATED_ARGS:
             value = request.args.get(arg)
             if isinstance(value, str):
-                conditions.append(column == value if storable(value) else false())
-        # Ties on the issue date go by number, bytewise as on SQLite whatever the database's locale.
-        number = licenses.c.number.collate("C") if self.engine.dialect.name == "postgresql" else licenses.c.number
-        rows = await self._rows(self._licenses(*conditions).order_by(by, licenses.c.issued_on.desc(), number))
+                # A value no column can hold matches nothing (PostgreSQL would refuse the parameter).
+                args.append((arg, storable(value)))
+                params[arg] = value
+        rows = await self._rows(self._related(by, request.row_filter, tuple(args)), params)
         grouped: dict[str, list[Record]] = {k: [] for k in keys}
         for row in rows:
-            group = grouped[str(row[request.by])]
+            group = grouped[str(row[by])]
             if request.limit is None or len(group) < request.limit:
                 group.append(row)
         return [grouped[k] for k in keys]

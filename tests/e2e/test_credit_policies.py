@@ -100,15 +100,17 @@ def test_district_officer_sees_own_districts_only(live: LiveServer, token: Token
 @pytest.fixture
 def statements(live: LiveServer) -> Iterator[list[tuple[str, Any]]]:
     """Every SQL statement (text, parameters) the credit connector sends while the test runs."""
-    engine = live.app.state.gateway.runtime.connectors["credit"].engine.sync_engine  # type: ignore[attr-defined]
+    engines = live.app.state.gateway.runtime.connectors["credit"].reader.engines  # type: ignore[attr-defined]
     seen: list[tuple[str, Any]] = []
 
     def record(_conn: object, _cursor: object, statement: str, parameters: Any, *_: object) -> None:
         seen.append((statement, parameters))
 
-    event.listen(engine, "before_cursor_execute", record)
+    for engine in engines:  # the inline SQLite engine and the async engine (connectors.sql.Reader)
+        event.listen(engine, "before_cursor_execute", record)
     yield seen
-    event.remove(engine, "before_cursor_execute", record)
+    for engine in engines:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def test_district_filter_is_applied_in_sql(

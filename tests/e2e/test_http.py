@@ -197,7 +197,7 @@ def test_health_ready_and_graphiql(live: LiveServer) -> None:
 
 
 def test_statement_count_is_constant_per_level(live: LiveServer, token: TokenFactory) -> None:
-    engine = live.app.state.gateway.runtime.connectors["credit"].engine.sync_engine  # type: ignore[attr-defined]
+    engines = live.app.state.gateway.runtime.connectors["credit"].reader.engines  # type: ignore[attr-defined]
     query = """query($n: Int) { creditRecords(first: $n) {
       nodes { enterprise { uscc name credit { rating score records { kind title } } } } } }"""
     bearer = token(dept="market_supervision")
@@ -208,9 +208,11 @@ def test_statement_count_is_constant_per_level(live: LiveServer, token: TokenFac
         def count(_c: object, _k: object, statement: str, *_: object) -> None:
             seen.append(statement)  # noqa: B023
 
-        event.listen(engine, "before_cursor_execute", count)
+        for engine in engines:  # inline SQLite reads and the async engine (connectors.sql.Reader)
+            event.listen(engine, "before_cursor_execute", count)
         body = live.post(query, bearer, variables={"n": n}).json()
-        event.remove(engine, "before_cursor_execute", count)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", count)
         assert "errors" not in body and len(body["data"]["creditRecords"]["nodes"]) == n
         counts.append(len(seen))
     # credit: search + profiles + records, one statement per level (enterprises come from the license store)

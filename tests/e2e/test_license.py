@@ -128,18 +128,21 @@ def test_district_officer_lists_own_enterprises(live: LiveServer, token: TokenFa
 @pytest.fixture
 def statements(live: LiveServer) -> Iterator[dict[str, int]]:
     counts = {"credit": 0, "license": 0}
-    engines = {n: live.app.state.gateway.runtime.connectors[n].engine.sync_engine for n in counts}  # type: ignore[attr-defined]
+    # Each connector's inline SQLite engine and its async engine (connectors.sql.Reader).
+    engines = {n: live.app.state.gateway.runtime.connectors[n].reader.engines for n in counts}  # type: ignore[attr-defined]
     listeners = {}
-    for name, engine in engines.items():
+    for name, pair in engines.items():
 
         def bump(*_: Any, name: str = name) -> None:
             counts[name] += 1
 
         listeners[name] = bump
-        event.listen(engine, "before_cursor_execute", bump)
+        for engine in pair:
+            event.listen(engine, "before_cursor_execute", bump)
     yield counts
-    for name, engine in engines.items():
-        event.remove(engine, "before_cursor_execute", listeners[name])
+    for name, pair in engines.items():
+        for engine in pair:
+            event.remove(engine, "before_cursor_execute", listeners[name])
 
 
 PAGE = """query($n: Int) { enterprises(first: $n) { nodes { uscc name legalRepresentative { name }

@@ -1,0 +1,163 @@
+"""connectors.sql.Reader and StatementCache on SQLite files: inline reads, the budget, fallbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Integer, bindparam, column, func, literal_column, select, table, text
+
+from connectors.base import FetchRequest
+from connectors.credit import CreditConnector
+from connectors.errors import ConnectorConfigError
+from connectors.sql import INLINE_FALLBACKS, STATEMENTS, Reader, StatementCache, inline_budget_ms, make_engine
+
+numbers = table("numbers", column("n", Integer))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "numbers.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE numbers (n INTEGER PRIMARY KEY)")
+        conn.executemany("INSERT INTO numbers VALUES (?)", [(i,) for i in range(1, 2001)])
+    return path
+
+
+def _counter(name: str) -> float:
+    return float(STATEMENTS.labels(connector=name)._value.get())
+
+
+def _fallbacks(name: str) -> float:
+    return float(INLINE_FALLBACKS.labels(connector=name)._value.get())
+
+
+async def test_a_small_read_runs_inline_on_the_event_loop_thread(db: Path) -> None:
+    engine = make_engine("reader-inline", f"sqlite+aiosqlite:///{db}", {})
+    reader = Reader("reader-inline", engine)
+    before = _counter("reader-inline")
+    query = select(numbers.c.n).where(numbers.c.n.in_(bindparam("keys", expanding=True))).order_by(numbers.c.n)
+    try:
+        rows = await reader.rows(query, {"keys": [3, 1, 2000, 5000]})
+        assert [r["n"] for r in rows] == [1, 3, 2000]
+        # Counted once, by the inline engine: the async engine was never asked.
+        assert _counter("reader-inline") == before + 1
+        assert _fallbacks("reader-inline") == 0
+        # The inline engine holds its own pooled connection; the async engine opened none.
+        assert engine.pool.checkedin() == 0  # type: ignore[attr-defined]
+    finally:
+        reader.dispose()
+        await engine.dispose()
+
+
+async def test_a_read_over_its_budget_is_interrupted_and_run_again_off_the_loop(db: Path) -> None:
+    engine = make_engine("reader-slow", f"sqlite+aiosqlite:///{db}", {})
+    reader = Reader("reader-slow", engine, budget_ms=1)
+    # A cross join of 2000 x 2000 rows counted: a fraction of a second, far over a 1 ms budget inline.
+    a, b = numbers.alias("a"), numbers.alias("b")
+    slow = select(func.count()).select_from(a.join(b, literal_column("1") == 1)).where(a.c.n + b.c.n == 3)
+    try:
+        loop_blocked_for: list[float] = []
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            # How long the event loop went without running this task while the read was on.
+            loop = asyncio.get_running_loop()
+            last = loop.time()
+            while not done.is_set():
+                await asyncio.sleep(0.001)
+                now = loop.time()
+                loop_blocked_for.append(now - last)
+                last = now
+
+        tick = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        rows = await reader.rows(slow)
+        done.set()
+        await tick
+        assert list(rows[0].values()) == [2]  # (1, 2) and (2, 1), counted off the loop
+        assert len(loop_blocked_for) > 10, "the loop did not run while the read was re-run off it"
+        assert max(loop_blocked_for) < 0.25, "the inline read held the event loop past its budget"
+        assert _fallbacks("reader-slow") == 1
+        assert max(loop_blocked_for) < 0.25, "the inline read held the event loop past its budget"
+        # A read within budget on the same reader still answers inline.
+        rows = await reader.rows(select(numbers.c.n).where(numbers.c.n == 7))
+        assert [r["n"] for r in rows] == [7] and _fallbacks("reader-slow") == 1
+    finally:
+        reader.dispose()
+        await engine.dispose()
+
+
+async def test_an_interrupted_read_gives_the_same_rows_off_the_loop(db: Path) -> None:
+    engine = make_engine("reader-rerun", f"sqlite+aiosqlite:///{db}", {})
+    reader = Reader("reader-rerun", engine, budget_ms=0.001)  # interrupted at the first check
+    try:
+        query = select(func.sum(numbers.c.n)).select_from(numbers.join(numbers.alias("m"), text("1 = 1")))
+        rows = await reader.rows(query)
+        assert rows == [{"sum_1": sum(range(1, 2001)) * 2000}]
+        assert _fallbacks("reader-rerun") == 1
+    finally:
+        reader.dispose()
+        await engine.dispose()
+
+
+async def test_in_memory_sqlite_and_a_zero_budget_never_read_inline(db: Path) -> None:
+    memory = make_engine("reader-memory", "sqlite+aiosqlite://", {})
+    off = make_engine("reader-off", f"sqlite+aiosqlite:///{db}", {})
+    try:
+        # A private in-memory database exists only on the async engine's connection.
+        async with memory.connect() as conn:
+            await conn.execute(text("CREATE TABLE t (n INTEGER)"))
+        assert Reader("reader-memory", memory)._inline is None
+        assert Reader("reader-off", off, budget_ms=0)._inline is None
+        rows = await Reader("reader-off", off, budget_ms=0).rows(select(numbers.c.n).where(numbers.c.n == 2))
+        assert [r["n"] for r in rows] == [2]
+    finally:
+        await memory.dispose()
+        await off.dispose()
+
+
+@pytest.mark.parametrize("value", [-1, "20", True, None])
+def test_the_inline_budget_option_is_checked(value: object) -> None:
+    with pytest.raises(ConnectorConfigError, match="inline_read_budget_ms"):
+        inline_budget_ms("credit", {"inline_read_budget_ms": value})  # type: ignore[dict-item]
+    assert inline_budget_ms("credit", {}) == 20.0 and inline_budget_ms("credit", {"inline_read_budget_ms": 0}) == 0
+
+
+def test_the_statement_cache_builds_once_per_key_and_drops_the_least_recently_used() -> None:
+    cache = StatementCache(size=2)
+    built: list[str] = []
+
+    def build(name: str) -> str:
+        built.append(name)
+        return name.upper()
+
+    assert cache.get("a", lambda: build("a")) == "A"
+    assert cache.get("a", lambda: build("a")) == "A"
+    assert cache.get("b", lambda: build("b")) == "B"
+    cache.get("a", lambda: build("a"))  # a is now the most recently used
+    cache.get("c", lambda: build("c"))  # so b goes
+    assert len(cache) == 2
+    cache.get("b", lambda: build("b"))
+    assert built == ["a", "b", "c", "b"]
+
+
+async def test_the_credit_connector_answers_alike_inline_and_off_the_loop(demo_dir: Path) -> None:
+    url = f"sqlite+aiosqlite:///{demo_dir / 'credit.sqlite'}"
+    inline, threaded = CreditConnector(url, {}), CreditConnector(url, {"inline_read_budget_ms": 0})
+    await inline.open()
+    await threaded.open()
+    try:
+        with sqlite3.connect(demo_dir / "credit.sqlite") as conn:
+            usccs = [r[0] for r in conn.execute("SELECT DISTINCT uscc FROM credit_records ORDER BY uscc LIMIT 20")]
+        request = FetchRequest(
+            entity="CreditRecord", keys=(*usccs, "nope"), fields=frozenset(), row_filter={}, by="uscc", limit=2
+        )
+        assert await inline.fetch_related(request) == await threaded.fetch_related(request)
+        assert any(len(group) == 2 for group in await inline.fetch_related(request))
+        assert [] == (await inline.fetch_related(request))[-1]
+    finally:
+        await inline.aclose()
+        await threaded.aclose()
