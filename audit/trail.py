@@ -122,6 +122,10 @@ class AuditWriteError(Exception):
     """The trail could not be opened or a record could not be appended; the caller must fail closed."""
 
 
+class _RowRefused(Exception):
+    """A batch's insert failed after the lock was taken; its entries are retried one by one."""
+
+
 @dataclass(frozen=True, slots=True)
 class VerifyReport:
     """Result of walking the chain. ``checked`` counts rows found intact before any break."""
@@ -357,28 +361,43 @@ class AuditTrail:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
-                records = await self._write([entry for entry, _ in batch])
+                self._settle(batch, await self._write([entry for entry, _ in batch]))
+            except _RowRefused:
+                # The database took the lock but refused a row (text it cannot store, say): write
+                # the entries one by one, so one bad entry fails its own request, not its batch's.
+                for item in batch:
+                    try:
+                        self._settle([item], await self._write([item[0]]))
+                    except Exception as exc:
+                        self._fail([item], exc)
             except BaseException as exc:
-                reason = f"audit append failed: {_describe(exc)}"
-                for _, future in batch:
-                    if not future.done():  # a cancelled waiter no longer listens
-                        error = AuditWriteError(reason)
-                        error.__cause__ = exc
-                        future.set_exception(error)
+                self._fail(batch, exc)
                 if not isinstance(exc, Exception):
                     # Cancelled (the loop is shutting down): nobody is left to write the rest.
-                    for _, future in self._pending:
-                        if not future.done():
-                            future.set_exception(AuditWriteError(reason))
+                    self._fail(self._pending, exc)
                     self._pending = []
                     raise
-                continue
-            for (_, future), record in zip(batch, records, strict=True):
-                if not future.done():
-                    future.set_result(record)
+
+    @staticmethod
+    def _settle(batch: list[tuple[AuditEntry, asyncio.Future[AuditRecord]]], records: list[AuditRecord]) -> None:
+        for (_, future), record in zip(batch, records, strict=True):
+            if not future.done():  # a cancelled waiter no longer listens
+                future.set_result(record)
+
+    @staticmethod
+    def _fail(batch: list[tuple[AuditEntry, asyncio.Future[AuditRecord]]], exc: BaseException) -> None:
+        cause = exc.__cause__ if isinstance(exc, _RowRefused) and exc.__cause__ is not None else exc
+        for _, future in batch:
+            if not future.done():
+                error = AuditWriteError(f"audit append failed: {_describe(cause)}")
+                error.__cause__ = cause
+                future.set_exception(error)
 
     async def _write(self, entries: list[AuditEntry]) -> list[AuditRecord]:
-        """Seal ``entries`` in order after the last row and insert them in one transaction."""
+        """Seal ``entries`` in order after the last row and insert them in one transaction.
+
+        Raises ``_RowRefused`` if the insert itself fails, anything else for other failures.
+        """
         async with self._write_transaction() as conn:
             last = (
                 await conn.execute(select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1))
@@ -390,7 +409,12 @@ class AuditTrail:
                 record = seal(entry, seq=seq, ts=datetime.now(UTC), prev_hash=prev_hash, algorithm=self._algorithm)
                 records.append(record)
                 prev_hash = record.hash
-            await conn.execute(insert(audit_log), [_row_values(record) for record in records])
+            try:
+                await conn.execute(insert(audit_log), [_row_values(record) for record in records])
+            except Exception as exc:
+                if len(entries) == 1:
+                    raise
+                raise _RowRefused from exc
         return records
 
     async def verify(self, *, chunk_size: int = 1000) -> VerifyReport:

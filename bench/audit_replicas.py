@@ -18,16 +18,12 @@ import multiprocessing
 import os
 import secrets
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from audit import AuditEntry, AuditTrail  # noqa: E402 (after the path insert, run as a script)
+from audit import AuditEntry, AuditTrail
 
 
 def entry(process: int, n: int) -> AuditEntry:
@@ -130,7 +126,7 @@ def main() -> None:
     args = parser.parse_args()
     server = args.server.rstrip("/")
     name = f"citygraph_bench_{secrets.token_hex(4)}_audit"
-    asyncio.run(admin(server, f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\''))
+    asyncio.run(admin(server, f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'"))
     url = server.replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
     try:
         print(f"{'processes':>9} {'tasks':>5} {'appends/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'rows':>7}  chain")
