@@ -386,11 +386,10 @@ class AuditTrail:
 
     @staticmethod
     def _fail(batch: list[tuple[AuditEntry, asyncio.Future[AuditRecord]]], exc: BaseException) -> None:
-        cause = exc.__cause__ if isinstance(exc, _RowRefused) and exc.__cause__ is not None else exc
         for _, future in batch:
             if not future.done():
-                error = AuditWriteError(f"audit append failed: {_describe(cause)}")
-                error.__cause__ = cause
+                error = AuditWriteError(f"audit append failed: {_describe(exc)}")
+                error.__cause__ = exc
                 future.set_exception(error)
 
     async def _write(self, entries: list[AuditEntry]) -> list[AuditRecord]:
