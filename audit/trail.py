@@ -263,14 +263,15 @@ class AuditTrail:
         url: str = DEFAULT_URL,
         *,
         algorithm: str | None = None,
-        lock_timeout_s: float = 10.0,
-        idle_timeout_s: float = 5.0,
+        lock_timeout_s: float = 30.0,
+        idle_timeout_s: float = 10.0,
     ) -> None:
         """Raises ``ValueError`` for an unaccepted algorithm; SQLAlchemy errors for a malformed URL.
 
         On PostgreSQL, an append that waits longer than ``lock_timeout_s`` for another process's
         write lock fails (closed), and a write transaction left idle for ``idle_timeout_s`` is
-        ended by the server, releasing the lock; both are server-side, per transaction.
+        ended by the server, releasing the lock; both are server-side, per transaction. Keep
+        ``idle_timeout_s`` below ``lock_timeout_s``, so waiters outlast a frozen holder.
         """
         self._algorithm = algorithm or default_algorithm()
         if not algorithm_available(self._algorithm):

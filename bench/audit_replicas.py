@@ -4,7 +4,8 @@ Each writer process stands for a gateway replica: it opens its own ``AuditTrail`
 ``--tasks`` concurrent appenders (requests in flight) for ``--seconds``, all processes starting
 together. The run reports committed appends per second across all processes, append latency
 percentiles, and then verifies the chain, which must be intact and hold exactly the appends the
-writers saw acknowledged. It creates a throw-away database on the server and drops it afterwards.
+writers saw acknowledged (appends that failed closed are counted, not stored). It creates a
+throw-away database on the server and drops it afterwards.
 
     python bench/audit_replicas.py [--server postgresql://postgres@127.0.0.1:5432]
                                    [--processes 1,2,4] [--tasks 8] [--seconds 5]
@@ -23,7 +24,7 @@ from typing import Any
 
 import asyncpg
 
-from audit import AuditEntry, AuditTrail
+from audit import AuditEntry, AuditTrail, AuditWriteError
 
 
 def entry(process: int, n: int) -> AuditEntry:
@@ -45,23 +46,29 @@ def entry(process: int, n: int) -> AuditEntry:
 
 
 def writer(url: str, process: int, tasks: int, seconds: float, barrier: Any, results: Any) -> None:
-    """One replica: ``tasks`` appenders until the deadline; puts (count, latencies) on ``results``."""
+    """One replica: ``tasks`` appenders until the deadline; puts (count, failed, latencies) on ``results``."""
 
-    async def run() -> tuple[int, list[float]]:
+    async def run() -> tuple[int, int, list[float]]:
         latencies: list[float] = []
+        failed = 0
         counter = iter(range(1 << 62))
         async with AuditTrail(url) as trail:
             await asyncio.to_thread(barrier.wait, 60)
             deadline = time.monotonic() + seconds
 
             async def appender() -> None:
+                nonlocal failed
                 while time.monotonic() < deadline:
                     start = time.perf_counter()
-                    await trail.append(entry(process, next(counter)))
+                    try:
+                        await trail.append(entry(process, next(counter)))
+                    except AuditWriteError:
+                        failed += 1  # failed closed (lock or idle timeout on a starved machine)
+                        continue
                     latencies.append(time.perf_counter() - start)
 
             await asyncio.gather(*(appender() for _ in range(tasks)))
-        return len(latencies), latencies
+        return len(latencies), failed, latencies
 
     results.put(asyncio.run(run()))
 
@@ -103,8 +110,9 @@ def measure(url: str, processes: int, tasks: int, seconds: float) -> dict[str, f
         worker.join(30)
         if worker.exitcode != 0:
             raise SystemExit(f"writer exited with {worker.exitcode}")
-    appended = sum(count for count, _ in outcomes)
-    latencies = sorted(x for _, values in outcomes for x in values)
+    appended = sum(count for count, _, _ in outcomes)
+    failed = sum(count for _, count, _ in outcomes)
+    latencies = sorted(x for _, _, values in outcomes for x in values)
     ok, checked = asyncio.run(verify(url))
     if not ok or checked != appended:
         raise SystemExit(f"chain check failed: ok={ok}, {checked} rows for {appended} acknowledged appends")
@@ -114,6 +122,7 @@ def measure(url: str, processes: int, tasks: int, seconds: float) -> dict[str, f
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
         "rows": checked,
+        "failed": failed,
     }
 
 
@@ -129,12 +138,13 @@ def main() -> None:
     asyncio.run(admin(server, f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'"))
     url = server.replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
     try:
-        print(f"{'processes':>9} {'tasks':>5} {'appends/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'rows':>7}  chain")
+        header = ("processes", 9), ("tasks", 5), ("appends/s", 10), ("p50 ms", 7), ("p99 ms", 7), ("rows", 7)
+        print(" ".join(f"{name:>{width}}" for name, width in header), "failed  chain")
         for count in (int(p) for p in args.processes.split(",")):
             row = measure(url, count, args.tasks, args.seconds)
             print(
                 f"{count:>9} {args.tasks:>5} {row['appends_per_s']:>10.0f} {row['p50_ms']:>7.1f} "
-                f"{row['p99_ms']:>7.1f} {row['rows']:>7.0f}  intact"
+                f"{row['p99_ms']:>7.1f} {row['rows']:>7.0f} {row['failed']:>6.0f}  intact"
             )
     finally:
         asyncio.run(admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

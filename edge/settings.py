@@ -83,6 +83,10 @@ class AuditSettings(BaseModel):
     """Where the hash-chained audit trail is written (any SQLAlchemy async URL)."""
 
     url: str | None = None
+    #: PostgreSQL: an append waiting longer for another replica's write lock fails (closed).
+    lock_timeout_s: float = 30.0
+    #: PostgreSQL: the server ends a write transaction idle this long (a frozen replica), freeing the lock.
+    idle_timeout_s: float = 10.0
 
 
 class LimitSettings(BaseModel):
