@@ -143,7 +143,9 @@ async def _open(
     for connector in connectors.values():
         await connector.open()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    audit = audit or AuditTrail(settings.audit_url)
+    audit = audit or AuditTrail(
+        settings.audit_url, lock_timeout_s=settings.audit.lock_timeout_s, idle_timeout_s=settings.audit.idle_timeout_s
+    )
     await audit.open()
     built = build_schema(
         connectors, _limits(settings), introspection=settings.dev, compiled=settings.execution.compiled

@@ -1,14 +1,18 @@
 """The append-only, hash-chained ``audit_log`` table and its verifier.
 
-Appends are serialised twice: an ``asyncio.Lock`` within the process, and a database lock held
-from reading the last row to inserting the next, so several gateway processes sharing one
-database still build a single chain:
+Appends are serialised twice, so several gateway processes (replicas) sharing one database
+still build a single chain. Within a process one writer task drains a queue of pending
+entries (group commit: whatever queued while the previous transaction ran is sealed and
+inserted in the next one). Across processes a database lock is held from reading the last row
+to committing the new ones:
 
 * SQLite: the transaction starts with ``BEGIN IMMEDIATE`` (the write lock is taken before the
   read); WAL mode and a busy timeout let other processes wait for it instead of failing.
 * PostgreSQL: ``pg_advisory_xact_lock`` on a fixed key, released at commit or rollback; the
   transaction is READ COMMITTED whatever the server's default, so the read after the lock sees
-  the previous holder's row.
+  the previous holder's row. ``lock_timeout`` bounds the wait for the lock and
+  ``idle_in_transaction_session_timeout`` ends a holder that stops talking (a frozen or
+  partitioned replica), so one stuck process cannot stall every replica's appends for long.
 * Anything else: no lock; ``seq`` is the primary key, so a racing writer fails its insert (an
   ``AuditWriteError``) rather than forking the chain.
 
@@ -73,6 +77,9 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 #: Advisory lock key for PostgreSQL appends: ASCII "CGAUDIT", fixed so every process agrees.
 PG_LOCK_KEY = 0x43_47_41_55_44_49_54
 
+#: Most entries sealed and inserted in one transaction (one group commit).
+MAX_BATCH = 256
+
 # Connection execution option read by the SQLite "begin" hook: the statement that opens the transaction.
 _BEGIN_OPTION = "citygraph_audit_begin"
 
@@ -113,6 +120,10 @@ def _describe(exc: BaseException) -> str:
 
 class AuditWriteError(Exception):
     """The trail could not be opened or a record could not be appended; the caller must fail closed."""
+
+
+class _RowRefused(Exception):
+    """A batch's insert failed after the lock was taken; its entries are retried one by one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,8 +258,21 @@ class AuditTrail:
     usually means a missing volume, and writing somewhere ephemeral instead would lose the log.
     """
 
-    def __init__(self, url: str = DEFAULT_URL, *, algorithm: str | None = None) -> None:
-        """Raises ``ValueError`` for an unaccepted algorithm; SQLAlchemy errors for a malformed URL."""
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        algorithm: str | None = None,
+        lock_timeout_s: float = 30.0,
+        idle_timeout_s: float = 10.0,
+    ) -> None:
+        """Raises ``ValueError`` for an unaccepted algorithm; SQLAlchemy errors for a malformed URL.
+
+        On PostgreSQL, an append that waits longer than ``lock_timeout_s`` for another process's
+        write lock fails (closed), and a write transaction left idle for ``idle_timeout_s`` is
+        ended by the server, releasing the lock; both are server-side, per transaction. Keep
+        ``idle_timeout_s`` below ``lock_timeout_s``, so waiters outlast a frozen holder.
+        """
         self._algorithm = algorithm or default_algorithm()
         if not algorithm_available(self._algorithm):
             raise ValueError(f"hash algorithm {self._algorithm!r} is not accepted or not available")
@@ -264,7 +288,13 @@ class AuditTrail:
         if self._dialect == "sqlite":
             event.listen(self._engine.sync_engine, "connect", _sqlite_on_connect)
             event.listen(self._engine.sync_engine, "begin", _sqlite_on_begin)
-        self._lock = asyncio.Lock()
+        # Milliseconds, as text for set_config; at least 1, since 0 would mean "no limit".
+        self._pg_timeouts = {
+            "lock": str(max(1, round(lock_timeout_s * 1000))),
+            "idle": str(max(1, round(idle_timeout_s * 1000))),
+        }
+        self._pending: list[tuple[AuditEntry, asyncio.Future[AuditRecord]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     @property
     def algorithm(self) -> str:
@@ -287,6 +317,14 @@ class AuditTrail:
                 conn = await conn.execution_options(isolation_level="READ COMMITTED")
             async with conn.begin():
                 if self._dialect == "postgresql":
+                    # Transaction-local (is_local = true): pooled connections keep the server's defaults.
+                    await conn.execute(
+                        text(
+                            "SELECT set_config('lock_timeout', :lock, true),"
+                            " set_config('idle_in_transaction_session_timeout', :idle, true)"
+                        ),
+                        self._pg_timeouts,
+                    )
                     await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
                 yield conn
 
@@ -307,20 +345,77 @@ class AuditTrail:
         """Seal ``entry`` after the current last row and commit it; the record as stored.
 
         Raises ``AuditWriteError`` on any failure; when it returns, the row is committed.
+        Entries appended concurrently in one process may share a transaction (group commit):
+        they are committed, or fail, together.
         """
-        try:
-            async with self._lock, self._write_transaction() as conn:
-                last = (
-                    await conn.execute(
-                        select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
-                    )
-                ).first()
-                seq, prev_hash = (1, GENESIS_HASH) if last is None else (int(last[0]) + 1, str(last[1]))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[AuditRecord] = loop.create_future()
+        self._pending.append((entry, future))
+        if self._writer is None or self._writer.done():
+            # Its own task, not the request's: a cancelled request must not abort a batch that
+            # holds other requests' entries half-way through the transaction.
+            self._writer = loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        """Write pending entries, a batch per transaction, until none are left."""
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            try:
+                self._settle(batch, await self._write([entry for entry, _ in batch]))
+            except _RowRefused:
+                # The database took the lock but refused a row (text it cannot store, say): write
+                # the entries one by one, so one bad entry fails its own request, not its batch's.
+                for item in batch:
+                    try:
+                        self._settle([item], await self._write([item[0]]))
+                    except Exception as exc:
+                        self._fail([item], exc)
+            except BaseException as exc:
+                self._fail(batch, exc)
+                if not isinstance(exc, Exception):
+                    # Cancelled (the loop is shutting down): nobody is left to write the rest.
+                    self._fail(self._pending, exc)
+                    self._pending = []
+                    raise
+
+    @staticmethod
+    def _settle(batch: list[tuple[AuditEntry, asyncio.Future[AuditRecord]]], records: list[AuditRecord]) -> None:
+        for (_, future), record in zip(batch, records, strict=True):
+            if not future.done():  # a cancelled waiter no longer listens
+                future.set_result(record)
+
+    @staticmethod
+    def _fail(batch: list[tuple[AuditEntry, asyncio.Future[AuditRecord]]], exc: BaseException) -> None:
+        for _, future in batch:
+            if not future.done():
+                error = AuditWriteError(f"audit append failed: {_describe(exc)}")
+                error.__cause__ = exc
+                future.set_exception(error)
+
+    async def _write(self, entries: list[AuditEntry]) -> list[AuditRecord]:
+        """Seal ``entries`` in order after the last row and insert them in one transaction.
+
+        Raises ``_RowRefused`` if the insert itself fails, anything else for other failures.
+        """
+        async with self._write_transaction() as conn:
+            last = (
+                await conn.execute(select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1))
+            ).first()
+            seq, prev_hash = (0, GENESIS_HASH) if last is None else (int(last[0]), str(last[1]))
+            records = []
+            for entry in entries:
+                seq += 1
                 record = seal(entry, seq=seq, ts=datetime.now(UTC), prev_hash=prev_hash, algorithm=self._algorithm)
-                await conn.execute(insert(audit_log).values(_row_values(record)))
-        except Exception as exc:
-            raise AuditWriteError(f"audit append failed: {_describe(exc)}") from exc
-        return record
+                records.append(record)
+                prev_hash = record.hash
+            try:
+                await conn.execute(insert(audit_log), [_row_values(record) for record in records])
+            except Exception as exc:
+                if len(entries) == 1:
+                    raise
+                raise _RowRefused from exc
+        return records
 
     async def verify(self, *, chunk_size: int = 1000) -> VerifyReport:
         """Walk every row in seq order, ``chunk_size`` rows at a time, and report the first break.
@@ -423,7 +518,10 @@ class AuditTrail:
         return [_decode(row) for row in rows]
 
     async def aclose(self) -> None:
-        """Close every pooled connection. Idempotent."""
+        """Finish the appends already queued, then close every pooled connection. Idempotent."""
+        writer = self._writer
+        if writer is not None and not writer.done() and writer.get_loop() is asyncio.get_running_loop():
+            await asyncio.wait([writer])
         await self._engine.dispose()
 
     async def __aenter__(self) -> AuditTrail:
@@ -452,6 +550,7 @@ __all__ = [
     "AuditTrail",
     "AuditWriteError",
     "DEFAULT_URL",
+    "MAX_BATCH",
     "metadata",
     "PG_LOCK_KEY",
     "SQLITE_BUSY_TIMEOUT_MS",

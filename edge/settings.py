@@ -83,6 +83,10 @@ class AuditSettings(BaseModel):
     """Where the hash-chained audit trail is written (any SQLAlchemy async URL)."""
 
     url: str | None = None
+    #: PostgreSQL: an append waiting longer for another replica's write lock fails (closed).
+    lock_timeout_s: float = 30.0
+    #: PostgreSQL: the server ends a write transaction idle this long (a frozen replica), freeing the lock.
+    idle_timeout_s: float = 10.0
 
 
 class LimitSettings(BaseModel):
@@ -144,9 +148,18 @@ class Settings(BaseSettings):
         path = self.data_dir / "dev-jwt-secret"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            # Written aside, then linked into place (fails if present): replicas starting together
+            # on one data folder agree on the first secret and never read a half-written one.
+            draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(32))
+            try:
+                os.link(draft, path)
+            except FileExistsError:
+                pass
+            finally:
+                draft.unlink()
         return path.read_text().strip()
 
 

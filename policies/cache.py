@@ -50,13 +50,20 @@ class CachingEngine:
         self.misses = 0
 
     async def decide(self, input_doc: Mapping[str, object]) -> Decision:
+        # The revision is read before and after everything else that depends on the bundle: a
+        # reload landing in between (it swaps bundles from a worker thread) could otherwise pair
+        # one bundle's "never reads args" with the next one's revision, or file a decision the
+        # new bundle made under the old revision's key. Either way the decision goes uncached.
+        revision = self.engine.status().revision
         try:
             # Arguments (a USCC, a page cursor) make every lookup unique; leave them out of the key
             # only when the engine says its policies cannot read them.
             with_args = getattr(self.engine, "reads_operation_args", True) is not False
-            key = cache_key(input_doc, self.engine.status().revision, with_args=with_args)
+            key = cache_key(input_doc, revision, with_args=with_args)
         except (TypeError, orjson.JSONEncodeError):
             return await self.engine.decide(input_doc)  # not JSON: the engine refuses it (deny)
+        if self.engine.status().revision != revision:
+            return await self.engine.decide(input_doc)
         now = time.monotonic()
         found = self._entries.get(key)
         if found is not None and found[0] > now:
@@ -65,7 +72,8 @@ class CachingEngine:
             return found[1]
         self.misses += 1
         decision = await self.engine.decide(input_doc)
-        if decision.allow or decision.code != "POLICY_UNAVAILABLE":
+        cacheable = decision.allow or decision.code != "POLICY_UNAVAILABLE"
+        if cacheable and self.engine.status().revision == revision:
             self._entries[key] = (now + self.ttl_s, decision)
             self._entries.move_to_end(key)
             while len(self._entries) > self.maxsize:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import orjson
+import pytest
+
 from policies.cache import CachingEngine
+from policies.decision import Decision
 from policies.engine import StaticPolicyEngine
 
 BASE = {
@@ -97,3 +101,64 @@ def test_the_city_policies_do_not_read_arguments() -> None:
     assert engine.reads_operation_args is True  # nothing loaded yet: assume it does
     assert engine.load().ok
     assert engine.reads_operation_args is False
+
+
+def _changed(path: str, value: object) -> dict[str, object]:
+    """BASE with the value at ``path`` (dotted) replaced."""
+    head, _, leaf = path.rpartition(".")
+    doc: dict[str, object] = {**BASE, "operation": {"coordinates": ["Query.creditRecords"], "name": "Q"}}
+    if not head:
+        doc[leaf] = value
+        return doc
+    inner = dict(doc[head])  # type: ignore[call-overload]
+    inner[leaf] = value
+    doc[head] = inner
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("subject.id", "b"),
+        ("subject.department", "y"),
+        ("subject.roles", ["district_officer"]),
+        ("subject.districts", ["330212"]),
+        ("subject.clearance", 3),
+        ("subject.issuer", "another-idp"),
+        ("subject.authenticated", False),
+        ("purpose", "law_enforcement"),
+        ("case_ref", "CASE-9"),
+        ("resource.fields", [{"coordinate": "CreditRecord.legalRepIdNumber", "level": 3, "pi": True}]),
+        ("operation.coordinates", ["Query.creditRecords", "CreditRecord.legalRepIdNumber"]),
+    ],
+)
+async def test_every_claim_and_request_attribute_is_part_of_the_key(path: str, value: object) -> None:
+    # An answer that names its caller: a shared entry would hand one caller another's decision.
+    def echo(doc: Mapping[str, object]) -> object:
+        return {"allow": True, "filter": {}, "reasons": [orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()]}
+
+    inner = StaticPolicyEngine(echo)
+    engine = CachingEngine(inner)
+    mine = _changed("case_ref", None)
+    theirs = _changed(path, value)
+    first, second = await engine.decide(mine), await engine.decide(theirs)
+    assert len(inner.inputs) == 2 and engine.hits == 0
+    assert await engine.decide(mine) == first and await engine.decide(theirs) == second and engine.hits == 2
+
+
+class ReloadingEngine(StaticPolicyEngine):
+    """Swaps to a new revision while deciding, as a hot reload from a worker thread may."""
+
+    async def decide(self, input_doc: Mapping[str, object]) -> Decision:
+        decision = await super().decide(input_doc)
+        self._revision = f"{self._revision}+1"
+        return decision
+
+
+async def test_a_decision_made_across_a_reload_is_not_cached() -> None:
+    inner = ReloadingEngine(answer, revision="r1")
+    engine = CachingEngine(inner)
+    await engine.decide(BASE)
+    inner._revision = "r1"  # back to the revision it was asked under: nothing was filed for it
+    await engine.decide(BASE)
+    assert len(inner.inputs) == 2 and engine.hits == 0
