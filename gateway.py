@@ -234,7 +234,7 @@ def create_app(
             from schema.federation import TRACE_REQUESTED
 
             # The router asks for federated tracing per request (Apollo's ftv1 protocol).
-            TRACE_REQUESTED.set(request.headers.get("apollo-federated-include-trace") == "ftv1")
+            TRACE_REQUESTED.set(request.headers.get("apollo-federation-include-trace") == "ftv1")
         return await execute_http(request, gateway.runtime, gateway.built.schema, settings.limits.max_tokens)
 
     async def healthz(request: Request) -> Response:

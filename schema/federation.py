@@ -33,7 +33,7 @@ import inspect
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import strawberry
 from graphql import (
@@ -41,10 +41,12 @@ from graphql import (
     ConstDirectiveNode,
     ConstListValueNode,
     DocumentNode,
+    FieldDefinitionNode,
     FragmentDefinitionNode,
     GraphQLError,
     GraphQLScalarType,
     InlineFragmentNode,
+    InterfaceTypeDefinitionNode,
     ListValueNode,
     NameNode,
     Node,
@@ -98,6 +100,7 @@ from schema.scalars import SCALAR_MAP
 GATEWAY_SUBGRAPH = "gateway"
 ENTITIES_COORDINATE = "Query._entities"
 FEDERATION_URL = "https://specs.apollo.dev/federation/"
+N = TypeVar("N", bound=Node)
 FEDERATION_TYPES = frozenset({"_Any", "_Entity", "_Service", "_FieldSet", "link__Import", "link__Purpose"})
 
 
@@ -149,7 +152,7 @@ def _referenced_types(document: DocumentNode, summary: OperationSummary) -> set[
     return names
 
 
-def _policy_extension(keys: Mapping[str, EntityKey]) -> type[PolicyExtension]:
+def _policy_extension(lookups: Mapping[str, str]) -> type[PolicyExtension]:
     class SubgraphPolicy(PolicyExtension):
         """``PolicyExtension`` reading every entity reference as its root lookup by key."""
 
@@ -158,9 +161,9 @@ def _policy_extension(keys: Mapping[str, EntityKey]) -> type[PolicyExtension]:
             document = self.execution_context.graphql_document
             if ENTITIES_COORDINATE in summary.coordinates and document is not None:
                 for name in sorted(_referenced_types(document, summary)):
-                    key = keys.get(name)
-                    if key is not None and key.lookup not in summary.coordinates:
-                        summary.coordinates.append(key.lookup)
+                    lookup = lookups.get(name)
+                    if lookup is not None and lookup not in summary.coordinates:
+                        summary.coordinates.append(lookup)
             return summary
 
     return SubgraphPolicy
@@ -263,6 +266,8 @@ def _shareable_sdl(sdl: str, entity_names: set[str]) -> str:
     for node in document.definitions:
         if isinstance(node, TypeDefinitionNode) and node.name.value in FEDERATION_TYPES:
             continue  # the router knows them; Apollo's subgraph libraries leave them out too
+        if isinstance(node, ObjectTypeDefinitionNode | InterfaceTypeDefinitionNode):
+            node = _with(node, fields=tuple(_classification_last(f) for f in node.fields or ()))
         if isinstance(node, ObjectTypeDefinitionNode) and node.name.value == "Query":
             fields = tuple(f for f in node.fields or () if f.name.value not in ("_entities", "_service"))
             node = ObjectTypeDefinitionNode(
@@ -293,6 +298,22 @@ def _shareable_sdl(sdl: str, entity_names: set[str]) -> str:
     if not any(isinstance(n, SchemaDefinitionNode | SchemaExtensionNode) for n in definitions):
         definitions.insert(0, _link_node())
     return print_ast(DocumentNode(definitions=tuple(definitions)))  # type: ignore[arg-type]
+
+
+def _classification_last(node: FieldDefinitionNode) -> FieldDefinitionNode:
+    """Federation directives first, ``@classification`` (CityGraph's own metadata) last."""
+    directives = node.directives or ()
+    ordered = sorted(directives, key=lambda d: d.name.value == "classification")
+    if list(ordered) == list(directives):
+        return node
+    return _with(node, directives=tuple(ordered))
+
+
+def _with(node: N, **changes: object) -> N:
+    """A copy of an AST node with some attributes replaced (graphql-core's nodes are frozen)."""
+    values = {key: getattr(node, key) for key in node.keys}
+    values.update(changes)
+    return type(node)(**values)
 
 
 def _federation_link(node: SchemaDefinitionNode | SchemaExtensionNode) -> SchemaDefinitionNode | SchemaExtensionNode:
@@ -340,7 +361,7 @@ def _link_node() -> SchemaExtensionNode:
 # Federated tracing (ftv1)
 # ---------------------------------------------------------------------------------------------
 
-#: Set by the subgraph's HTTP route when the router sends ``apollo-federated-include-trace: ftv1``.
+#: Set by the subgraph's HTTP route when the router sends ``apollo-federation-include-trace: ftv1``.
 TRACE_REQUESTED: contextvars.ContextVar[bool] = contextvars.ContextVar("citygraph_ftv1", default=False)
 
 
@@ -494,6 +515,18 @@ def subgraph_names(connectors: Mapping[str, Connector]) -> list[str]:
     return [*connectors, GATEWAY_SUBGRAPH]
 
 
+def _own_lookups(contribution: SchemaContribution) -> dict[str, str]:
+    """A connector's own ``@key``-ed types: a reference reads the first field of the first key."""
+    lookups: dict[str, str] = {}
+    for cls in contribution.types:
+        definition = get_object_definition(cls, strict=True)
+        for directive in definition.directives or ():
+            if isinstance(directive, Key):
+                first = str(directive.fields).replace("{", " ").split()[0]
+                lookups.setdefault(definition.name, f"{definition.name}.{first}")
+    return lookups
+
+
 def check_subgraph_name(connectors: Mapping[str, Connector], name: str) -> None:
     """Raise ``SubgraphError`` unless ``name`` is an enabled connector or ``gateway``."""
     if name not in connectors and name != GATEWAY_SUBGRAPH:
@@ -570,7 +603,7 @@ def build_subgraph(
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
         _cost_extension(limits),
-        _policy_extension(keys),
+        _policy_extension({**_own_lookups(served), **{e: k.lookup for e, k in keys.items()}}),
         FederatedTracing,
     ]
     if not introspection:

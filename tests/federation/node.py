@@ -70,12 +70,17 @@ def compose(services: Sequence[dict[str, str]]) -> dict[str, object]:
 
 @contextlib.contextmanager
 def node_process(
-    command: Sequence[str], *, ready: str, timeout: float = 60, env: dict[str, str] | None = None
+    command: Sequence[str],
+    *,
+    ready: str,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> Iterator[subprocess.Popen[str]]:
     """Start a Node process (its own process group), wait for ``ready`` on stdout, stop it on exit."""
     proc = subprocess.Popen(
         list(command),
-        cwd=node_tools(),
+        cwd=cwd or node_tools(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
