@@ -183,7 +183,9 @@ async def search_page(
         first=limit,
         after=after,
     )
-    source = ctx.runtime.connectors[connector]
+    source = ctx.runtime.connectors.get(connector)
+    if source is None:  # subgraph mode: another subgraph serves this connector
+        raise unavailable(connector)
     page = await _call(ctx, connector, lambda: source.search(request))
     return _emit(ctx, entity, page.records, connector), page
 

@@ -24,7 +24,7 @@ from schema.builder import build_schema as build_combined
 from schema.federation import build_subgraph, subgraph_names
 from tests.conftest import LiveServer, TokenFactory, make_settings
 from tests.federation.conftest import Router
-from tests.federation.node import compose
+from tests.federation.node import compose, run_node
 
 DOSSIER = """query Dossier($u: USCC!) { enterprise(uscc: $u) {
   uscc name address districtCode industry establishedOn status registeredCapital
@@ -216,3 +216,39 @@ def test_subgraphs_audit_the_routed_read_with_the_callers_identity(
 def test_serve_refuses_an_unknown_subgraph() -> None:
     result = CliRunner().invoke(cli, ["serve", "--subgraph", "nonexistent"])
     assert result.exit_code == 2 and "no subgraph named 'nonexistent'" in result.output
+
+
+def test_ftv1_traces_decode_with_apollos_protobuf(subgraphs: dict[str, LiveServer], demo_dir: Path) -> None:
+    uscc, _ = an_enterprise(demo_dir)
+    query = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Enterprise { credit { rating } } } }"
+    body = (
+        subgraphs["credit"]
+        .post(
+            query,
+            variables={"r": [{"__typename": "Enterprise", "uscc": uscc}]},
+            headers={"apollo-federation-include-trace": "ftv1"},
+        )
+        .json()
+    )
+    assert body["data"]["_entities"][0]["credit"]["rating"] in {"A", "B", "C", "D"}
+    done = run_node("decode-trace.mjs", stdin=body["extensions"]["ftv1"])
+    trace = json.loads(done.stdout)
+    assert trace["durationNs"] > 0 and trace["startTime"]["seconds"] <= trace["endTime"]["seconds"]
+    entities_node = trace["root"]["child"][0]
+    assert entities_node["responseName"] == "_entities" and entities_node["parentType"] == "Query"
+    credit = entities_node["child"][0]["child"][0]
+    assert (
+        credit["responseName"] == "credit"
+        and credit["type"] == "CreditProfile"
+        and credit["parentType"] == "Enterprise"
+    )
+    untraced = subgraphs["credit"].post("{ __typename }").json()
+    assert "extensions" not in untraced
+
+
+def test_a_search_served_by_another_subgraph_is_unavailable_not_a_crash(subgraphs: dict[str, LiveServer]) -> None:
+    query = "query($p: GeoJSON!) { districtAt(point: $p) { adcode enterprises(first: 1) { nodes { uscc } } } }"
+    point = {"type": "Point", "coordinates": [121.55, 29.87]}
+    body = subgraphs["spatial"].post(query, variables={"p": point}).json()
+    codes = {e["extensions"]["code"] for e in body.get("errors", [])}
+    assert codes == {"CONNECTOR_UNAVAILABLE"}, body
