@@ -47,8 +47,10 @@ def node_tools() -> Path:
     return NODE_DIR
 
 
-def run_node(script: str, *args: str, stdin: str = "", timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run a script of the node folder to completion."""
+def run_node(
+    script: str, *args: str, stdin: str = "", timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a script of the node folder to completion (``env`` is added to this process's environment)."""
     return subprocess.run(
         ["node", str(node_tools() / script), *args],
         input=stdin,
@@ -56,6 +58,7 @@ def run_node(script: str, *args: str, stdin: str = "", timeout: float = 120) -> 
         text=True,
         timeout=timeout,
         cwd=NODE_DIR,
+        env={**os.environ, **(env or {})},
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,8 +46,9 @@ def products(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 def test_products_subgraph_passes_the_compatibility_suite(node_dir: Path, products: LiveServer) -> None:
-    os.environ.setdefault("NODE_OPTIONS", "--dns-result-order=ipv4first")  # the suite calls localhost
-    done = run_node("compat.mjs", f"{products.url}/graphql", timeout=600)
+    # The suite calls http://localhost:4000 and friends, which listen on 127.0.0.1 only.
+    ipv4 = {"NODE_OPTIONS": "--dns-result-order=ipv4first"}
+    done = run_node("compat.mjs", f"{products.url}/graphql", timeout=600, env=ipv4)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     assert lines, f"compat.mjs printed no result:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     report: dict[str, Any] = json.loads(lines[-1])
