@@ -18,7 +18,13 @@ entity, but only connector ``name`` is served (``"gateway"`` serves the gateway'
   allow/deny, and its own link fields are decided and filtered by their own decisions.
 - **Links to another subgraph's entity** (``CreditRecord.enterprise``) return such a reference,
   which the router resolves at the owner, under the owner's decision.
-- Value types are ``@shareable`` (``PageInfo`` appears in several subgraphs).
+- A connector's own types may carry federation directives (``strawberry.federation.type(keys=...)``
+  with a ``resolve_reference`` that uses the ``resolvers`` loaders); a reference to one is read
+  as its first key field (``Product.id``). ``tests/federation/products.py`` passes Apollo's
+  compatibility suite that way.
+- Value types are ``@shareable`` (``PageInfo`` appears in several subgraphs); ``@classification``
+  stays in the SDL, after the federation directives.
+- ``FederatedTracing`` answers ``apollo-federation-include-trace: ftv1`` with an Apollo ``Trace``.
 
 Every subgraph verifies the token, decides and audits itself, exactly like the combined gateway.
 """
