@@ -252,3 +252,25 @@ def test_a_search_served_by_another_subgraph_is_unavailable_not_a_crash(subgraph
     body = subgraphs["spatial"].post(query, variables={"p": point}).json()
     codes = {e["extensions"]["code"] for e in body.get("errors", [])}
     assert codes == {"CONNECTOR_UNAVAILABLE"}, body
+
+
+def test_entities_are_loaded_in_one_batch(
+    subgraphs: dict[str, LiveServer], token: TokenFactory, demo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = subgraphs["license"].app.state.gateway.runtime  # type: ignore[attr-defined]
+    connector = runtime.connectors["license"]
+    batches: list[list[str]] = []
+    original = connector.fetch_many
+
+    async def counted(request: Any) -> Any:
+        batches.append(list(request.keys))
+        return await original(request)
+
+    monkeypatch.setattr(connector, "fetch_many", counted)
+    with sqlite3.connect(demo_dir / "license.sqlite") as conn:
+        usccs = [str(r[0]) for r in conn.execute("SELECT uscc FROM enterprises ORDER BY uscc LIMIT 3")]
+    query = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Enterprise { uscc name } } }"
+    representations = [{"__typename": "Enterprise", "uscc": u} for u in usccs]
+    body = subgraphs["license"].post(query, token(dept="market_supervision"), variables={"r": representations}).json()
+    assert [e["uscc"] for e in body["data"]["_entities"]] == usccs
+    assert batches == [usccs]
