@@ -168,6 +168,7 @@ def main() -> None:
             node_process(
                 [hive_bin, "supergraph", str(data / "supergraph.graphql"), "--host", "127.0.0.1", "--port", str(hive)],
                 ready="Listening on",
+                timeout=240,
                 cwd=HIVE,
             )
         )
