@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install lint bench demo-data sdl clean
+.PHONY: run test install lint bench bench-federation demo-data sdl clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ bench: install
 		|| npm ci --prefix bench/peers --no-audit --no-fund
 	@command -v wrk >/dev/null || echo "wrk not found (apt-get install wrk): falling back to httpx"
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+## Dossier latency through Apollo Gateway and Hive Gateway in front of the subgraphs, beside the
+## combined gateway (bench/federation.py; prints a Markdown table). Needs Node 20+.
+bench-federation: install
+	$(BIN)/python bench/federation.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

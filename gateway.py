@@ -13,7 +13,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,6 +127,7 @@ async def _open(
     connectors: Mapping[str, Connector] | None,
     engine: PolicyEngine | None,
     audit: AuditTrail | None,
+    subgraph: str | None = None,
 ) -> Gateway:
     if engine is None and settings.policy.engine == "opa":
         engine = await _opa_engine(settings)
@@ -140,6 +141,19 @@ async def _open(
             engine = CachingEngine(engine, ttl_s=settings.policy.cache_ttl_s)
     if connectors is None:
         connectors = enable(settings.connectors, settings.data_dir)
+    references: Mapping[str, Callable[[str], object]] = {}
+    if subgraph is not None:
+        from schema.federation import build_subgraph
+
+        part = build_subgraph(
+            connectors, subgraph, _limits(settings), introspection=settings.dev, compiled=settings.execution.compiled
+        )
+        built, references = part.built, part.references
+        connectors = {name: c for name, c in connectors.items() if name == subgraph}  # serve one department
+    else:
+        built = build_schema(
+            connectors, _limits(settings), introspection=settings.dev, compiled=settings.execution.compiled
+        )
     for connector in connectors.values():
         await connector.open()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -147,9 +161,6 @@ async def _open(
         settings.audit_url, lock_timeout_s=settings.audit.lock_timeout_s, idle_timeout_s=settings.audit.idle_timeout_s
     )
     await audit.open()
-    built = build_schema(
-        connectors, _limits(settings), introspection=settings.dev, compiled=settings.execution.compiled
-    )
     timeouts = {name: float(settings.connectors.get(name, {}).get("timeout_s", 5.0)) for name in connectors}
     runtime = Runtime(
         connectors=connectors,
@@ -162,6 +173,7 @@ async def _open(
         record_types=built.record_types,
         timeouts=timeouts,
         max_page_size=settings.limits.max_page_size,
+        references=references,
     )
     return Gateway(runtime=runtime, built=built)
 
@@ -179,14 +191,20 @@ def create_app(
     connectors: Mapping[str, Connector] | None = None,
     engine: PolicyEngine | None = None,
     audit: AuditTrail | None = None,
+    subgraph: str | None = None,
 ) -> Starlette:
-    """Build the gateway app; tests inject connectors, engine or audit trail to isolate layers."""
+    """Build the gateway app; tests inject connectors, engine or audit trail to isolate layers.
+
+    ``subgraph`` serves one connector's part of the graph (or ``"gateway"``: the gateway's own
+    fields) as an Apollo Federation v2 subgraph (``schema/federation.py``); ``connectors`` are
+    then every enabled connector, of which only that one is opened.
+    """
     settings = settings or Settings()
     verifier = TokenVerifier(settings.auth, settings.dev_secret() if settings.auth.mode == "dev" else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        gateway = await _open(settings, connectors, engine, audit)
+        gateway = await _open(settings, connectors, engine, audit, subgraph)
         app.state.gateway = gateway
         reloader = None
         inner = gateway.runtime.engine
@@ -214,6 +232,11 @@ def create_app(
         if request.method == "GET" and settings.dev and "query" not in request.query_params:
             if "text/html" in request.headers.get("accept", ""):
                 return FileResponse(STATIC / "graphiql" / "index.html")
+        if subgraph is not None:
+            from schema.federation import TRACE_REQUESTED
+
+            # The router asks for federated tracing per request (Apollo's ftv1 protocol).
+            TRACE_REQUESTED.set(request.headers.get("apollo-federation-include-trace") == "ftv1")
         return await execute_http(request, gateway.runtime, gateway.built.schema, settings.limits.max_tokens)
 
     async def healthz(request: Request) -> Response:
@@ -286,13 +309,26 @@ cli.add_typer(policy_cli, name="policy")
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default from config: 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from config: 8000).")] = None,
+    subgraph: Annotated[
+        str | None,
+        typer.Option(help="Serve one connector (or 'gateway') as an Apollo Federation v2 subgraph."),
+    ] = None,
 ) -> None:
-    """Serve the gateway with uvicorn."""
+    """Serve the gateway (or, with --subgraph, one subgraph of it) with uvicorn."""
+    import functools
+
     import uvicorn
 
     settings = Settings()
+    if subgraph is not None:
+        from schema.federation import SubgraphError, check_subgraph_name
+
+        try:
+            check_subgraph_name(enable(settings.connectors, settings.data_dir), subgraph)
+        except SubgraphError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--subgraph") from exc
     uvicorn.run(
-        "gateway:create_app",
+        functools.partial(create_app, subgraph=subgraph) if subgraph else "gateway:create_app",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,

@@ -166,6 +166,8 @@ async def execute_http(request: Request, runtime: Runtime, schema: Any, max_toke
         e.path is None and (e.extensions or {}).get("code") != "AUDIT_UNAVAILABLE" for e in result.errors or []
     )
     body["data"] = result.data
+    if result.extensions:
+        body["extensions"] = result.extensions  # e.g. ftv1 traces for a federation router
     if never_executed and media == GRAPHQL_RESPONSE and result.errors:
         del body["data"]  # the request failed before execution: spec says no data entry, 4xx
         status = 400

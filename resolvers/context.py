@@ -8,7 +8,7 @@ left the connectors, for the audit trail.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -41,6 +41,8 @@ class Runtime:
     record_types: Mapping[str, str]  # entity -> GraphQL type of its records, where they differ
     timeouts: Mapping[str, float]  # connector -> seconds
     max_page_size: int = 500
+    #: Subgraph mode: shared entity -> a reference by key, for entities another subgraph owns.
+    references: Mapping[str, Callable[[str], object]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,6 +142,8 @@ async def load_entity(ctx: RequestContext, entity: str, key: str, coordinate: st
     if owner is None:
         raise coded_error("FORBIDDEN", f"No connector serves {entity} here.")
     check_coordinate(ctx, owner, entity, coordinate)
+    if owner not in ctx.runtime.connectors and entity in ctx.runtime.references:
+        return ctx.runtime.references[entity](key)  # subgraph mode: the router asks the owner
     return await load_one(ctx, owner, entity, key)
 
 
@@ -181,7 +183,9 @@ async def search_page(
         first=limit,
         after=after,
     )
-    source = ctx.runtime.connectors[connector]
+    source = ctx.runtime.connectors.get(connector)
+    if source is None:  # subgraph mode: another subgraph serves this connector
+        raise unavailable(connector)
     page = await _call(ctx, connector, lambda: source.search(request))
     return _emit(ctx, entity, page.records, connector), page
 

@@ -102,13 +102,21 @@ async def decide_all(ctx: RequestContext, summary: OperationSummary) -> dict[Dec
 class PolicyExtension(SchemaExtension):
     """Decides before execution and audits after it; see the module docstring."""
 
+    def summarize(self) -> OperationSummary:
+        """What the operation touches; subgraphs add the lookups their entity references stand for."""
+        ec = self.execution_context
+        document = ec.graphql_document
+        if document is None:  # on_execute only asks once the document is parsed
+            raise RuntimeError("no document to summarise")
+        return summarize(ec.schema._schema, document, ec.operation_name, ec.variables)
+
     async def on_execute(self) -> AsyncIterator[None]:
         ec = self.execution_context
         ctx = ec.context
         if not isinstance(ctx, RequestContext) or ec.graphql_document is None:
             yield  # no request context: resolvers find no decisions and deny
             return
-        summary = summarize(ec.schema._schema, ec.graphql_document, ec.operation_name, ec.variables)
+        summary = self.summarize()
         groups = await decide_all(ctx, summary)
         for key in groups:
             decision = ctx.decisions[key]

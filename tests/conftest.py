@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -116,11 +117,11 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def serve(settings: Settings) -> Iterator[LiveServer]:
-    """Serve a gateway with ``settings`` on a free port until the block ends."""
+def serve(settings: Settings, subgraph: str | None = None, connectors: Any = None) -> Iterator[LiveServer]:
+    """Serve a gateway (or one ``subgraph`` of it) with ``settings`` on a free port until the block ends."""
     from gateway import create_app
 
-    app = create_app(settings)
+    app = create_app(settings, subgraph=subgraph, connectors=connectors)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
