@@ -384,7 +384,6 @@ def demo_data(
         from connectors.credit.tables import metadata as credit_metadata
         from connectors.demo_pg import copy_sqlite_to
         from connectors.license.tables import metadata as license_metadata
-
         from connectors.video.tables import metadata as video_metadata
 
         rows = copy_sqlite_to(to, credit, credit_metadata) + copy_sqlite_to(to, license_, license_metadata)
@@ -394,7 +393,9 @@ def demo_data(
 
 @cli.command("migrate")
 def migrate_command(
-    components: Annotated[list[str] | None, typer.Argument(help="credit, license, video, audit (default: all).")] = None,
+    components: Annotated[
+        list[str] | None, typer.Argument(help="credit, license, video, audit (default: all).")
+    ] = None,
 ) -> None:
     """Upgrade each database's schema to the latest revision (Alembic; idempotent, adopts demo files)."""
     from sqlalchemy.engine import make_url

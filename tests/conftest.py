@@ -60,7 +60,9 @@ def make_settings(data_dir: Path, *, spatial: bool = False, video: bool = False,
     values.update(overrides)
     connectors = dict(values["connectors"])  # type: ignore[call-overload]
     connectors.setdefault("spatial", {"path": str(data_dir / "spatial.gpkg")} if spatial else {"enabled": False})
-    connectors.setdefault("video", {"url": f"sqlite+aiosqlite:///{data_dir / 'video.sqlite'}"} if video else {"enabled": False})
+    connectors.setdefault(
+        "video", {"url": f"sqlite+aiosqlite:///{data_dir / 'video.sqlite'}"} if video else {"enabled": False}
+    )
     values["connectors"] = connectors
     settings = Settings(**values)  # type: ignore[arg-type]
     return settings.model_copy(

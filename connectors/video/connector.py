@@ -284,14 +284,14 @@ class VideoConnector:
             protocol = request.args.get("protocol", "HLS")
             if protocol not in _PROTOCOLS:
                 raise InvalidArgument("protocol must be HLS or RTSP")
-            query = select(cameras.c.device_id, cameras.c.status).where(self._in(cameras.c.device_id, keys), where)
-            found = {str(r["device_id"]): r for r in await self._rows(query)}
+            stream_query: Select[Any] = select(cameras.c.device_id, cameras.c.status).where(self._in(cameras.c.device_id, keys), where)
+            found = {str(r["device_id"]): r for r in await self._rows(stream_query)}
             return [
                 [{"device_id": k, "protocol": protocol, "camera_status": found[k]["status"]}] if k in found else []
                 for k in keys
             ]
         if request.entity == "Playback" and request.by == "recording_id":
-            query = (
+            query: Select[Any] = (
                 select(recordings.c.id, recordings.c.device_id, recordings.c.start_at, recordings.c.end_at)
                 .join(cameras, cameras.c.device_id == recordings.c.device_id)
                 .where(self._in(recordings.c.id, keys), where)
@@ -365,9 +365,7 @@ class VideoConnector:
         if not boxes:
             return [[] for _ in keys]
         rows = await self._rows(select(cameras).where(or_(*(_in_box(b) for b in boxes)), where))
-        return [
-            self._within(rows, centre, radius, limit) if centre is not None else [] for centre in centres
-        ]
+        return [self._within(rows, centre, radius, limit) if centre is not None else [] for centre in centres]
 
     def _within(
         self, rows: Sequence[Mapping[str, Any]], centre: tuple[float, float], radius: float, limit: int | None
@@ -406,7 +404,8 @@ class VideoConnector:
             if isinstance(value, str):
                 # A value no column can hold matches nothing (PostgreSQL would refuse the parameter).
                 conditions.append(column == value if storable(value) else false())
-        crs = crs_mod.normalise_crs(where["crs"]) if isinstance(where.get("crs"), str) else crs_mod.DEFAULT
+        given_crs = where.get("crs")
+        crs = crs_mod.normalise_crs(given_crs) if isinstance(given_crs, str) else crs_mod.DEFAULT
         polygon: shapely.Geometry | None = None
         if where.get("within") is not None:
             polygon = geojson.parse(where["within"], crs, max_vertices=10_000, what="within")
@@ -449,7 +448,11 @@ class VideoConnector:
         centre: tuple[float, float],
         radius: float,
     ) -> Page:
-        rows = [r for r in await self._rows(select(cameras).where(and_(*conditions))) if polygon is None or self._inside(polygon, r)]
+        rows = [
+            r
+            for r in await self._rows(select(cameras).where(and_(*conditions)))
+            if polygon is None or self._inside(polygon, r)
+        ]
         ranked = [(round(d, 2), r) for d, r in self._ranked(rows, centre, radius)]
         if request.after:
             distance, device_id = decode_cursor(request.after, 2)

@@ -59,11 +59,15 @@ def _enterprise_points(spatial_gpkg: Path) -> list[tuple[str, str, NDArray[np.fl
     """(uscc, district, metric position) of every enterprise location valid today."""
     import pyogrio  # type: ignore[import-untyped]
 
-    frame = pyogrio.read_dataframe(spatial_gpkg, layer="enterprise_locations", columns=["uscc", "district_code", "valid_to"])
+    frame = pyogrio.read_dataframe(
+        spatial_gpkg, layer="enterprise_locations", columns=["uscc", "district_code", "valid_to"]
+    )
     frame = frame[frame["valid_to"].isna()].sort_values("uscc")
     lonlat = shapely.get_coordinates(np.asarray(frame.geometry.values, dtype=object))
     metric = crs_mod.convert_coords(lonlat, crs_mod.STORAGE, crs_mod.METRIC)
-    return [(str(u), str(d), metric[i]) for i, (u, d) in enumerate(zip(frame["uscc"], frame["district_code"], strict=True))]
+    return [
+        (str(u), str(d), metric[i]) for i, (u, d) in enumerate(zip(frame["uscc"], frame["district_code"], strict=True))
+    ]
 
 
 class _Ids:
@@ -77,7 +81,13 @@ class _Ids:
 
 
 def _camera(
-    rng: np.random.Generator, ids: _Ids, adcode: str, position: NDArray[np.float64], owner: str, industry: str, name: str
+    rng: np.random.Generator,
+    ids: _Ids,
+    adcode: str,
+    position: NDArray[np.float64],
+    owner: str,
+    industry: str,
+    name: str,
 ) -> dict[str, Any]:
     network = {"public_security": 0, "transport": 0, "urban_management": 6, "enterprise": 8}[owner]
     roll = rng.random()
@@ -160,7 +170,9 @@ def _enterprise_cameras(
     return out
 
 
-def _recordings(rng: np.random.Generator, rows: list[dict[str, Any]], today: dt.date, days: int) -> list[dict[str, Any]]:
+def _recordings(
+    rng: np.random.Generator, rows: list[dict[str, Any]], today: dt.date, days: int
+) -> list[dict[str, Any]]:
     midnight = dt.datetime.combine(today, dt.time(), SHANGHAI)
     out: list[dict[str, Any]] = []
     for camera in rows:
@@ -234,9 +246,7 @@ def generate(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return VideoDemoStats(
-        cameras=len(rows), recordings=len(segments), path=path, seconds=time.perf_counter() - started
-    )
+    return VideoDemoStats(cameras=len(rows), recordings=len(segments), path=path, seconds=time.perf_counter() - started)
 
 
 __all__ = ["STREETS", "VideoDemoStats", "generate"]

@@ -119,4 +119,5 @@ async def issue(
         ) from exc
     stream.__dict__.update(url=grant.url, expires_at=dt.datetime.fromtimestamp(grant.expires_at, CITY_TZ))
 
+
 __all__ = ["CITY_TZ", "GRANT_KEY", "issue", "window"]

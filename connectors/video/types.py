@@ -96,7 +96,9 @@ class Recording:
     retention_until: dt.datetime | None = classified(2, "保存期限 (kept until, then deleted)")
     device_id: strawberry.Private[str]
 
-    @resolved(3, "回放地址 (a signed playback URL; needs a purpose and a case reference)", resource="Playback", pi=WHEREABOUTS)
+    @resolved(
+        3, "回放地址 (a signed playback URL; needs a purpose and a case reference)", resource="Playback", pi=WHEREABOUTS
+    )
     async def playback(self, info: Info) -> Playback | None:
         ctx = context_of(info)
         decision = check_coordinate(ctx, CONNECTOR, "Playback", "Recording.playback")
@@ -117,7 +119,9 @@ class Camera:
     kind: CameraKind | None = classified(2, "类型 (kind)")
     location: GeoJSON | None = classified(2, "位置 (location, a GeoJSON Point in EPSG:4326)")
     district_code: Adcode | None = classified(2, "所在行政区 (district adcode)")
-    owner: str | None = classified(2, "所属部门 (owning department: public_security, transport, urban_management, enterprise)")
+    owner: str | None = classified(
+        2, "所属部门 (owning department: public_security, transport, urban_management, enterprise)"
+    )
     last_heartbeat: dt.datetime | None = classified(2, "最近心跳 (last heartbeat, RFC 3339)")
     distance_meters: float | None = classified(2, "距离（米）(distance from the query point in metres; near only)")
 
@@ -131,17 +135,25 @@ class Camera:
         ctx = context_of(info)
         owner = ctx.runtime.owners.get("District")
         if owner is None:
-            raise coded_error("CONNECTOR_UNAVAILABLE", "Districts come from the spatial connector, which is not enabled.")
+            raise coded_error(
+                "CONNECTOR_UNAVAILABLE", "Districts come from the spatial connector, which is not enabled."
+            )
         check_coordinate(ctx, owner, "District", "Camera.district")
         found = await load_related(ctx, owner, "District", "adcode", str(code), {})
         return cast(DistrictRef | None, found[0] if found else None)
 
-    @resolved(2, "录像 (recordings overlapping [from, to); the window is limited by policy)", resource="Recording", pi=WHEREABOUTS)
+    @resolved(
+        2,
+        "录像 (recordings overlapping [from, to); the window is limited by policy)",
+        resource="Recording",
+        pi=WHEREABOUTS,
+    )
     async def recordings(
         self,
         info: Info,
         from_: Annotated[
-            dt.datetime | None, strawberry.argument(name="from", description="起 (from; default: to minus the policy's maximum)")
+            dt.datetime | None,
+            strawberry.argument(name="from", description="起 (from; default: to minus the policy's maximum)"),
         ] = None,
         to: Annotated[dt.datetime | None, strawberry.argument(description="止 (to, exclusive; default now)")] = None,
     ) -> list[Recording]:
@@ -149,13 +161,17 @@ class Camera:
         decision = check_coordinate(ctx, CONNECTOR, "Recording", "Camera.recordings")
         start, end = window(decision, from_, to)
         args: dict[str, JSON] = {"from": start.isoformat(), "to": end.isoformat()}
-        return cast(list[Recording], await load_related(ctx, CONNECTOR, "Recording", "device_id", str(self.device_id), args))
+        return cast(
+            list[Recording], await load_related(ctx, CONNECTOR, "Recording", "device_id", str(self.device_id), args)
+        )
 
     @resolved(3, "实时流 (a signed live-stream URL; needs a declared purpose)", resource="LiveStream", pi=WHEREABOUTS)
     async def live_stream(self, info: Info, protocol: StreamProtocol = StreamProtocol.HLS) -> LiveStream | None:
         ctx = context_of(info)
         decision = check_coordinate(ctx, CONNECTOR, "LiveStream", "Camera.liveStream")
-        found = await load_related(ctx, CONNECTOR, "LiveStream", "device_id", str(self.device_id), {"protocol": protocol.value})
+        found = await load_related(
+            ctx, CONNECTOR, "LiveStream", "device_id", str(self.device_id), {"protocol": protocol.value}
+        )
         if not found:
             raise coded_error("FORBIDDEN", "Live streams of this camera are not available to you.")
         stream = cast(LiveStream, found[0])
@@ -184,7 +200,9 @@ class VideoQuery:
         check_coordinate(ctx, CONNECTOR, "Camera", "Query.camera")
         return cast(Camera | None, await load_one(ctx, CONNECTOR, "Camera", device_id))
 
-    @resolved(1, "摄像机查询 (cameras by filter and place; near: nearest first; Relay cursor pagination)", resource="Camera")
+    @resolved(
+        1, "摄像机查询 (cameras by filter and place; near: nearest first; Relay cursor pagination)", resource="Camera"
+    )
     async def cameras(
         self,
         info: Info,
@@ -220,7 +238,7 @@ class VideoEnterpriseFields:
 
     @resolved(
         2,
-        "附近摄像机 (cameras within radiusMeters of the enterprise's location, nearest first; needs the spatial connector)",
+        "附近摄像机 (cameras within radiusMeters of the enterprise's location, nearest first; needs spatial)",
         resource="Camera",
         reads=("Enterprise.location",),
     )

@@ -8,133 +8,80 @@
 # - other departments: that a camera exists and its status, nothing that locates it;
 # - the public: nothing.
 # Obligations: max_window_s (longest recordings window per request) and url_ttl_s (stream URL
-# lifetime; the gateway also caps it at its own url_ttl_max_s) come from data.citygraph.video.
+# lifetime; the gateway also caps it at its own url_ttl_max_s) come from data.citygraph.video_limits.
 #
-# Written flat (see spatial.rego): the logic lives in local variables of few rules.
+# Written flat on purpose (see spatial.rego): regopy compiles `with` in time exponential in the depth
+# and branching of rule-to-rule references, so everything lives in local variables of `decision`.
 package citygraph.video
 
 import data.citygraph.common
 
-audit_level := "none" if common.is_public else := "full"
-
-limits := object.union({"max_window_s": 86400, "url_ttl_s": 300}, object.get(data.citygraph, "video", {}))
-
-who := "public" if {
-	common.is_public
-} else := "police" if {
-	input.subject.department == "public_security"
-} else := "urban" if {
-	input.subject.department == "urban_management"
-} else := "staff"
-
-has_case if {
-	is_string(input.case_ref)
-	count(trim_space(input.case_ref)) > 0
-}
-
-districts := sort([d | some d in object.get(input.subject, "districts", []); is_string(d)])
-
-in_districts := {"type": "field", "field": "cameras.district_code", "operator": "in", "value": districts}
-
-decision := {
-	"allow": true,
-	"fields": object.union(common.field_rules, extra_rules),
-	"filter": scope.filter,
-	"obligations": {
-		"audit": audit_level, "max_rows": 500,
-		"max_window_s": limits.max_window_s, "url_ttl_s": limits.url_ttl_s,
-	},
-	"reasons": [scope.reason],
-} if {
-	scope.allow == true
-}
-
-decision := {"allow": false, "code": scope.code, "reasons": [scope.reason]} if {
-	scope.allow == false
-}
-
-# --- cameras ---
-
-scope := {"allow": false, "code": "FORBIDDEN", "reason": "the public sees no cameras"} if {
-	input.resource.type == "Camera"
-	who == "public"
-} else := {"allow": true, "filter": {}, "reason": "public security: cameras city-wide"} if {
-	input.resource.type == "Camera"
-	who == "police"
-} else := {"allow": true, "filter": in_districts, "reason": "urban management: cameras of its districts"} if {
-	input.resource.type == "Camera"
-	who == "urban"
-} else := {"allow": true, "filter": {}, "reason": "other departments: camera existence and status only"} if {
-	input.resource.type == "Camera"
-}
-
-# --- recordings and playback: public security with a purpose and a case ---
-
-scope := {"allow": false, "code": "FORBIDDEN", "reason": "recordings: public security only"} if {
-	input.resource.type in {"Recording", "Playback"}
-	who != "police"
-} else := {"allow": false, "code": "PURPOSE_REQUIRED", "reason": "recordings: a declared purpose is required"} if {
-	input.resource.type in {"Recording", "Playback"}
-	not common.purpose_valid
-} else := {"allow": false, "code": "CASE_REF_REQUIRED", "reason": "recordings: a case reference is required"} if {
-	input.resource.type in {"Recording", "Playback"}
-	not has_case
-} else := {"allow": true, "filter": {}, "reason": "public security with purpose and case: recordings"} if {
-	input.resource.type in {"Recording", "Playback"}
-}
-
-# --- live streams ---
-
-scope := {"allow": false, "code": "FORBIDDEN", "reason": "live streams: public security and urban management only"} if {
-	input.resource.type == "LiveStream"
-	not who in {"police", "urban"}
-} else := {"allow": false, "code": "PURPOSE_REQUIRED", "reason": "live streams: a declared purpose is required"} if {
-	input.resource.type == "LiveStream"
-	not common.purpose_valid
-} else := {"allow": false, "code": "CASE_REF_REQUIRED", "reason": "live streams: public security needs a case reference"} if {
-	input.resource.type == "LiveStream"
-	who == "police"
-	not has_case
-} else := {"allow": true, "filter": {}, "reason": "public security with purpose and case: live streams"} if {
-	input.resource.type == "LiveStream"
-	who == "police"
-} else := {
-	"allow": true,
-	"filter": {"type": "compound", "operator": "and", "value": [
-		{"type": "field", "field": "cameras.owner", "operator": "eq", "value": "urban_management"},
-		in_districts,
-	]},
-	"reason": "urban management: live streams of its own cameras in its districts",
-} if {
-	input.resource.type == "LiveStream"
-}
-
-# --- what other departments may not see of a camera ---
-
+# What other departments may see of a camera (and the root fields that list it).
 existence_only := {"Camera.deviceId", "Camera.status", "Query.camera", "Query.cameras"}
 
-extra_rules[coordinate] := {"action": "deny"} if {
-	input.resource.type == "Camera"
-	who == "staff"
-	some f in input.resource.fields
-	coordinate := f.coordinate
-	not coordinate in existence_only
-}
+decision := result if {
+	type := input.resource.type
+	type in {"Camera", "Recording", "Playback", "LiveStream"}
+	department := object.get(input.subject, "department", "")
+	public := count({1 | common.is_public}) > 0
+	police := count({1 | not public; department == "public_security"}) > 0
+	urban := count({1 | not public; department == "urban_management"}) > 0
+	staff := count({1 | not public; not police; not urban}) > 0
+	purpose := count({1 | common.purpose_valid}) > 0
+	case := count({1 | is_string(input.case_ref); trim_space(input.case_ref) != ""}) > 0
+	camera := type == "Camera"
+	recording := type in {"Recording", "Playback"}
+	stream := type == "LiveStream"
+	own := sort([d | some d in object.get(input.subject, "districts", []); is_string(d)])
+	mine := {"type": "field", "field": "cameras.district_code", "operator": "in", "value": own}
+	owned := {"type": "compound", "operator": "and", "value": [
+		{"type": "field", "field": "cameras.owner", "operator": "eq", "value": "urban_management"},
+		mine,
+	]}
+	deny := {"allow": false, "code": "FORBIDDEN"}
+	# The first row that applies decides (type, who, purpose, case -> scope).
+	table := [
+		[count({1 | camera; public}) > 0, object.union(deny, {"reason": "the public sees no cameras"})],
+		[count({1 | camera; police}) > 0, {"allow": true, "filter": {}, "reason": "public security: cameras city-wide"}],
+		[count({1 | camera; urban}) > 0, {"allow": true, "filter": mine, "reason": "urban management: cameras of its districts"}],
+		[camera, {"allow": true, "filter": {}, "reason": "other departments: camera existence and status only"}],
+		[count({1 | recording; not police}) > 0, object.union(deny, {"reason": "recordings: public security only"})],
+		[count({1 | stream; not police; not urban}) > 0, object.union(deny, {"reason": "live streams: public security and urban management only"})],
+		[count({1 | not camera; not purpose}) > 0, {"allow": false, "code": "PURPOSE_REQUIRED", "reason": "streams and recordings need a declared purpose"}],
+		[count({1 | not camera; police; not case}) > 0, {"allow": false, "code": "CASE_REF_REQUIRED", "reason": "public security needs a case reference"}],
+		[police, {"allow": true, "filter": {}, "reason": "public security with purpose and case: recordings and streams"}],
+		[true, {"allow": true, "filter": owned, "reason": "urban management: live streams of its own cameras in its districts"}],
+	]
+	scope := [row[1] | some row in table; row[0]][0]
 
-# Listing by place, district, owner or kind would locate cameras for a subject who may not see where they are.
-extra_rules["Query.cameras"] := {"action": "deny"} if {
-	input.resource.type == "Camera"
-	who == "staff"
-	some args in object.get(input.operation.args, "Query.cameras", [])
-	locating := [k |
-		some k in ["near", "within"]
-		object.get(args, k, null) != null
+	# Other departments: nothing that locates a camera (fields, or listing by place, district, owner, kind).
+	hidden := {c: {"action": "deny"} |
+		camera
+		staff
+		some f in input.resource.fields
+		c := f.coordinate
+		not c in existence_only
+	}
+	locating := [1 |
+		some args in object.get(input.operation.args, "Query.cameras", [])
+		given := object.get(args, "filter", {})
+		criteria := {true: given, false: {}}[is_object(given)]
+		some k in ["near", "within", "district", "owner", "kind"]
+		object.get(object.union(criteria, {"near": object.get(args, "near", null), "within": object.get(args, "within", null)}), k, null) != null
 	]
-	given := object.get(args, "filter", {})
-	criteria := {true: given, false: {}}[is_object(given)]
-	filtered := [k |
-		some k in ["district", "owner", "kind"]
-		object.get(criteria, k, null) != null
-	]
-	count(locating) + count(filtered) > 0
+	listing := {c: {"action": "deny"} | camera; staff; count(locating) > 0; some c in ["Query.cameras"]}
+	limits := data.citygraph.video_limits
+	audit := {true: "none", false: "full"}[public]
+	allowed := {
+		"allow": true,
+		"fields": object.union(object.union(common.field_rules, hidden), listing),
+		"filter": object.get(scope, "filter", {}),
+		"obligations": {
+			"audit": audit, "max_rows": 500,
+			"max_window_s": limits.max_window_s, "url_ttl_s": limits.url_ttl_s,
+		},
+		"reasons": [scope.reason],
+	}
+	denied := {"allow": false, "code": object.get(scope, "code", "FORBIDDEN"), "reasons": [scope.reason]}
+	result := {true: allowed, false: denied}[scope.allow]
 }

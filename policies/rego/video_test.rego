@@ -22,16 +22,19 @@ camera_fields := [
 
 # The gateway's input for (video, type), overridden key by key.
 video_decide(subject, purpose, case_ref, type, fields, args) := d if {
-	r := request_with(subject, purpose, type, fields)
-	resource := object.union(r.resource, {"connector": "video"})
-	operation := object.union(r.operation, {"args": args})
+	base := request_with(subject, purpose, type, fields)
+	r := object.union(base, {
+		"case_ref": case_ref,
+		"resource": object.union(base.resource, {"connector": "video"}),
+		"operation": object.union(base.operation, {"args": args}),
+	})
 	d := video.decision
 		with input.subject as r.subject
 		with input.action as r.action
-		with input.purpose as purpose
-		with input.case_ref as case_ref
-		with input.resource as resource
-		with input.operation as operation
+		with input.purpose as r.purpose
+		with input.case_ref as r.case_ref
+		with input.resource as r.resource
+		with input.operation as r.operation
 		with input.context as r.context
 }
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import FetchRequest, SearchRequest
+from connectors.base import JSON, FetchRequest, SearchRequest
 from connectors.demo_pg import copy_sqlite_to
 from connectors.errors import InvalidArgument
 from connectors.migrate import migrate
+from connectors.testing import ConnectorComplianceSuite
 from connectors.video import VideoConnector
 from connectors.video.tables import metadata
-from connectors.testing import ConnectorComplianceSuite
 from tests.postgres import BACKENDS, PgServer, throwaway_database
 
 
@@ -97,7 +97,12 @@ async def test_streams_follow_the_row_filter(video: VideoConnector, demo_dir: Pa
         (theirs,) = conn.execute("SELECT device_id FROM cameras WHERE owner = 'public_security' LIMIT 1").fetchone()
     own = {"type": "field", "field": "cameras.owner", "operator": "eq", "value": "urban_management"}
     request = FetchRequest(
-        entity="LiveStream", keys=[mine, theirs], fields=frozenset(), row_filter=own, by="device_id", args={"protocol": "RTSP"}
+        entity="LiveStream",
+        keys=[mine, theirs],
+        fields=frozenset(),
+        row_filter=own,
+        by="device_id",
+        args={"protocol": "RTSP"},
     )
     found = await video.fetch_related(request)
     assert found[0] and found[0][0]["protocol"] == "RTSP" and found[1] == []
@@ -106,7 +111,7 @@ async def test_streams_follow_the_row_filter(video: VideoConnector, demo_dir: Pa
 async def test_search_near_pages_by_distance(video: VideoConnector, demo_dir: Path) -> None:
     with sqlite3.connect(demo_dir / "video.sqlite") as conn:
         lon, lat = conn.execute("SELECT lon, lat FROM cameras ORDER BY device_id LIMIT 1").fetchone()
-    near = {"point": {"type": "Point", "coordinates": [lon, lat]}, "radius_m": 3000.0}
+    near: dict[str, JSON] = {"point": {"type": "Point", "coordinates": [lon, lat]}, "radius_m": 3000.0}
     seen: list[float] = []
     after = None
     for _ in range(4):
