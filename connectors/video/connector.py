@@ -202,6 +202,7 @@ class VideoConnector:
     async def open(self) -> None:
         if self._engine is None:
             self._engine = make_engine(self.info.name, self.url, self.options)
+        _ = self.signer  # a missing or short key fails startup, not the first stream request
 
     async def create_schema(self) -> None:
         """Create the tables if missing (demo and test databases; production runs
