@@ -285,7 +285,9 @@ class VideoConnector:
             protocol = request.args.get("protocol", "HLS")
             if protocol not in _PROTOCOLS:
                 raise InvalidArgument("protocol must be HLS or RTSP")
-            stream_query: Select[Any] = select(cameras.c.device_id, cameras.c.status).where(self._in(cameras.c.device_id, keys), where)
+            stream_query: Select[Any] = select(cameras.c.device_id, cameras.c.status).where(
+                self._in(cameras.c.device_id, keys), where
+            )
             found = {str(r["device_id"]): r for r in await self._rows(stream_query)}
             return [
                 [{"device_id": k, "protocol": protocol, "camera_status": found[k]["status"]}] if k in found else []

@@ -156,7 +156,7 @@ class Camera:
             strawberry.argument(name="from", description="起 (from; default: to minus the policy's maximum)"),
         ] = None,
         to: Annotated[dt.datetime | None, strawberry.argument(description="止 (to, exclusive; default now)")] = None,
-    ) -> list[Recording]:
+    ) -> list[Recording] | None:
         ctx = context_of(info)
         decision = check_coordinate(ctx, CONNECTOR, "Recording", "Camera.recordings")
         start, end = window(decision, from_, to)
@@ -246,7 +246,7 @@ class VideoEnterpriseFields:
         self,
         info: Info,
         radius_meters: Annotated[float, strawberry.argument(description="半径（米）(radius in metres)")] = 300.0,
-    ) -> list[Camera]:
+    ) -> list[Camera] | None:
         ctx = context_of(info)
         check_coordinate(ctx, CONNECTOR, "Camera", "Enterprise.nearbyCameras")
         if "spatial" not in ctx.runtime.connectors:
@@ -272,7 +272,9 @@ class VideoDistrictFields:
     """Links the video library adds to ``District`` (owned by the spatial connector)."""
 
     @resolved(2, "辖区内摄像机 (cameras in the district, by device id)", resource="Camera")
-    async def cameras(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Camera]:
+    async def cameras(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Camera] | None:
         ctx = context_of(info)
         check_coordinate(ctx, CONNECTOR, "Camera", "District.cameras")
         size = check_first(first, ctx.runtime.max_page_size)

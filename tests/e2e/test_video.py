@@ -242,19 +242,16 @@ def test_a_stream_url_verifies_until_it_expires_and_not_when_altered(
 def test_one_audit_record_per_url_issued(live: LiveServer, police: str, db: sqlite3.Connection, audit_url: str) -> None:
     devices = [r[0] for r in db.execute("SELECT device_id FROM cameras ORDER BY device_id LIMIT 3")]
     before = len(grants(audit_url))
-    query = (
-        "query($d: [String!]!) { "
-        + " ".join(
-            f'c{i}: camera(deviceId: "{d}") {{ liveStream(protocol: RTSP) {{ url }} }}' for i, d in enumerate(devices)
-        ).replace("query($d: [String!]!) { ", "{ ")
-        + " }"
+    aliases = " ".join(
+        f'c{i}: camera(deviceId: "{d}") {{ liveStream(protocol: RTSP) {{ url }} }}' for i, d in enumerate(devices)
     )
-    result = body(live, "{ " + query[2:], police, CASE)
+    result = body(live, "{ " + aliases + " }", police, CASE)
     urls = [result["data"][f"c{i}"]["liveStream"]["url"] for i in range(3)]
     assert all(u.startswith("rtsp://") for u in urls) and len(set(urls)) == 3
     issued = grants(audit_url)[before:]
     assert len(issued) == 3
     assert {r.entry.record_keys["Camera"][0] for r in issued} == set(devices)
+    assert all(r.entry.case_ref == "GA-2026-0042" and r.entry.subject == "officer-li" for r in issued)
 
 
 def test_urban_management_streams_only_its_own_cameras(live: LiveServer, urban: str, db: sqlite3.Connection) -> None:
