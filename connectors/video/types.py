@@ -214,9 +214,12 @@ class VideoQuery:
         crs: Annotated[str | None, strawberry.argument(description=CRS_HELP)] = None,
     ) -> Connection[Camera]:
         ctx = context_of(info)
-        check_coordinate(ctx, CONNECTOR, "Camera", "Query.cameras")
+        decision = check_coordinate(ctx, CONNECTOR, "Camera", "Query.cameras")
         size = check_first(first, ctx.runtime.max_page_size)
         f = filter or CameraFilter()
+        locating = near is not None or within is not None or any(v is not None for v in (f.district, f.owner, f.kind))
+        if locating and decision.obligations.get("locate") is not True:
+            raise coded_error("FORBIDDEN", "You may not list cameras by place, district, owner or kind.")
         where = _where(
             district=f.district,
             status=f.status.value if f.status else None,
@@ -248,7 +251,9 @@ class VideoEnterpriseFields:
         radius_meters: Annotated[float, strawberry.argument(description="半径（米）(radius in metres)")] = 300.0,
     ) -> list[Camera] | None:
         ctx = context_of(info)
-        check_coordinate(ctx, CONNECTOR, "Camera", "Enterprise.nearbyCameras")
+        decision = check_coordinate(ctx, CONNECTOR, "Camera", "Enterprise.nearbyCameras")
+        if decision.obligations.get("locate") is not True:
+            raise coded_error("FORBIDDEN", "You may not list cameras by place.")
         if "spatial" not in ctx.runtime.connectors:
             raise coded_error(
                 "CONNECTOR_UNAVAILABLE",
@@ -276,7 +281,9 @@ class VideoDistrictFields:
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Camera] | None:
         ctx = context_of(info)
-        check_coordinate(ctx, CONNECTOR, "Camera", "District.cameras")
+        decision = check_coordinate(ctx, CONNECTOR, "Camera", "District.cameras")
+        if decision.obligations.get("locate") is not True:
+            raise coded_error("FORBIDDEN", "You may not list cameras by district.")
         size = check_first(first, ctx.runtime.max_page_size)
         adcode = cast(str, getattr(self, "adcode"))  # noqa: B009 - served by the District owner's record
         objects, page = await search_page(ctx, CONNECTOR, "Camera", where={"district": adcode}, first=size, after=after)

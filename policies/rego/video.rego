@@ -54,7 +54,7 @@ decision := result if {
 	]
 	scope := [row[1] | some row in table; row[0]][0]
 
-	# Other departments: nothing that locates a camera (fields, or listing by place, district, owner, kind).
+	# Other departments: nothing that locates a camera (fields here; listing by place: obligations.locate).
 	hidden := {c: {"action": "deny"} |
 		camera
 		staff
@@ -62,23 +62,18 @@ decision := result if {
 		c := f.coordinate
 		not c in existence_only
 	}
-	locating := [1 |
-		some args in object.get(input.operation.args, "Query.cameras", [])
-		given := object.get(args, "filter", {})
-		criteria := {true: given, false: {}}[is_object(given)]
-		some k in ["near", "within", "district", "owner", "kind"]
-		object.get(object.union(criteria, {"near": object.get(args, "near", null), "within": object.get(args, "within", null)}), k, null) != null
-	]
-	listing := {c: {"action": "deny"} | camera; staff; count(locating) > 0; some c in ["Query.cameras"]}
 	limits := data.citygraph.video_limits
+	not_staff := staff == false
 	audit := {true: "none", false: "full"}[public]
 	allowed := {
 		"allow": true,
-		"fields": object.union(object.union(common.field_rules, hidden), listing),
+		"fields": object.union(common.field_rules, hidden),
 		"filter": object.get(scope, "filter", {}),
 		"obligations": {
 			"audit": audit, "max_rows": 500,
 			"max_window_s": limits.max_window_s, "url_ttl_s": limits.url_ttl_s,
+			# May this subject list cameras by place, district, owner or kind (which locates them)?
+			"locate": not_staff,
 		},
 		"reasons": [scope.reason],
 	}

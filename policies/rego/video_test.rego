@@ -104,15 +104,10 @@ test_other_departments_see_existence_and_status_only if {
 	video_decide(alice, "market_supervision", "X-1", "Recording", [], {}).code == "FORBIDDEN"
 }
 
-test_other_departments_may_not_list_cameras_by_place if {
-	near := {"Query.cameras": [{"near": {"point": {"type": "Point", "coordinates": [121.5, 29.8]}, "radiusMeters": 100}}]}
-	video_decide(alice, null, null, "Camera", camera_fields, near).fields["Query.cameras"] == {"action": "deny"}
-	by_district := {"Query.cameras": [{"filter": {"district": "330203"}}]}
-	video_decide(alice, null, null, "Camera", camera_fields, by_district).fields["Query.cameras"] == {"action": "deny"}
-	by_status := {"Query.cameras": [{"filter": {"status": "ONLINE"}, "first": 5}]}
-	not video_decide(alice, null, null, "Camera", camera_fields, by_status).fields["Query.cameras"]
-	null_filter := {"Query.cameras": [{"filter": null}]}
-	not video_decide(alice, null, null, "Camera", camera_fields, null_filter).fields["Query.cameras"]
+test_only_subjects_who_see_locations_may_list_cameras_by_place if {
+	video_decide(alice, null, null, "Camera", camera_fields, {}).obligations.locate == false
+	video_decide(urban, null, null, "Camera", camera_fields, {}).obligations.locate == true
+	video_decide(police, null, null, "Camera", camera_fields, {}).obligations.locate == true
 }
 
 test_authz_routes_video_to_this_package if {
