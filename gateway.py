@@ -302,6 +302,8 @@ def create_app(
 cli = typer.Typer(help="CityGraph: one GraphQL graph over the city's department systems.", no_args_is_help=True)
 audit_cli = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 cli.add_typer(audit_cli, name="audit")
+stream_cli = typer.Typer(help="Signed video stream URLs.", no_args_is_help=True)
+cli.add_typer(stream_cli, name="stream")
 cli.add_typer(policy_cli, name="policy")
 
 
@@ -377,10 +379,11 @@ def demo_data(
         typer.Option("--to", help="Also load the data into this empty PostgreSQL database (migrated first)."),
     ] = None,
 ) -> None:
-    """Generate the deterministic Ningbo demo data set (credit platform, license store, spatial layers)."""
+    """Generate the deterministic Ningbo demo data set (credit, license store, spatial layers, video library)."""
     from connectors.credit.demo import generate as credit_demo
     from connectors.license.demo import generate as license_demo
     from connectors.spatial.demo import generate as spatial_demo
+    from connectors.video.demo import generate as video_demo
 
     folder = out or Settings().data_dir
     credit, license_ = folder / "credit.sqlite", folder / "license.sqlite"
@@ -389,6 +392,9 @@ def demo_data(
         if not spatial.exists():  # data made before the spatial connector existed
             places = spatial_demo(spatial, credit_db=credit, seed=seed)
             typer.echo(f"wrote {sum(places.features.values())} features and {places.readings} readings to {spatial}")
+        if not (folder / "video.sqlite").exists():  # data made before the video connector existed
+            cams = video_demo(folder / "video.sqlite", spatial_gpkg=spatial, seed=seed)
+            typer.echo(f"wrote {cams.cameras} cameras and {cams.recordings} recordings to {cams.path}")
         typer.echo(f"demo data present in {folder}")
         return
     folder.mkdir(parents=True, exist_ok=True)
@@ -407,20 +413,27 @@ def demo_data(
         f"wrote {sum(places.features.values())} features in {len(places.features)} layers and {places.readings} "
         f"IoT readings in {places.seconds:.1f}s to {spatial}"
     )
+    # Cameras along the streets of the districts and around the enterprises' locations.
+    cams = video_demo(folder / "video.sqlite", spatial_gpkg=spatial, seed=seed)
+    typer.echo(f"wrote {cams.cameras} cameras and {cams.recordings} recordings in {cams.seconds:.1f}s to {cams.path}")
     if to is not None:
         from sqlalchemy.engine import make_url
 
         from connectors.credit.tables import metadata as credit_metadata
         from connectors.demo_pg import copy_sqlite_to
         from connectors.license.tables import metadata as license_metadata
+        from connectors.video.tables import metadata as video_metadata
 
         rows = copy_sqlite_to(to, credit, credit_metadata) + copy_sqlite_to(to, license_, license_metadata)
+        rows += copy_sqlite_to(to, folder / "video.sqlite", video_metadata)
         typer.echo(f"copied {rows} rows into {make_url(to).render_as_string(hide_password=True)}")
 
 
 @cli.command("migrate")
 def migrate_command(
-    components: Annotated[list[str] | None, typer.Argument(help="credit, license, audit (default: all).")] = None,
+    components: Annotated[
+        list[str] | None, typer.Argument(help="credit, license, video, audit (default: all).")
+    ] = None,
 ) -> None:
     """Upgrade each database's schema to the latest revision (Alembic; idempotent, adopts demo files)."""
     from sqlalchemy.engine import make_url
@@ -431,7 +444,7 @@ def migrate_command(
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # SQLite files default to the data folder
     urls = {
         n: str(settings.connectors.get(n, {}).get("url") or f"sqlite:///{settings.data_dir / f'{n}.sqlite'}")
-        for n in ("credit", "license")
+        for n in ("credit", "license", "video")
     }
     urls["audit"] = settings.audit_url
     for name in components or list(COMPONENTS):
@@ -467,6 +480,26 @@ def sdl() -> None:
     settings = Settings()
     built = build_schema(enable(settings.connectors, settings.data_dir), _limits(settings))
     typer.echo(str(built.schema))
+
+
+@stream_cli.command("verify")
+def stream_verify(
+    url: Annotated[str, typer.Argument(help="The stream URL as the player presented it.")],
+) -> None:
+    """Check a signed stream URL (signature, target, expiry); exit 0 and print its grant, or 1 and why."""
+    from connectors.video.connector import VideoConnector
+    from connectors.video.streams import StreamRejected
+
+    settings = Settings()
+    connector = VideoConnector.from_config(settings.connectors.get("video", {}), settings.data_dir)
+    try:
+        grant = connector.signer.verify(url)
+    except StreamRejected as exc:
+        typer.echo(f"rejected: {exc}", err=True)
+        raise typer.Exit(1) from None
+    expires = datetime.fromtimestamp(grant.expires_at, UTC).isoformat()
+    fields = ("path", "subject", "department", "purpose", "case_ref", "grant_id")
+    typer.echo(orjson.dumps({**{f: getattr(grant, f) for f in fields}, "expires_at": expires}).decode())
 
 
 @audit_cli.command("verify")

@@ -217,7 +217,77 @@ def make_id_number(adcode: str, birth: date, seq3: int) -> str:
     return first17 + id_number_check_char(first17)
 
 
+# --- GB/T 28181 device ids ----------------------------------------------------------------------
+
+#: Province-level division codes (the first two digits of an adcode, GB/T 2260).
+PROVINCE_CODES = frozenset(
+    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 71 81 82".split()
+)
+#: GB/T 28181-2016 Annex E industry codes (positions 9-10) assigned today: 00-07 public security
+#: and traffic, 08 urban management, 09-11 health/environment, customs, education, 40-55
+#: enterprises by sector, 80 the public.
+GB28181_INDUSTRIES: Mapping[str, str] = MappingProxyType(
+    {
+        "00": "社会治安路面接入",
+        "01": "社会治安社区接入",
+        "02": "社会治安内部接入",
+        "03": "社会治安其他接入",
+        "04": "交通路面接入",
+        "05": "交通卡口接入",
+        "06": "交通内部接入",
+        "07": "交通其他接入",
+        "08": "城市管理接入",
+        "09": "卫生环保接入",
+        "10": "商检海关接入",
+        "11": "教育部门接入",
+        **{f"{n}": "企业接入" for n in range(40, 56)},
+        "80": "公众接入",
+    }
+)
+#: Type codes (positions 11-13) of cameras: 131 camera, 132 network camera (IPC).
+GB28181_CAMERA_TYPES: Mapping[str, str] = MappingProxyType({"131": "摄像机", "132": "网络摄像机"})
+
+
+def gb28181_problem(s: str) -> str | None:
+    """Why ``s`` is not a GB/T 28181 camera device id, or None if it is one.
+
+    20 digits: centre code (1-8: an adcode whose province exists, then a 2-digit grassroots unit),
+    industry code (9-10, :data:`GB28181_INDUSTRIES`), type code (11-13, a camera:
+    :data:`GB28181_CAMERA_TYPES`), network (14: 0-8; 9 is reserved) and serial number (15-20).
+    """
+    if len(s) != 20:
+        return f"wrong length: a GB/T 28181 device id has 20 digits, got {len(s)}"
+    for pos, c in enumerate(s, start=1):
+        if c not in _DIGITS:
+            return f"invalid character {c!r} at position {pos} (expected a digit)"
+    if s[:2] not in PROVINCE_CODES:
+        return f"unknown province {s[:2]!r} at positions 1-2 (expected a GB/T 2260 code such as 33)"
+    if s[8:10] not in GB28181_INDUSTRIES:
+        return f"unassigned industry code {s[8:10]!r} at positions 9-10 (e.g. 00 public security, 08 urban management)"
+    if s[10:13] not in GB28181_CAMERA_TYPES:
+        return f"type code {s[10:13]!r} at positions 11-13 is not a camera (expected 131 or 132)"
+    if s[13] == "9":
+        return "network code 9 at position 14 is reserved (expected 0-8)"
+    return None
+
+
+def make_gb28181(adcode: str, unit: int, industry: str, type_code: str, network: int, serial: int) -> str:
+    """Assemble a camera device id; ``ValueError`` when the result would not validate."""
+    if not is_adcode(adcode) or not 0 <= unit <= 99 or not 0 <= network <= 9 or not 0 <= serial <= 999_999:
+        raise ValueError("adcode must be 6 digits, unit 0..99, network 0..9, serial 0..999999")
+    device_id = f"{adcode}{unit:02d}{industry}{type_code}{network}{serial:06d}"
+    problem = gb28181_problem(device_id)
+    if problem is not None:
+        raise ValueError(f"invalid device id: {problem}")
+    return device_id
+
+
 __all__ = [
+    "GB28181_CAMERA_TYPES",
+    "GB28181_INDUSTRIES",
+    "PROVINCE_CODES",
+    "gb28181_problem",
+    "make_gb28181",
     "has_valid_org_code",
     "id_number_check_char",
     "id_number_problem",

@@ -36,6 +36,7 @@ COMPONENTS: Mapping[str, str] = MappingProxyType(
     {
         "credit": "connectors.credit.migrations",
         "license": "connectors.license.migrations",
+        "video": "connectors.video.migrations",
         "audit": "audit.migrations",
     }
 )
@@ -44,6 +45,7 @@ COMPONENTS: Mapping[str, str] = MappingProxyType(
 _METADATA = {
     "credit": "connectors.credit.tables",
     "license": "connectors.license.tables",
+    "video": "connectors.video.tables",
     "audit": "audit.trail",
 }
 

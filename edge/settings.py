@@ -121,7 +121,12 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     connectors: dict[str, dict[str, Any]] = Field(
-        default_factory=lambda: {"credit": dict[str, Any](), "license": dict[str, Any](), "spatial": dict[str, Any]()}
+        default_factory=lambda: {
+            "credit": dict[str, Any](),
+            "license": dict[str, Any](),
+            "spatial": dict[str, Any](),
+            "video": dict[str, Any](),
+        }
     )
 
     @classmethod

@@ -48,17 +48,25 @@ def classified(
     *,
     pi: PICategory | None = None,
     resource: str | None = None,
+    reads: tuple[str, ...] = (),
     **kwargs: Any,
 ) -> Any:
     """A strawberry field carrying ``@classification``.
 
     Link and root fields pass ``resolver=`` and ``resource=``: the type whose decision governs
     them (the records they return), e.g. ``Query.creditRecords`` is governed by ``CreditRecord``.
+    ``reads`` names other coordinates the resolver reads on the way (``Enterprise.nearbyCameras``
+    reads ``Enterprise.location``): their decisions are taken too, as if the client selected them.
     """
+    metadata: dict[str, object] = {}
+    if resource:
+        metadata["resource"] = resource
+    if reads:
+        metadata["reads"] = reads
     return strawberry.field(
         description=description,
         directives=[Classification(level=Level(level), pi=pi)],
-        metadata={"resource": resource} if resource else None,
+        metadata=metadata or None,
         **kwargs,
     )
 
@@ -66,7 +74,9 @@ def classified(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def resolved(level: int, description: str, *, resource: str, pi: PICategory | None = None) -> Callable[[F], F]:
+def resolved(
+    level: int, description: str, *, resource: str, pi: PICategory | None = None, reads: tuple[str, ...] = ()
+) -> Callable[[F], F]:
     """A classified field with a resolver (root and link fields), governed by ``resource``'s decision.
 
     Typed as returning the function so strict type checking keeps the resolver's signature;
@@ -74,7 +84,7 @@ def resolved(level: int, description: str, *, resource: str, pi: PICategory | No
     """
 
     def wrap(fn: F) -> F:
-        field: F = classified(level, description, pi=pi, resource=resource, resolver=fn)
+        field: F = classified(level, description, pi=pi, resource=resource, reads=reads, resolver=fn)
         return field
 
     return wrap

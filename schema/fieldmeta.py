@@ -26,6 +26,8 @@ class FieldMeta:
     python_name: str
     level: int
     pi: str | None
+    #: Coordinates the resolver also reads (``classified(reads=...)``); decided with this one.
+    reads: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,10 @@ class FieldCatalog:
         return (m for m in self.by_coordinate.values() if m.resource_type == resource_type)
 
 
+def _reads(value: object) -> tuple[str, ...]:
+    return tuple(str(c) for c in value) if isinstance(value, tuple | list) else ()
+
+
 def field_metas(connector: str, type_name: str, definition: StrawberryObjectDefinition) -> Iterator[FieldMeta]:
     """The metadata of each classified field a connector contributed to ``type_name``."""
     names = NameConverter()
@@ -58,6 +64,7 @@ def field_metas(connector: str, type_name: str, definition: StrawberryObjectDefi
                     python_name=f.python_name,
                     level=directive.level.value,
                     pi=directive.pi.value if directive.pi else None,
+                    reads=_reads(metadata.get("reads")),
                 )
 
 

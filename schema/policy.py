@@ -64,10 +64,19 @@ def input_doc(
 def groups_of(ctx: RequestContext, summary: OperationSummary) -> dict[DecisionKey, list[FieldMeta]]:
     """The touched coordinates grouped by the (connector, type) decision that governs them."""
     groups: dict[DecisionKey, list[FieldMeta]] = {}
+    catalog = ctx.runtime.catalog
     for coordinate in summary.coordinates:
-        meta = ctx.runtime.catalog.get(coordinate)
-        if meta is not None:
-            groups.setdefault((meta.connector, meta.resource_type), []).append(meta)
+        meta = catalog.get(coordinate)
+        if meta is None:
+            continue
+        groups.setdefault((meta.connector, meta.resource_type), []).append(meta)
+        # A coordinate the resolver reads on the way is decided as if it had been selected.
+        for read in meta.reads:
+            other = catalog.get(read)
+            if other is not None and read not in summary.coordinates:
+                group = groups.setdefault((other.connector, other.resource_type), [])
+                if other not in group:
+                    group.append(other)
     return groups
 
 

@@ -8,7 +8,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.types.scalar import ScalarDefinition
 
-from connectors.identifiers import id_number_problem, is_adcode, uscc_problem
+from connectors.identifiers import gb28181_problem, id_number_problem, is_adcode, uscc_problem
 
 
 def _parse_uscc(value: object) -> str:
@@ -41,7 +41,17 @@ def _parse_adcode(value: object) -> str:
     return value
 
 
+def _parse_device_id(value: object) -> str:
+    if not isinstance(value, str):
+        raise GraphQLError("GBDeviceID must be a string", extensions={"code": "BAD_USER_INPUT"})
+    problem = gb28181_problem(value.strip())
+    if problem:
+        raise GraphQLError(f"invalid device id {value[:40]!r}: {problem}", extensions={"code": "BAD_USER_INPUT"})
+    return value.strip()
+
+
 USCC = NewType("USCC", str)
+GBDeviceID = NewType("GBDeviceID", str)
 IDNumber = NewType("IDNumber", str)
 Adcode = NewType("Adcode", str)
 
@@ -67,6 +77,15 @@ SCALAR_MAP: dict[object, ScalarDefinition] = {
         serialize=str,
         parse_value=_parse_adcode,
     ),
+    GBDeviceID: strawberry.scalar(
+        name="GBDeviceID",
+        description=(
+            "GB/T 28181 设备编码 (camera device id: 20 digits = centre code 8 (adcode + unit), industry 2, "
+            "type 3 (131/132 camera), network 1, serial 6), e.g. 33020300001320000001"
+        ),
+        serialize=str,
+        parse_value=_parse_device_id,
+    ),
 }
 
-__all__ = ["SCALAR_MAP", "USCC", "Adcode", "IDNumber"]
+__all__ = ["SCALAR_MAP", "USCC", "Adcode", "GBDeviceID", "IDNumber"]

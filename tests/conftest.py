@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from connectors.credit.demo import generate
 from connectors.license.demo import generate as license_demo
 from connectors.spatial.demo import generate as spatial_demo
+from connectors.video.demo import generate as video_demo
 from edge.identity import mint_dev_token
 from edge.settings import AuthSettings, Settings
 
@@ -36,14 +37,16 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     generate(folder / "credit.sqlite", scale=300, seed=7)
     license_demo(folder / "license.sqlite", credit_db=folder / "credit.sqlite", seed=7)
     spatial_demo(folder / "spatial.gpkg", credit_db=folder / "credit.sqlite", seed=7)
+    video_demo(folder / "video.sqlite", spatial_gpkg=folder / "spatial.gpkg", seed=7)
     return folder
 
 
-def make_settings(data_dir: Path, *, spatial: bool = False, **overrides: object) -> Settings:
+def make_settings(data_dir: Path, *, spatial: bool = False, video: bool = False, **overrides: object) -> Settings:
     """Settings for tests: the demo data folder, a fixed HS256 secret, the repo's policies.
 
     ``spatial=True`` enables the spatial connector on ``data_dir/spatial.gpkg``; otherwise it is
     off (citygraph.toml's ``[connectors.spatial]`` would be merged in and turn it on everywhere).
+    ``video=True`` likewise enables the video library on ``data_dir/video.sqlite``.
     """
     values: dict[str, object] = {
         "data_dir": data_dir,
@@ -58,6 +61,9 @@ def make_settings(data_dir: Path, *, spatial: bool = False, **overrides: object)
     values.update(overrides)
     connectors = dict(values["connectors"])  # type: ignore[call-overload]
     connectors.setdefault("spatial", {"path": str(data_dir / "spatial.gpkg")} if spatial else {"enabled": False})
+    connectors.setdefault(
+        "video", {"url": f"sqlite+aiosqlite:///{data_dir / 'video.sqlite'}"} if video else {"enabled": False}
+    )
     values["connectors"] = connectors
     settings = Settings(**values)  # type: ignore[arg-type]
     return settings.model_copy(

@@ -14,3 +14,5 @@ decision := data.citygraph.license.decision if input.resource.connector == "lice
 decision := data.citygraph.gateway.decision if input.resource.connector == "gateway"
 
 decision := data.citygraph.spatial.decision if input.resource.connector == "spatial"
+
+decision := data.citygraph.video.decision if input.resource.connector == "video"

@@ -21,10 +21,16 @@ from connectors.demo_pg import copy_sqlite_to
 from connectors.license.tables import metadata as license_metadata
 from connectors.migrate import COMPONENTS, component_for, migrate, schema_diff, version_table
 from connectors.sql import async_url
+from connectors.video.tables import metadata as video_metadata
 from tests.postgres import BACKENDS, PgServer, throwaway_database
 
-METADATA: dict[str, MetaData] = {"credit": credit_metadata, "license": license_metadata, "audit": audit_metadata}
-HEADS = {"credit": "credit_0001", "license": "license_0001", "audit": "audit_0001"}
+METADATA: dict[str, MetaData] = {
+    "credit": credit_metadata,
+    "license": license_metadata,
+    "video": video_metadata,
+    "audit": audit_metadata,
+}
+HEADS = {"credit": "credit_0001", "license": "license_0001", "video": "video_0001", "audit": "audit_0001"}
 
 
 @pytest.fixture(params=BACKENDS)
@@ -76,7 +82,7 @@ def test_the_comparison_sees_a_missing_index(empty_db: str) -> None:
 
 def test_unknown_components_and_metadata_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown component"):
-        migrate("video", "sqlite://")
+        migrate("traffic", "sqlite://")
     with pytest.raises(ValueError, match="no migration history"):
         component_for(MetaData())
     assert {component_for(m) for m in METADATA.values()} == set(COMPONENTS)
