@@ -138,6 +138,15 @@ class SpatialConnector:
 
     @classmethod
     def from_config(cls, config: Mapping[str, JSON], data_dir: Path) -> Self:
+        url = config.get("url")
+        if url is not None:
+            if not isinstance(url, str) or not url.startswith(("postgresql", "postgres:")):
+                raise ConnectorConfigError(
+                    "spatial: 'url' must be a PostgreSQL (PostGIS) URL such as postgresql+asyncpg://..."
+                )
+            from connectors.spatial.postgis import PostgisSpatialConnector
+
+            return cast(Self, PostgisSpatialConnector.from_url(url, config))
         path = config.get("path", str(data_dir / "spatial.gpkg"))
         if not isinstance(path, str) or not path.endswith(".gpkg"):
             raise ConnectorConfigError("spatial: 'path' must name a GeoPackage file such as var/spatial.gpkg")
