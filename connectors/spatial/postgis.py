@@ -393,9 +393,11 @@ class PostgisSpatialConnector(SpatialConnector):
             select(F.c.fid, allowed)
             .where(F.c.layer == DEVICES, self._in(F.c.fid, keys))
             .order_by(F.c.fid, F.c.valid_from.desc())
-            .distinct(F.c.fid)
         )
-        devices = sorted(str(r["fid"]) for r in await self._rows(latest) if r["allowed"] is True)
+        newest: dict[str, bool] = {}
+        for row in await self._rows(latest):
+            newest.setdefault(str(row["fid"]), row["allowed"] is True)
+        devices = sorted(fid for fid, ok in newest.items() if ok)
         grouped: dict[str, list[Record]] = {k: [] for k in keys}
         if devices:
             for record in await self._query_readings_pg(devices, start, end, step):
