@@ -42,7 +42,7 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
-    exists,
+    event,
     false,
     func,
     literal,
@@ -126,6 +126,7 @@ class PostgisSpatialConnector(SpatialConnector):
         if self._engine is not None:
             return
         engine = make_engine(self.info.name, self.url, self.options)
+        event.listen(engine.sync_engine, "connect", _session_settings)
         try:
             async with engine.connect() as conn:
                 rows = (await conn.execute(select(spatial_layers))).mappings().all()
@@ -184,32 +185,48 @@ class PostgisSpatialConnector(SpatialConnector):
     def _in(self, column: ColumnElement[Any], keys: Sequence[object]) -> ColumnElement[bool]:
         return key_in(column, keys, "postgresql")
 
-    def _district_clause(self, adcodes: tuple[str, ...], geometry: ColumnElement[Any]) -> ColumnElement[bool]:
-        """The row's geometry intersects the stored boundary of one of ``adcodes`` valid today."""
-        d = F.alias("district")
+    def _district_clause(self, adcodes: tuple[str, ...], layer: str) -> ColumnElement[bool]:
+        """The row (of ``layer``) intersects the stored boundary of one of ``adcodes`` valid today.
+
+        Written as ``id IN (features of the layer joined to those districts)`` rather than a
+        correlated ``EXISTS``: the planner may then start from the districts and find their
+        features with the GiST index (a district officer's whole list), or probe per row when
+        another condition (a small bbox) already narrows the rows.
+        """
+        district, governed = F.alias("district"), F.alias("governed")
         today = day_number(_today())
-        return exists().where(
-            d.c.layer == DISTRICTS,
-            self._in(d.c.fid, list(adcodes)),
-            _valid_on(today, d),
-            func.ST_Intersects(d.c.geom, geometry),
+        inside = (
+            select(governed.c.id)
+            .join(district, func.ST_Intersects(district.c.geom, governed.c.geom))
+            .where(
+                governed.c.layer == layer,
+                district.c.layer == DISTRICTS,
+                self._in(district.c.fid, list(adcodes)),
+                _valid_on(today, district),
+            )
         )
+        return F.c.id.in_(inside)
 
     def _policy(self, row_filter: RowFilter, layer: str, prefix: str = "features") -> ColumnElement[bool]:
         """The row filter over one layer's rows (its filterable columns, as on the embedded engine)."""
         meta = self._layers[layer]
-        fields: dict[str, ColumnElement[Any] | None] = {
+        fields: dict[str, ColumnElement[Any] | str | None] = {
             f"{prefix}.{name}": F.c[name] for name in FILTERABLE if name in meta.filterable
         }
         fields[f"{prefix}.geometry"] = None
         if prefix == "features":
-            fields["features.layer"] = F.c.layer
-        return filter_where(row_filter, fields, lambda adcodes: self._district_clause(adcodes, F.c.geom))
+            fields["features.layer"] = layer  # known per layer: decided before SQL
+        return filter_where(row_filter, fields, lambda adcodes: self._district_clause(adcodes, layer))
 
     def _policies(self, row_filter: RowFilter, layers: Sequence[str], prefix: str = "features") -> ColumnElement[bool]:
-        """Rows of ``layers`` the filter selects: per layer, since layers differ in their columns."""
-        parts = [and_(F.c.layer == name, self._policy(row_filter, name, prefix)) for name in layers]
-        return or_(false(), *parts) if len(parts) != 1 else parts[0]
+        """Rows of ``layers`` the filter selects: per layer, since layers differ in their columns
+        (the caller restricts the rows to ``layers``)."""
+        if len(layers) == 1:
+            return self._policy(row_filter, layers[0], prefix)
+        return or_(false(), *(and_(F.c.layer == name, self._policy(row_filter, name, prefix)) for name in layers))
+
+    def _layers_in(self, layers: Sequence[str]) -> ColumnElement[bool]:
+        return F.c.layer == layers[0] if len(layers) == 1 else self._in(F.c.layer, layers)
 
     def _validate(self, entity: str, row_filter: RowFilter) -> None:
         if entity == "Feature":
@@ -545,7 +562,7 @@ class PostgisSpatialConnector(SpatialConnector):
             return await self._nearest_pg(layers, where["nearest"], request, crs, day)
         shapes, centre, radius, criteria = self._feature_query(where, crs)
         after = self._after(request.after, near=centre is not None)
-        conditions: list[ColumnElement[bool]] = [self._in(F.c.layer, layers), _valid_on(day)]
+        conditions: list[ColumnElement[bool]] = [self._layers_in(layers), _valid_on(day)]
         conditions.extend(self._spatial(shapes))
         for column, value in criteria:
             conditions.append(F.c[column] == value if storable(value) else false())
@@ -598,25 +615,38 @@ class PostgisSpatialConnector(SpatialConnector):
         if not all(map(_finite, shapely.get_coordinates(metric)[0])):
             raise InvalidArgument("near.point is too far from the city for metric distances")
         bound = _geometry(metric, METRIC_SRID)
-        distance = func.ST_Distance(F.c.geom_m, bound, type_=Float).label("distance")
-        query = (
-            self._select(distance)
-            .where(
-                self._in(F.c.layer, layers),
-                _valid_on(day),
-                func.ST_DWithin(F.c.geom_m, bound, self.max_radius_m),
-                self._policies(request.row_filter, layers),
-            )
-            .order_by(F.c.geom_m.op("<->")(bound), F.c.layer, F.c.fid)
-            .limit(k)
+        distance = func.ST_Distance(F.c.geom_m, bound, type_=Float)
+        base = self._select(distance.label("distance")).where(
+            self._layers_in(layers), _valid_on(day), self._policies(request.row_filter, layers)
         )
-        rows = sorted(await self._rows(query), key=lambda r: (float(r["distance"]), r["layer"], r["fid"]))
+        # KNN: the GiST index yields rows by distance, so ORDER BY holds the distance alone (no
+        # radius in SQL: the k nearest within the limit are the k nearest, cut at the limit below).
+        # One row more tells whether the k-th ties with the next; then every row at exactly that
+        # distance is read so that ties are broken by (layer, fid) as on the embedded engine.
+        rows = list(await self._rows(base.order_by(F.c.geom_m.op("<->")(bound)).limit(k + 1)))
+        if len(rows) > k and float(rows[k]["distance"]) == float(rows[k - 1]["distance"]):
+            edge = float(rows[k - 1]["distance"])
+            closer = [r for r in rows if float(r["distance"]) < edge]
+            tied = await self._rows(base.where(func.ST_DWithin(F.c.geom_m, bound, edge), distance == edge))
+            rows = closer + list(tied)
+        rows = [r for r in rows if float(r["distance"]) <= self.max_radius_m]
+        rows = sorted(rows, key=lambda r: (float(r["distance"]), r["layer"], r["fid"]))[:k]
         distances = [round(float(r["distance"]), 2) for r in rows]
         return Page(
             records=self._records(rows, crs, distances),
             cursors=[encode_cursor(repr(d), r["layer"], r["fid"]) for d, r in zip(distances, rows, strict=True)],
             has_next_page=False,
         )
+
+
+def _session_settings(dbapi_connection: Any, _record: Any) -> None:
+    """Per new connection: no JIT. PostGIS declares its predicates expensive, so even an indexed
+    lookup of a few rows is costed above ``jit_above_cost`` and would spend seconds compiling."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET jit = off")
+    finally:
+        cursor.close()
 
 
 def _finite(value: float) -> bool:

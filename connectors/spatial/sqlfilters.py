@@ -15,14 +15,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 from sqlalchemy import ColumnElement, and_, false, func, not_, or_, true
 
 from connectors.base import JSON, RowFilter
 from connectors.errors import FilterError, UnknownFilterField
-from connectors.spatial.filters import MAX_DEPTH, MAX_VALUES, _count_values, _text
+from connectors.spatial.filters import MAX_DEPTH, MAX_VALUES, Categorical, Mask, Target, _count_values, _text, select
 
-#: Filter field -> its column, or ``None`` for the geometry (``within_districts`` only).
-Fields = Mapping[str, ColumnElement[Any] | None]
+
+def _no_districts(adcodes: tuple[str, ...]) -> Mask:  # pragma: no cover - a constant is never a geometry
+    raise FilterError("within_districts applies to a geometry field")
+
+
+#: Filter field -> its column; a string: the field's value for every row (decided here, not in SQL);
+#: ``None``: the geometry (``within_districts`` only).
+Fields = Mapping[str, ColumnElement[Any] | str | None]
 #: Sorted adcodes -> "the row's geometry intersects one of these districts".
 InDistricts = Callable[[tuple[str, ...]], ColumnElement[bool]]
 
@@ -50,6 +57,10 @@ def _field(node: Mapping[str, JSON], fields: Fields, in_districts: InDistricts) 
         return in_districts(tuple(sorted({_text(v) for v in value})))
     if operator == "within_districts":
         raise FilterError(f"within_districts applies to a geometry field, not {name}")
+    if isinstance(column, str):
+        # A constant (the layer of a per-layer clause): the embedded evaluator decides, the planner sees true/false.
+        decided = select(node, Target({name: Categorical.constant(column, 1)}, _no_districts), np.arange(1))
+        return true() if bool(decided[0]) else false()
     if operator in ("in", "nin"):
         if not isinstance(value, list):
             raise FilterError(f"operator {operator} needs a list value")
