@@ -7,6 +7,7 @@ the end, and bad input and bad row filters must fail with the same error and mes
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -21,15 +22,23 @@ from connectors.spatial.postgis import PostgisSpatialConnector
 from tests.postgres import PgDemo
 
 Pair = tuple[SpatialConnector, SpatialConnector]
-POINT = {"type": "Point", "coordinates": [121.55, 29.87]}
-SQUARE = {"type": "Polygon", "coordinates": [[[121.45, 29.8], [121.65, 29.8], [121.65, 29.95], [121.45, 29.95], [121.45, 29.8]]]}
-OWN = {"type": "field", "field": "features.geometry", "operator": "within_districts", "value": ["330203", "330212"]}
-OFFICER = {
+POINT: dict[str, JSON] = {"type": "Point", "coordinates": [121.55, 29.87]}
+SQUARE: dict[str, JSON] = {
+    "type": "Polygon",
+    "coordinates": [[[121.45, 29.8], [121.65, 29.8], [121.65, 29.95], [121.45, 29.95], [121.45, 29.8]]],
+}
+OWN: dict[str, JSON] = {
+    "type": "field",
+    "field": "features.geometry",
+    "operator": "within_districts",
+    "value": ["330203", "330212"],
+}
+OFFICER: dict[str, JSON] = {
     "type": "compound",
     "operator": "and",
     "value": [{"type": "field", "field": "features.layer", "operator": "in", "value": ["parcels", "iot_devices"]}, OWN],
 }
-PUBLIC = {"type": "field", "field": "features.layer", "operator": "in", "value": ["districts", "pois"]}
+PUBLIC: dict[str, JSON] = {"type": "field", "field": "features.layer", "operator": "in", "value": ["districts", "pois"]}
 
 
 @pytest.fixture
@@ -71,12 +80,12 @@ async def walk(connector: SpatialConnector, request: SearchRequest) -> tuple[lis
 
 SEARCHES: list[tuple[str, dict[str, JSON], dict[str, JSON]]] = [
     ("Feature", {"layer": "pois", "bbox": [121.45, 29.8, 121.65, 29.95]}, {}),
-    ("Feature", {"bbox": [121.45, 29.8, 121.65, 29.95], "crs": "EPSG:3857"}, {}),
+    ("Feature", {"bbox": [121.45, 29.8, 121.65, 29.95], "crs": "EPSG:4490"}, {}),
     ("Feature", {"bbox": [13_520_000, 3_480_000, 13_540_000, 3_500_000], "crs": "EPSG:3857"}, PUBLIC),
     ("Feature", {"layer": "parcels"}, OFFICER),
     ("Feature", {"layer": "parcels", "as_of": "2012-01-01"}, OFFICER),
     ("Feature", {"layer": "parcels", "within": SQUARE, "crs": "GCJ-02"}, {}),
-    ("Feature", {"layer": "parcels", "intersects": SQUARE, "kind": "RESIDENTIAL"}, {}),
+    ("Feature", {"layer": "parcels", "intersects": SQUARE, "kind": "residential"}, {}),
     ("Feature", {"layer": "pois", "near": {"point": POINT, "radius_m": 6000}, "crs": "EPSG:4490"}, {}),
     ("Feature", {"near": {"point": POINT, "radius_m": 3000}, "bbox": [121.5, 29.8, 121.6, 29.9]}, OFFICER),
     ("Feature", {"nearest": {"point": POINT, "k": 7}, "crs": "GCJ-02"}, PUBLIC),
@@ -108,7 +117,7 @@ async def test_fetches_are_identical(both: Pair) -> None:
     features = [f"parcels:{k}" for k in await _keys(embedded, "parcels", 60)] + ["nope:1", "parcels:", "pois:\x00"]
     enterprises = await _keys(embedded, "enterprise_locations", 40) + ["91330200MA2XXXXXX0"]
     devices = await _keys(embedded, "iot_devices", 30)
-    window = {"from": "2020-01-01T00:00:00+08:00", "every": "1d"}
+    window = {"from": (dt.datetime.now(dt.UTC) - dt.timedelta(days=60)).isoformat(), "every": "1d"}
     requests = [
         FetchRequest("Feature", features, frozenset(), OWN),
         FetchRequest("Feature", features, frozenset(), {}, by="history", args={"crs": "EPSG:3857"}),
