@@ -32,7 +32,9 @@ from sqlalchemy import Column, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.errors import InvalidArgument
+from connectors.identifiers import NINGBO_DISTRICTS
 from connectors.spatial import crs as crs_mod
+from connectors.spatial.demo import FORMER
 from connectors.spatial.store import FILTERABLE, _plain
 from connectors.spatial.tables import METRIC_SRID, STORAGE_SRID, Geometry, spatial_features
 
@@ -177,8 +179,9 @@ def _ewkb(geometry: Any, srid: int) -> bytes:
 
 
 def converter(column: Column[Any], bad: Callable[[str], Exception]) -> Callable[[object], object] | None:
-    """The conversion of a ``spatial_features`` geometry or properties cell, ``None`` for other
-    columns; a problem raises ``bad(reason)``."""
+    """The conversion of a ``spatial_features`` geometry, properties or district cell (historical
+    layers keep the district codes abolished in 2016), ``None`` for other columns; a problem
+    raises ``bad(reason)``."""
     if isinstance(column.type, Geometry):
         metric = column.type.srid == METRIC_SRID
 
@@ -197,6 +200,19 @@ def converter(column: Column[Any], bad: Callable[[str], Exception]) -> Callable[
             return _ewkb(projected, METRIC_SRID)
 
         return geometry
+    if column.name == "district_code":
+
+        def district(raw: object) -> object:
+            code = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
+            if not isinstance(code, str) or (code not in NINGBO_DISTRICTS and code not in FORMER):
+                current = ", ".join(sorted(NINGBO_DISTRICTS))
+                raise bad(
+                    f"unknown district {code!r}: not a Ningbo district code, current ({current}) "
+                    f"or abolished in 2016 ({', '.join(sorted(FORMER))})"
+                )
+            return code
+
+        return district
     if column.name == "properties":
 
         def properties(raw: object) -> object:
