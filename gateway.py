@@ -414,10 +414,17 @@ def migrate_command(
 
 @cli.command("load")
 def load_cli(
-    connector: Annotated[str, typer.Argument(help="credit or license.")],
-    source: Annotated[Path, typer.Option("--from", help="CSV (UTF-8 or GB18030), GeoJSON or NDJSON file.")],
+    connector: Annotated[str, typer.Argument(help="credit, license or spatial (PostGIS).")],
+    source: Annotated[
+        Path,
+        typer.Option(
+            "--from", help="CSV (UTF-8 or GB18030), GeoJSON or NDJSON; spatial: GeoPackage, Shapefile, GeoJSON."
+        ),
+    ],
     to: Annotated[str, typer.Option("--to", help="Target database URL (SQLite or PostgreSQL; migrated first).")],
-    table: Annotated[str | None, typer.Option(help="Target table (default: the file's name stem).")] = None,
+    table: Annotated[
+        str | None, typer.Option(help="Target table (default: the file's name stem); spatial: the layer.")
+    ] = None,
     on_error: Annotated[
         str, typer.Option("--on-error", help="refuse: load nothing if a row is bad; skip: load the good rows.")
     ] = "refuse",
