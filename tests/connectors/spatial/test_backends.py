@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Sequence
+import re
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from connectors.base import JSON, FetchRequest, Page, SearchRequest
-from connectors.errors import FilterError, InvalidArgument
+from connectors.errors import ConnectorConfigError, ConnectorUnavailable, FilterError, InvalidArgument
 from connectors.spatial import SpatialConnector
 from connectors.spatial.postgis import PostgisSpatialConnector
-from tests.postgres import PgDemo
+from tests.postgres import PgDemo, PgServer, throwaway_database
 
 Pair = tuple[SpatialConnector, SpatialConnector]
 POINT: dict[str, JSON] = {"type": "Point", "coordinates": [121.55, 29.87]}
@@ -190,3 +191,33 @@ async def test_a_layerless_query_over_layers_with_different_columns(both: Pair) 
     for connector in both:
         with pytest.raises(FilterError, match="not filterable here"):
             await connector.fetch_many(FetchRequest("Feature", ["pois:1"], frozenset(), row_filter))
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"url": "mysql://gis/spatial"}, "must be a PostgreSQL"),
+        ({"url": "postgresql://gis/spatial", "path": "var/spatial.gpkg"}, "either 'url' (PostGIS) or 'path'"),
+        ({"url": "postgresql://gis/spatial", "pool_size": "ten"}, "pool_size must be a number"),
+    ],
+)
+async def test_a_bad_postgis_configuration_is_refused(config: dict[str, JSON], message: str, tmp_path: Path) -> None:
+    with pytest.raises(ConnectorConfigError, match=re.escape(message)):
+        connector = SpatialConnector.from_config(config, tmp_path)
+        await connector.open()
+
+
+async def test_an_unmigrated_database_is_unavailable_not_fatal(pg_empty: str, tmp_path: Path) -> None:
+    connector = SpatialConnector.from_config({"url": pg_empty}, tmp_path)
+    await connector.open()  # the gateway still starts
+    health = await connector.health()
+    assert not health.ok and "not migrated" in health.detail
+    with pytest.raises(ConnectorUnavailable):
+        await connector.search(SearchRequest("Feature", frozenset(), {}, {}))
+    await connector.aclose()
+
+
+@pytest.fixture
+def pg_empty(pg_server: PgServer) -> Iterator[str]:
+    with throwaway_database(pg_server, "spatial_empty") as url:
+        yield url
