@@ -314,11 +314,11 @@ class PostgisSpatialConnector(SpatialConnector):
     # --- fetch_related ---------------------------------------------------------------------------
 
     async def fetch_related(self, request: FetchRequest) -> Sequence[Sequence[Record]]:
+        _ = self.engine  # CONNECTOR_UNAVAILABLE before anything else when not open (as embedded)
         keys = list(request.keys)
         crs = self._crs(request.args.get("crs"))
         day = self._as_of(request.args.get("as_of"))
         entity, by = request.entity, request.by
-        _ = self.engine
         if entity == "Feature" and by == "uscc":
             self._layer_name(ENTERPRISES, self._layers)
             rows = await self._current_rows(ENTERPRISES, keys, day, request.row_filter)
@@ -485,9 +485,9 @@ class PostgisSpatialConnector(SpatialConnector):
     # --- search ----------------------------------------------------------------------------------
 
     async def search(self, request: SearchRequest) -> Page:
+        _ = self.engine
         where = request.where
         crs = self._crs(where.get("crs"))
-        _ = self.engine
         if request.entity == "Feature":
             return await self._search_features_pg(request, crs)
         if request.entity == "District":
