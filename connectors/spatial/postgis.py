@@ -186,26 +186,25 @@ class PostgisSpatialConnector(SpatialConnector):
         return key_in(column, keys, "postgresql")
 
     def _district_clause(self, adcodes: tuple[str, ...], layer: str) -> ColumnElement[bool]:
-        """The row (of ``layer``) intersects the stored boundary of one of ``adcodes`` valid today.
+        """The row intersects the stored boundary of one of ``adcodes`` valid today.
 
-        Written as ``id IN (features of the layer joined to those districts)`` rather than a
-        correlated ``EXISTS``: the planner may then start from the districts and find their
-        features with the GiST index (a district officer's whole list), or probe per row when
-        another condition (a small bbox) already narrows the rows.
+        The boundaries are collected once per statement (an uncorrelated subquery: an InitPlan),
+        so ``ST_Intersects`` gets its GiST index condition ``geom && $0`` -- alone for an
+        officer's whole list, beside the client's bbox for a narrower one -- and PostGIS prepares
+        the district geometry once for all rows. No district found: an empty collection, which
+        intersects nothing (so ``not within_districts`` keeps every row, as on the embedded engine).
         """
-        district, governed = F.alias("district"), F.alias("governed")
+        del layer  # the caller's statement restricts the layer
+        district = F.alias("district")
         today = day_number(_today())
-        inside = (
-            select(governed.c.id)
-            .join(district, func.ST_Intersects(district.c.geom, governed.c.geom))
-            .where(
-                governed.c.layer == layer,
-                district.c.layer == DISTRICTS,
-                self._in(district.c.fid, list(adcodes)),
-                _valid_on(today, district),
-            )
+        empty = func.ST_GeomFromText("GEOMETRYCOLLECTION EMPTY", STORAGE_SRID)
+        boundaries = (
+            select(func.coalesce(func.ST_Collect(district.c.geom), empty))
+            .where(district.c.layer == DISTRICTS, self._in(district.c.fid, list(adcodes)), _valid_on(today, district))
+            .scalar_subquery()
         )
-        return F.c.id.in_(inside)
+        result: ColumnElement[bool] = func.ST_Intersects(F.c.geom, boundaries)
+        return result
 
     def _policy(self, row_filter: RowFilter, layer: str, prefix: str = "features") -> ColumnElement[bool]:
         """The row filter over one layer's rows (its filterable columns, as on the embedded engine)."""
