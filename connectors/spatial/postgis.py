@@ -13,8 +13,8 @@ statement (a batch of keys is one statement too):
 * ``near`` -> ``ST_DWithin(geom_m, :p, :r)`` on the UTM 51N column, ordered by ``ST_Distance``,
   keyset-paged on ``(distance, layer, fid)``; ``nearest`` -> KNN ``ORDER BY geom_m <-> :p``.
   Distances are metres between the same UTM coordinates the embedded engine measures.
-* policy row filters -> ``connectors.spatial.sqlfilters`` (``within_districts`` is an ``EXISTS``
-  against the districts layer's stored boundaries).
+* policy row filters -> ``connectors.spatial.sqlfilters`` (``within_districts`` is
+  ``ST_Intersects`` with the listed districts' stored boundaries, collected once per statement).
 * readings downsampled with ``date_bin`` (buckets aligned to the city's midnight, UTC+8).
 
 One difference in order, not in content: ``near`` pages are ordered by the exact distance, the

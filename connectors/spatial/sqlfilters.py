@@ -5,9 +5,9 @@ same filter into a WHERE clause with the same meaning and the same refusals (sam
 comparisons are bytewise (the columns use the ``"C"`` collation), SQL's three-valued logic is the
 one the embedded evaluator implements, ``in []`` is false and ``nin []`` true even for null.
 
-The ``within_districts`` extension becomes an ``EXISTS`` over the districts layer's stored
-boundaries (the versions valid on the given day) intersecting the row's geometry: jurisdiction
-comes from the trusted districts table, never from anything the client sent.
+The ``within_districts`` extension becomes the clause the caller builds from the adcodes (the
+PostGIS connector: ``ST_Intersects`` with the districts layer's stored boundaries valid today):
+jurisdiction comes from the trusted districts table, never from anything the client sent.
 """
 
 from __future__ import annotations
