@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install lint bench bench-federation demo-data sdl clean
+.PHONY: run test install lint bench bench-federation demo-data sdl clean postgis
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,16 @@ run: install
 	$(BIN)/citygraph demo-data --if-missing
 	$(BIN)/citygraph serve
 
+## PostGIS for the spatial connector's PostgreSQL backend (tests and benchmark): Debian's package,
+## installed when missing (needs root, as in CI); the package lists are refreshed only if that fails.
+POSTGIS_PACKAGE ?= postgresql-15-postgis-3
+postgis:
+	@[ -f /usr/share/postgresql/15/extension/postgis.control ] \
+		|| apt-get install -y --no-install-recommends $(POSTGIS_PACKAGE) \
+		|| (apt-get update && apt-get install -y --no-install-recommends $(POSTGIS_PACKAGE))
+
 ## Lint, type-check and run every test (Python and Rego).
-test: install lint
+test: install lint postgis
 	$(BIN)/pytest
 
 lint: install
@@ -37,7 +45,7 @@ sdl: install
 ## npm ci when missing or stale) on the large data set; writes bench/RESULTS.md. Needs Node 20+,
 ## and wrk for the load (apt-get install wrk; without it the benchmark falls back to httpx).
 ## Pass options with BENCH_ARGS="--seconds 5 --concurrency 8".
-bench: install
+bench: install postgis
 	@[ bench/peers/node_modules/.package-lock.json -nt bench/peers/package-lock.json ] \
 		|| npm ci --prefix bench/peers --no-audit --no-fund
 	@command -v wrk >/dev/null || echo "wrk not found (apt-get install wrk): falling back to httpx"

@@ -422,17 +422,20 @@ def demo_data(
         from connectors.credit.tables import metadata as credit_metadata
         from connectors.demo_pg import copy_sqlite_to
         from connectors.license.tables import metadata as license_metadata
+        from connectors.spatial.pgload import copy_gpkg_to
         from connectors.video.tables import metadata as video_metadata
 
         rows = copy_sqlite_to(to, credit, credit_metadata) + copy_sqlite_to(to, license_, license_metadata)
         rows += copy_sqlite_to(to, folder / "video.sqlite", video_metadata)
+        rows += copy_gpkg_to(to, spatial)  # the spatial layers into PostGIS
         typer.echo(f"copied {rows} rows into {make_url(to).render_as_string(hide_password=True)}")
 
 
 @cli.command("migrate")
 def migrate_command(
     components: Annotated[
-        list[str] | None, typer.Argument(help="credit, license, video, audit (default: all).")
+        list[str] | None,
+        typer.Argument(help="credit, license, video, audit, spatial (PostGIS url only) (default: all)."),
     ] = None,
 ) -> None:
     """Upgrade each database's schema to the latest revision (Alembic; idempotent, adopts demo files)."""
@@ -447,19 +450,31 @@ def migrate_command(
         for n in ("credit", "license", "video")
     }
     urls["audit"] = settings.audit_url
-    for name in components or list(COMPONENTS):
-        if name not in COMPONENTS:
-            raise typer.BadParameter(f"unknown component {name!r}; one of {', '.join(COMPONENTS)}")
+    known = list(COMPONENTS)
+    spatial_url = settings.connectors.get("spatial", {}).get("url")
+    if spatial_url:  # the spatial connector on PostGIS (a GeoPackage has no schema to migrate)
+        urls["spatial"] = str(spatial_url)
+        known.append("spatial")
+    for name in components or known:
+        if name not in known:
+            raise typer.BadParameter(f"unknown component {name!r}; one of {', '.join(known)}")
         migrate(name, urls[name])
         typer.echo(f"{name}: at head ({make_url(urls[name]).render_as_string(hide_password=True)})")
 
 
 @cli.command("load")
 def load_cli(
-    connector: Annotated[str, typer.Argument(help="credit or license.")],
-    source: Annotated[Path, typer.Option("--from", help="CSV (UTF-8 or GB18030), GeoJSON or NDJSON file.")],
+    connector: Annotated[str, typer.Argument(help="credit, license or spatial (PostGIS).")],
+    source: Annotated[
+        Path,
+        typer.Option(
+            "--from", help="CSV (UTF-8 or GB18030), GeoJSON or NDJSON; spatial: GeoPackage, Shapefile, GeoJSON."
+        ),
+    ],
     to: Annotated[str, typer.Option("--to", help="Target database URL (SQLite or PostgreSQL; migrated first).")],
-    table: Annotated[str | None, typer.Option(help="Target table (default: the file's name stem).")] = None,
+    table: Annotated[
+        str | None, typer.Option(help="Target table (default: the file's name stem); spatial: the layer.")
+    ] = None,
     on_error: Annotated[
         str, typer.Option("--on-error", help="refuse: load nothing if a row is bad; skip: load the good rows.")
     ] = "refuse",

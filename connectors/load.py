@@ -17,7 +17,14 @@ Files:
   first feature acts as the header; a later feature lacking a column gives NULL for it. Positions
   are feature numbers (1 = the first) in a FeatureCollection and lines in NDJSON. JSON integers
   are accepted for text columns (GIS tools type numeric-looking codes as numbers).
-* GeoPackage and Shapefile belong to the spatial connector, which the loader cannot fill yet: refused.
+* **Spatial files** for ``citygraph load spatial`` (PostgreSQL with PostGIS): GeoPackage, Shapefile
+  and GeoJSON, read with pyogrio (``connectors.spatial.sources``), one layer per run (``table`` names
+  it; default: the file's only layer, or its stem). Each feature becomes a version in
+  ``spatial_features``: ``fid`` and ``valid_from`` required, ``kind``, ``name``, ``district_code``,
+  ``uscc``, ``valid_to`` optional, other attributes kept as ``properties``; its geometry must be
+  well-formed and land inside CGCS2000's area once transformed from the file's CRS (a file without a
+  CRS, or with one PROJ cannot transform, is refused). Positions are feature numbers. For credit and
+  license, GeoPackage and Shapefile are refused.
 
 Cells: an empty CSV cell, ``""`` or ``null`` is NULL (``licenses.scope`` excepted: resident ID
 cards have an empty scope); values are taken as they are, never trimmed. Each row is checked for
@@ -106,6 +113,9 @@ from connectors.license.tables import (
     metadata as license_metadata,
 )
 from connectors.migrate import migrate_async
+from connectors.spatial import sources as spatial_sources
+from connectors.spatial.pgload import geometry_codec
+from connectors.spatial.tables import metadata as spatial_metadata
 from connectors.sql import async_url, key_in, storable
 
 #: The tables each connector's files load into, parents first: the order to load a full export in.
@@ -113,12 +123,15 @@ TABLES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "credit": ("credit_subjects", "credit_profiles", "credit_records"),
         "license": ("persons", "enterprises", "issuers", "licenses"),
+        "spatial": ("spatial_features",),  # one layer per file: ``table`` names the layer
     }
 )
 #: Rows per batch (and per transaction) unless the caller says otherwise.
 BATCH_SIZE = 5000
 
-_METADATA: Mapping[str, MetaData] = MappingProxyType({"credit": credit_metadata, "license": license_metadata})
+_METADATA: Mapping[str, MetaData] = MappingProxyType(
+    {"credit": credit_metadata, "license": license_metadata, "spatial": spatial_metadata}
+)
 
 #: The loader's bookkeeping in the target database: how far each file (by content) got into each table.
 progress_table = Table(
@@ -232,13 +245,14 @@ def _rows(n: int, adjective: str = "") -> str:
 @dataclass(frozen=True, slots=True)
 class _Source:
     path: Path
-    kind: Literal["csv", "geojson", "ndjson"]
+    kind: Literal["csv", "geojson", "ndjson", "spatial"]
     encoding: str
     sha256: str
+    layer: str = ""  # spatial files: the layer read
 
     @property
     def unit(self) -> Literal["line", "feature"]:
-        return "feature" if self.kind == "geojson" else "line"
+        return "feature" if self.kind in ("geojson", "spatial") else "line"
 
 
 class _Record(NamedTuple):
@@ -251,12 +265,16 @@ class _Record(NamedTuple):
 _WIDE = re.compile("[\u0800-\U0010ffff]")  # 3- and 4-byte UTF-8: CJK text among it
 
 
-def _format(path: Path) -> Literal["csv", "geojson", "ndjson"]:
+def _format(path: Path, connector: str = "") -> Literal["csv", "geojson", "ndjson", "spatial"]:
     """The kind of file ``path`` names, by its suffix; ``LoadError`` for what cannot be loaded."""
+    if connector == "spatial":
+        if path.suffix.lower() not in spatial_sources.SUFFIXES:
+            raise LoadError(f"{path.name}: the spatial connector loads GeoPackage, Shapefile or GeoJSON files")
+        return "spatial"
     spatial = next((_SPATIAL[s] for s in (x.lower() for x in path.suffixes) if s in _SPATIAL), None)
     if spatial is not None:
         raise LoadError(
-            f"{path.name}: {spatial} files are for the spatial connector, which is not available to the loader yet; "
+            f"{path.name}: {spatial} files are for the spatial connector (`citygraph load spatial`); "
             "to load the attributes into credit or license, export them as CSV or GeoJSON "
             f"(e.g. `ogr2ogr -f GeoJSON {path.stem}.geojson {path.name}`)"
         )
@@ -269,11 +287,13 @@ def _format(path: Path) -> Literal["csv", "geojson", "ndjson"]:
     return kind
 
 
-def _inspect(path: Path) -> _Source:
+def _inspect(path: Path, connector: str = "", layer: str | None = None) -> _Source:
     """Format, encoding and SHA-256 of ``path``; ``LoadError`` for what cannot be loaded."""
-    kind = _format(path)
+    kind = _format(path, connector)
     if not path.is_file():
         raise LoadError(f"no file at {path}")
+    if kind == "spatial":
+        return _spatial_source(path, layer)
     digest = hashlib.sha256()
     utf8, gb = codecs.getincrementaldecoder("utf-8")(), codecs.getincrementaldecoder("gb18030")()
     utf8_ok = gb_ok = True
@@ -310,6 +330,24 @@ def _inspect(path: Path) -> _Source:
     if not (utf8_ok or gb_ok):
         raise LoadError(f"{path.name}: the text is neither UTF-8 nor GB18030 (GBK)")
     return _Source(path, kind, "utf-8-sig" if utf8_ok else "gb18030", digest.hexdigest())
+
+
+def _spatial_source(path: Path, layer: str | None) -> _Source:
+    """A spatial file: its layer, and the SHA-256 of its bytes (with a Shapefile's companion files)."""
+    try:
+        name = spatial_sources.layer_name(path, layer)
+    except spatial_sources.Unloadable as exc:
+        raise LoadError(str(exc)) from None
+    digest = hashlib.sha256(name.encode())
+    parts = [path]
+    if path.suffix.lower() == ".shp":
+        parts += sorted(p for p in path.parent.glob(f"{path.stem}.*") if p != path)
+    for part in parts:
+        digest.update(part.name.encode())
+        with part.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return _Source(path, "spatial", "utf-8", digest.hexdigest(), name)
 
 
 def _flushes(decoder: codecs.IncrementalDecoder) -> bool:
@@ -399,6 +437,13 @@ def _chain(first: list[_Record], rest: Iterator[_Record]) -> Iterator[_Record]:
 def _records(source: _Source) -> Iterator[tuple[list[str] | None, Iterator[_Record]]]:
     """The header (None for JSON without any row) and the records of ``source``, read lazily."""
     name = source.path.name
+    if source.kind == "spatial":
+        try:
+            _, header, spatial_rows = spatial_sources.read(source.path, source.layer)
+        except spatial_sources.Unloadable as exc:
+            raise LoadError(str(exc)) from None
+        yield header, (_Record(n, n, values, None) for n, values in spatial_rows)
+        return
     if source.kind == "geojson":
         try:
             document = json.loads(source.path.read_text(source.encoding), parse_float=Decimal)
@@ -622,6 +667,9 @@ _DOMAIN: Mapping[str, Callable[[object], object]] = MappingProxyType(
 
 def _converter(table: Table, column: Column[Any]) -> Callable[[object], object]:
     """The full check of one non-empty cell of ``column``: type, then domain; returns the value to store."""
+    spatial = spatial_sources.converter(column, _Bad) if table.name == "spatial_features" else None
+    if spatial is not None:
+        return spatial
     base = _base_converter(column)
     name = f"{table.name}.{column.name}"
     domain = (
@@ -673,6 +721,8 @@ def _row_problems(table: str, values: Mapping[str, Any], failed: set[str]) -> li
                 problems.append((other, f"must be empty for a {values['holder_kind']} licence"))
         if have("valid_from", "valid_until") and values["valid_until"] < values["valid_from"]:
             problems.append(("valid_until", f"{values['valid_until']} is before valid_from"))
+    elif table == "spatial_features":
+        problems.extend(spatial_sources.row_problems(values, failed))
     return problems
 
 
@@ -714,7 +764,8 @@ def _plan(table: Table, header: Sequence[str] | None, name: str) -> _Plan:
         ]
         if missing:
             raise LoadError(f"{name}: required column(s) missing for {table.name}: {', '.join(missing)}")
-    columns = tuple(c.name for c in table.columns if c is not auto or c.name in given)
+    # Generated columns (spatial_features.validity) are the database's to fill.
+    columns = tuple(c.name for c in table.columns if (c is not auto or c.name in given) and c.computed is None)
     primary = list(table.primary_key.columns)
     key = primary[0].name if len(primary) == 1 and primary[0].name in columns else None
     foreign = sorted(((fk.parent.name, fk.column) for fk in table.foreign_keys), key=lambda f: names.index(f[0]))
@@ -729,7 +780,7 @@ def _plan(table: Table, header: Sequence[str] | None, name: str) -> _Plan:
         key=key,
         foreign_keys=tuple(foreign),
         serial=auto.name if auto is not None and auto.name in columns else None,
-        converters={c.name: _converter(table, c) for c in table.columns},
+        converters={c.name: _converter(table, c) for c in table.columns if c.name in columns},
         defaults=defaults,
     )
 
@@ -864,6 +915,8 @@ async def _check_batch(
                 )
     if plan.table.name == "licenses":
         await _check_signatures(conn, state, [row for row in rows if not row.problems], verifier)
+    if plan.table.name == "spatial_features":
+        await spatial_sources.check_versions(conn, state.seen, rows)
 
 
 async def _check_signatures(conn: AsyncConnection, state: _State, rows: list[_Row], verifier: _Verifier) -> None:
@@ -933,6 +986,8 @@ async def _insert_rows(conn: AsyncConnection, plan: _Plan, rows: list[tuple[Any,
         driver = (await conn.get_raw_connection()).driver_connection
         if driver is None:
             raise RuntimeError("the database connection was closed")
+        if plan.table.name == "spatial_features":
+            await geometry_codec(driver)  # geometries travel as EWKB, PostGIS's binary format
         await driver.copy_records_to_table(plan.table.name, records=rows, columns=list(plan.columns))
         if plan.serial is not None:
             # The file gave the ids: move the column's sequence past them for later inserts.
@@ -992,8 +1047,18 @@ def _progress_bar(enabled: bool, description: str, total: int | None) -> Iterato
 
 def _resolve(connector: str, table: str | None, source: Path, url: str) -> Table:
     if connector not in TABLES:
-        hint = " (loading into the spatial connector is not available yet)" if connector == "spatial" else ""
-        raise LoadError(f"unknown connector {connector!r}{hint}; one of {', '.join(TABLES)}")
+        raise LoadError(f"unknown connector {connector!r}; one of {', '.join(TABLES)}")
+    if connector == "spatial":  # ``table`` names the layer; every layer's features share one table
+        try:
+            backend = make_url(url).get_backend_name()
+        except ArgumentError as exc:
+            raise LoadError(f"not a database URL: {exc}") from None
+        if backend != "postgresql":
+            raise LoadError(
+                "spatial loads into PostgreSQL with PostGIS; the embedded engine reads a GeoPackage directly "
+                "(set [connectors.spatial] path)"
+            )
+        return spatial_metadata.tables["spatial_features"]
     name = table if table is not None else source.name.split(".")[0]
     if name not in TABLES[connector]:
         if table is None:
@@ -1032,9 +1097,9 @@ async def load_async(
     if batch_size < 1:
         raise LoadError(f"batch_size must be at least 1, got {batch_size}")
     path = Path(source)
-    _format(path)  # a spatial file gets its own message, whatever the table
+    _format(path, connector)  # a spatial file gets its own message, whatever the table
     target = _resolve(connector, table, path, url)
-    src = _inspect(path)
+    src = _inspect(path, connector, table)
     with _records(src) as (header, _):
         plan = _plan(target, header, path.name)
     await migrate_async(connector, url)
@@ -1049,6 +1114,9 @@ async def load_async(
         after, before = done if done is not None else (0, 0)
         run = _Run(engine, plan, src, verifier, after, before, batch_size, progress, after_batch)
         await (run.refuse() if on_error == "refuse" else run.skip())
+        if connector == "spatial" and run.loaded:
+            async with engine.begin() as conn:  # the connector lists the layers it serves from here
+                await spatial_sources.save_layer(conn, spatial_sources.read(path, src.layer)[0])
         if run.loaded and engine.dialect.name == "postgresql":
             # Planner statistics now, not at autovacuum's leisure: the first queries get index plans.
             async with engine.begin() as conn:

@@ -27,6 +27,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, MetaData, inspect, pool, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from connectors.sql import async_url
@@ -41,12 +42,17 @@ COMPONENTS: Mapping[str, str] = MappingProxyType(
     }
 )
 
+#: Components whose schema needs PostgreSQL with PostGIS (the embedded spatial engine reads a
+#: GeoPackage and has no SQL schema): migrated only when configured with a PostgreSQL URL.
+POSTGIS_COMPONENTS: Mapping[str, str] = MappingProxyType({"spatial": "connectors.spatial.migrations"})
+
 # Where each component's target metadata lives (imported lazily: the audit trail does not need the connectors).
 _METADATA = {
     "credit": "connectors.credit.tables",
     "license": "connectors.license.tables",
     "video": "connectors.video.tables",
     "audit": "audit.trail",
+    "spatial": "connectors.spatial.tables",
 }
 
 #: Advisory lock key held while a PostgreSQL upgrade runs: ASCII "CGMIGRAT", the same in every process.
@@ -68,7 +74,7 @@ def component_for(metadata: MetaData) -> str:
 
 def _package(component: str) -> str:
     try:
-        return COMPONENTS[component]
+        return COMPONENTS[component] if component in COMPONENTS else POSTGIS_COMPONENTS[component]
     except KeyError:
         raise ValueError(f"unknown component {component!r}; one of {', '.join(COMPONENTS)}") from None
 
@@ -134,6 +140,10 @@ async def migrate_async(component: str, url: str, revision: str = "head") -> Non
     ``RuntimeError``. For use inside a running event loop; ``ValueError`` for an unknown component.
     """
     config = alembic_config(component, url)
+    if component in POSTGIS_COMPONENTS and make_url(config.attributes["url"]).get_backend_name() != "postgresql":
+        raise ValueError(
+            f"{component} migrates only a PostgreSQL database with PostGIS, not {make_url(url).drivername}://"
+        )
     engine = create_async_engine(config.attributes["url"], poolclass=pool.NullPool)
     try:
         async with engine.begin() as conn:
@@ -226,6 +236,7 @@ __all__ = [
     "migrate",
     "migrate_async",
     "PG_MIGRATION_LOCK_KEY",
+    "POSTGIS_COMPONENTS",
     "run_env",
     "schema_diff",
     "version_table",

@@ -29,6 +29,7 @@ from connectors.credit.tables import metadata as credit_metadata
 from connectors.demo_pg import copy_sqlite_to, dsn
 from connectors.license.tables import metadata as license_metadata
 from connectors.migrate import migrate
+from connectors.spatial.pgload import copy_gpkg_to
 from tests.conftest import LiveServer, make_settings, serve
 
 #: The backends every dual-backend test runs on (fixture params and test ids).
@@ -111,6 +112,8 @@ def throwaway_database(server: PgServer, purpose: str, **settings: str) -> Itera
     defaults = [f"ALTER DATABASE \"{name}\" SET {key} = '{value}'" for key, value in settings.items()]
     asyncio.run(server.admin(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'", *defaults))
     try:
+        # PostGIS for the spatial schema (`make test` installs it); its migration may then run as any role.
+        asyncio.run(execute(server.url(name), "CREATE EXTENSION IF NOT EXISTS postgis"))
         yield server.url(name)
     finally:
         # FORCE: a connection a failed test left open must not keep the database alive.
@@ -132,19 +135,22 @@ class PgDemo:
 
     credit: str
     license: str
+    spatial: str
 
 
 @pytest.fixture(scope="session")
 def pg_demo(pg_server: PgServer, demo_dir: Path) -> Iterator[PgDemo]:
-    """The session's demo data (scale 300, seed 7) copied into PostgreSQL by ``copy_sqlite_to``.
+    """The session's demo data (scale 300, seed 7) copied into PostgreSQL by ``copy_sqlite_to``, and
+    its GeoPackage into PostGIS by ``copy_gpkg_to``.
 
-    Both connectors share one database here (each component has its own version table), which
+    The connectors share one database here (each component has its own version table), which
     also proves their migrations coexist; production may as well give each its own.
     """
     with throwaway_database(pg_server, "demo") as url:
         copy_sqlite_to(url, demo_dir / "credit.sqlite", credit_metadata)
         copy_sqlite_to(url, demo_dir / "license.sqlite", license_metadata)
-        yield PgDemo(credit=url, license=url)
+        copy_gpkg_to(url, demo_dir / "spatial.gpkg")
+        yield PgDemo(credit=url, license=url, spatial=url)
 
 
 @pytest.fixture(scope="module")

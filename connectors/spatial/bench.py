@@ -9,6 +9,11 @@ contract the gateway calls, row filter included, geometry converted to GeoJSON â
 queries inside the city: a 1 km bbox, ``near`` with a 500 m radius, ``within`` a ~1.4 km hexagon,
 each with the public's layer filter and with a district officer's ``within_districts`` filter.
 It does not go through HTTP or the policy engine (the gateway's own benchmark does that).
+
+    python -m connectors.spatial.bench --features 1000000 --postgis postgresql://user@host/db
+
+copies the GeoPackage into that PostGIS database first (once: an empty database, migrated by
+``copy_gpkg_to``) and times the same queries on the PostGIS backend.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from connectors.base import JSON, SearchRequest
 from connectors.spatial import crs as crs_mod
 from connectors.spatial.connector import SpatialConnector
 from connectors.spatial.demo import CENTROIDS, OUTLINE, _district_rows, district_boundaries
+from connectors.spatial.postgis import PostgisSpatialConnector
 
 LAYER = "benchmark_points"
 KINDS = ("school", "clinic", "shop", "bus_stop", "office")
@@ -107,9 +113,9 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
 
 
-async def run(path: Path, runs: int, seed: int) -> list[dict[str, Any]]:
+async def run(path: Path, runs: int, seed: int, postgis: str | None = None) -> list[dict[str, Any]]:
     started = time.perf_counter()
-    connector = SpatialConnector(path)
+    connector = SpatialConnector(path) if postgis is None else PostgisSpatialConnector(postgis)
     await connector.open()
     health = await connector.health()
     if not health.ok:
@@ -168,6 +174,20 @@ async def run(path: Path, runs: int, seed: int) -> list[dict[str, Any]]:
     return results
 
 
+async def _has_layers(url: str) -> bool:
+    import asyncpg
+
+    from connectors.demo_pg import dsn
+
+    conn = await asyncpg.connect(dsn(url))
+    try:
+        if not await conn.fetchval("SELECT to_regclass('spatial_layers') IS NOT NULL"):
+            return False
+        return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM spatial_layers)"))
+    finally:
+        await conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--features", type=int, default=1_000_000)
@@ -175,12 +195,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("var/spatial-bench.gpkg"))
     parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--postgis", metavar="URL", help="benchmark PostGIS: copy the GeoPackage into this database")
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.rebuild or not args.out.exists():
         print(f"building {args.features} features into {args.out} ... {build(args.out, args.features, args.seed):.1f}s")
-    rows = asyncio.run(run(args.out, args.runs, args.seed))
-    print(f"\n{args.features} features, {args.runs} runs per query, first: 100, GeoJSON output in EPSG:4326\n")
+    if args.postgis is not None and not asyncio.run(_has_layers(args.postgis)):
+        from connectors.spatial.pgload import copy_gpkg_to
+
+        started = time.perf_counter()
+        copied = copy_gpkg_to(args.postgis, args.out)
+        print(f"copied {copied} rows into PostGIS in {time.perf_counter() - started:.1f}s")
+    rows = asyncio.run(run(args.out, args.runs, args.seed, args.postgis))
+    backend = "PostGIS" if args.postgis else "embedded (GeoPackage)"
+    print(f"\n{backend}: {args.features} features, {args.runs} runs per query, first: 100, GeoJSON in EPSG:4326\n")
     print("| query | p50 ms | p99 ms | rows returned (mean) |\n|---|---:|---:|---:|")
     for row in rows:
         print(f"| {row['query']} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {row['rows']:.0f} |")

@@ -30,9 +30,9 @@ import asyncio
 import datetime as dt
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self, TypeVar, cast
+from typing import Any, ClassVar, Literal, NamedTuple, Self, TypeVar, cast
 
 import numpy as np
 import shapely
@@ -84,6 +84,15 @@ DEFAULTS: dict[str, float] = {
 }
 
 
+class FeatureQuery(NamedTuple):
+    """A feature search's checked geometry and attribute arguments (``nearest`` and paging aside)."""
+
+    shapes: list[tuple[shapely.Geometry, Predicate]]
+    centre: shapely.Point | None
+    radius: float
+    criteria: list[tuple[str, str]]
+
+
 def _today() -> dt.date:
     return dt.datetime.now(SHANGHAI).date()
 
@@ -129,6 +138,15 @@ class SpatialConnector:
 
     @classmethod
     def from_config(cls, config: Mapping[str, JSON], data_dir: Path) -> Self:
+        url = config.get("url")
+        if url is not None:
+            if not isinstance(url, str) or not url.startswith(("postgresql", "postgres:")):
+                raise ConnectorConfigError(
+                    "spatial: 'url' must be a PostgreSQL (PostGIS) URL such as postgresql+asyncpg://..."
+                )
+            from connectors.spatial.postgis import PostgisSpatialConnector
+
+            return cast(Self, PostgisSpatialConnector.from_url(url, config))
         path = config.get("path", str(data_dir / "spatial.gpkg"))
         if not isinstance(path, str) or not path.endswith(".gpkg"):
             raise ConnectorConfigError("spatial: 'path' must name a GeoPackage file such as var/spatial.gpkg")
@@ -190,11 +208,15 @@ class SpatialConnector:
     # --- shared helpers ------------------------------------------------------------------------
 
     def _layer(self, name: object) -> Layer:
-        if not isinstance(name, str) or name not in self.store.layers:
-            known = ", ".join(sorted(self.store.layers))
+        return self.store.layers[self._layer_name(name, self.store.layers)]
+
+    @staticmethod
+    def _layer_name(name: object, known: Collection[str]) -> str:
+        """``name`` if it is one of the ``known`` layers, else ``InvalidArgument`` listing them."""
+        if not isinstance(name, str) or name not in known:
             shown = name if isinstance(name, str) and len(name) <= 40 and storable(name) else "?"
-            raise InvalidArgument(f"unknown layer {shown!r}: one of {known}")
-        return self.store.layers[name]
+            raise InvalidArgument(f"unknown layer {shown!r}: one of {', '.join(sorted(known))}")
+        return name
 
     def _in_districts(self, layer: Layer) -> Callable[[tuple[str, ...]], Mask]:
         districts = self.store.layers[DISTRICTS]
@@ -237,45 +259,43 @@ class SpatialConnector:
         return out
 
     def _district_records(self, rows: Sequence[int], crs: str) -> list[Record]:
-        layer = self.store.layers[DISTRICTS]
-        out: list[Record] = []
-        for record in self._features(layer, rows, crs):
-            props = cast(Mapping[str, Any], record["properties"])
-            out.append(
-                {
-                    "adcode": record["fid"],
-                    "name": record["name"],
-                    "name_en": props.get("name_en") or "",
-                    "level": record["kind"] or "district",
-                    "area_km2": props.get("area_km2"),
-                    "boundary": record["geometry"],
-                    "crs": crs,
-                    "valid_from": record["valid_from"],
-                    "valid_to": record["valid_to"],
-                }
-            )
-        return out
+        return [self._as_district(r, crs) for r in self._features(self.store.layers[DISTRICTS], rows, crs)]
+
+    @staticmethod
+    def _as_district(record: Record, crs: str) -> Record:
+        """A ``District`` record from a feature record of the districts layer."""
+        props = cast(Mapping[str, Any], record["properties"])
+        return {
+            "adcode": record["fid"],
+            "name": record["name"],
+            "name_en": props.get("name_en") or "",
+            "level": record["kind"] or "district",
+            "area_km2": props.get("area_km2"),
+            "boundary": record["geometry"],
+            "crs": crs,
+            "valid_from": record["valid_from"],
+            "valid_to": record["valid_to"],
+        }
 
     def _device_records(self, rows: Sequence[int], crs: str) -> list[Record]:
-        layer = self.store.layers[DEVICES]
-        out: list[Record] = []
-        for record in self._features(layer, rows, crs):
-            props = cast(Mapping[str, Any], record["properties"])
-            out.append(
-                {
-                    "id": record["fid"],
-                    "kind": record["kind"],
-                    "name": record["name"],
-                    "status": props.get("status") or "UNKNOWN",
-                    "unit": props.get("unit") or "",
-                    "district_code": record["district_code"],
-                    "installed_on": record["valid_from"],
-                    "removed_on": record["valid_to"],
-                    "geometry": record["geometry"],
-                    "crs": crs,
-                }
-            )
-        return out
+        return [self._as_device(r, crs) for r in self._features(self.store.layers[DEVICES], rows, crs)]
+
+    @staticmethod
+    def _as_device(record: Record, crs: str) -> Record:
+        """A ``Device`` record from a feature record of the iot_devices layer."""
+        props = cast(Mapping[str, Any], record["properties"])
+        return {
+            "id": record["fid"],
+            "kind": record["kind"],
+            "name": record["name"],
+            "status": props.get("status") or "UNKNOWN",
+            "unit": props.get("unit") or "",
+            "district_code": record["district_code"],
+            "installed_on": record["valid_from"],
+            "removed_on": record["valid_to"],
+            "geometry": record["geometry"],
+            "crs": crs,
+        }
 
     @staticmethod
     def _current(layer: Layer, fid: str, day: int) -> int | None:
@@ -429,7 +449,8 @@ class SpatialConnector:
             moment = moment.replace(tzinfo=SHANGHAI)  # the city's wall time
         return int(moment.timestamp())
 
-    def _readings(self, keys: Sequence[str], row_filter: RowFilter, args: Mapping[str, JSON]) -> list[list[Record]]:
+    def _reading_window(self, args: Mapping[str, JSON]) -> tuple[int, int, int | None]:
+        """``(start, end, step)`` in Unix seconds from ``from``, ``to`` and ``every`` (checked)."""
         now = dt.datetime.now(SHANGHAI)
         end = self._instant(args.get("to"), "to", now)
         start = self._instant(args.get("from"), "from", now - dt.timedelta(days=1))
@@ -450,6 +471,10 @@ class SpatialConnector:
                     f"every: {every} makes {buckets} buckets between from and to; the limit is {self.max_readings}: "
                     "choose a longer bucket"
                 )
+        return start, end, step
+
+    def _readings(self, keys: Sequence[str], row_filter: RowFilter, args: Mapping[str, JSON]) -> list[list[Record]]:
+        start, end, step = self._reading_window(args)
         layer = self.store.layers.get(DEVICES)
         if layer is None:
             return [[] for _ in keys]
@@ -565,42 +590,47 @@ class SpatialConnector:
             if not ok:
                 continue
             layer = self.store.layers[name]
-            versions, current, first, last = summaries[name]
-            extent = None
-            if len(layer):
-                bounds = shapely.total_bounds(layer.geometries)
-                box = shapely.segmentize(
-                    shapely.box(*bounds), max(bounds[2] - bounds[0], bounds[3] - bounds[1]) / 16 or 1.0
-                )
-                extent = [
-                    round(float(v), crs_mod.CRSS[crs].decimals)
-                    for v in shapely.bounds(crs_mod.convert(box, crs_mod.STORAGE, crs))
-                ]
-            out.append(
-                {
-                    "name": name,
-                    "title": layer.title,
-                    "geometry_type": layer.geometry_type,
-                    "crs": crs,
-                    "storage_crs": crs_mod.STORAGE,
-                    "extent": extent,
-                    "feature_count": current,
-                    "version_count": versions,
-                    "valid_from": from_day_number(first) if versions else None,
-                    "last_change": from_day_number(last) if versions else None,
-                }
-            )
+            xmin, ymin, xmax, ymax = (float(v) for v in shapely.total_bounds(layer.geometries))
+            bounds = (xmin, ymin, xmax, ymax) if len(layer) else None
+            out.append(self._layer_record(name, layer.title, layer.geometry_type, crs, summaries[name], bounds))
         return out
 
-    def _search_features(self, request: SearchRequest, crs: str) -> Page:
-        where = request.where
-        day = self._as_of(where.get("as_of"))
-        if where.get("layer") is not None:
-            layers = [self._layer(where["layer"])]
-        else:
-            layers = [self.store.layers[n] for n in sorted(self.store.layers)]
-        if where.get("nearest") is not None:
-            return self._nearest(layers, where["nearest"], request, crs, day)
+    @staticmethod
+    def _layer_record(
+        name: str,
+        title: str,
+        geometry_type: str,
+        crs: str,
+        summary: tuple[int, int, int, int],
+        bounds: tuple[float, float, float, float] | None,
+    ) -> Record:
+        """A ``Layer`` record: ``summary`` is (versions, valid today, first valid_from, last change)
+        as day numbers, ``bounds`` the storage-CRS extent of every version (``None`` when empty)."""
+        versions, current, first, last = summary
+        extent = None
+        if bounds is not None:
+            box = shapely.segmentize(
+                shapely.box(*bounds), max(bounds[2] - bounds[0], bounds[3] - bounds[1]) / 16 or 1.0
+            )
+            extent = [
+                round(float(v), crs_mod.CRSS[crs].decimals)
+                for v in shapely.bounds(crs_mod.convert(box, crs_mod.STORAGE, crs))
+            ]
+        return {
+            "name": name,
+            "title": title,
+            "geometry_type": geometry_type,
+            "crs": crs,
+            "storage_crs": crs_mod.STORAGE,
+            "extent": extent,
+            "feature_count": current,
+            "version_count": versions,
+            "valid_from": from_day_number(first) if versions else None,
+            "last_change": from_day_number(last) if versions else None,
+        }
+
+    def _feature_query(self, where: Mapping[str, JSON], crs: str) -> FeatureQuery:
+        """The checked arguments of a feature search other than ``nearest`` (both backends)."""
         shapes = self._query_geometries(where, crs)
         centre: shapely.Point | None = None
         radius = 0.0
@@ -617,6 +647,18 @@ class SpatialConnector:
                 if not isinstance(value, str):
                     raise InvalidArgument(f"filter.{key} must be a string")
                 criteria.append((column, value))
+        return FeatureQuery(shapes, centre, radius, criteria)
+
+    def _search_features(self, request: SearchRequest, crs: str) -> Page:
+        where = request.where
+        day = self._as_of(where.get("as_of"))
+        if where.get("layer") is not None:
+            layers = [self._layer(where["layer"])]
+        else:
+            layers = [self.store.layers[n] for n in sorted(self.store.layers)]
+        if where.get("nearest") is not None:
+            return self._nearest(layers, where["nearest"], request, crs, day)
+        shapes, centre, radius, criteria = self._feature_query(where, crs)
         after = self._after(request.after, near=centre is not None)
 
         def matching(layer: Layer) -> tuple[Indices, np.ndarray]:
@@ -769,14 +811,18 @@ class SpatialConnector:
         close = distances <= radius
         return hits[close], distances[close]
 
-    def _nearest(self, layers: Sequence[Layer], spec: JSON, request: SearchRequest, crs: str, day: int) -> Page:
+    def _nearest_spec(self, spec: JSON, request: SearchRequest, crs: str) -> tuple[shapely.Point, int]:
+        """The checked point and k of ``nearest`` (k capped at ``first``)."""
         if not isinstance(spec, Mapping):
             raise InvalidArgument("nearest needs a point and k")
         point = geojson.parse_point(spec.get("point"), crs)
         k = spec.get("k")
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.max_k:
             raise InvalidArgument(f"k must be between 1 and {self.max_k}, got {k!r}")
-        k = min(k, request.first)
+        return point, min(k, request.first)
+
+    def _nearest(self, layers: Sequence[Layer], spec: JSON, request: SearchRequest, crs: str, day: int) -> Page:
+        point, k = self._nearest_spec(spec, request, crs)
         radius = min(1000.0, self.max_radius_m)
         found: list[tuple[float, str, str, Layer, int]] = []
         while True:
@@ -807,4 +853,4 @@ def _moment(ts: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(int(ts), SHANGHAI)
 
 
-__all__ = ["DEFAULTS", "SpatialConnector"]
+__all__ = ["DEFAULTS", "FeatureQuery", "SpatialConnector"]

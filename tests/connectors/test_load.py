@@ -482,17 +482,17 @@ def test_licences_whose_signature_does_not_verify_are_bad_rows(target: str, tmp_
 
 
 @pytest.mark.parametrize("name", ["parcels.gpkg", "roads.shp", "roads.shp.zip", "credit_subjects.SHP"])
-def test_spatial_files_wait_for_the_spatial_connector(
+def test_spatial_files_belong_to_the_spatial_connector(
     tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / name
     path.write_bytes(b"GPKG\x00")
     url = f"sqlite:///{tmp_path / 'target.sqlite'}"
 
-    with pytest.raises(LoadError, match="for the spatial connector, which is not available to the loader yet"):
+    with pytest.raises(LoadError, match=r"for the spatial connector \(`citygraph load spatial`\)"):
         load("credit", None, path, url)
     assert load_command("credit", path, url) == 2
-    assert "spatial connector, which is not available to the loader yet" in capsys.readouterr().err
+    assert "for the spatial connector (`citygraph load spatial`)" in capsys.readouterr().err
     assert not (tmp_path / "target.sqlite").exists()  # refused before touching the target
 
 
@@ -540,11 +540,13 @@ def test_the_header_must_fit_the_table(tmp_path: Path, capsys: pytest.CaptureFix
         load("credit", None, missing, url)
     assert load_command("credit", missing, url, "credit_records", "skip") == 2
     assert load_command("credit", missing, url, None, "ignore") == 2
+    assert load_command("weather", missing, url) == 2
     assert load_command("spatial", missing, url) == 2
     err = capsys.readouterr().err
     assert "credit has no table 'credit_records'" not in err  # it has: the header is what is wrong
     assert "--on-error must be skip or refuse" in err
-    assert "unknown connector 'spatial' (loading into the spatial connector is not available yet)" in err
+    assert "unknown connector 'weather'; one of credit, license, spatial" in err
+    assert "subjects.csv: the spatial connector loads GeoPackage, Shapefile or GeoJSON files" in err
 
 
 def test_load_command_prints_bad_rows_and_exits_by_outcome(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

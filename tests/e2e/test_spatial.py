@@ -1,5 +1,6 @@
 """The spatio-temporal cloud over real HTTP with real tokens, checked against geometry computed
-independently in the test (pyproj, shapely, the GCJ-02 formula written out again)."""
+independently in the test (pyproj, shapely, the GCJ-02 formula written out again), on both
+backends: the embedded engine (GeoPackage) and PostGIS."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import numpy as np
 import pytest
 import shapely
 
+from connectors.migrate import migrate
 from tests.conftest import LiveServer, TokenFactory, make_settings, serve
 from tests.connectors.spatial.reference import from_wgs84, geodesic_m, layer, today
+from tests.postgres import BACKENDS, PgDemo, throwaway_database
 
 CRSS = ["EPSG:4326", "EPSG:4490", "EPSG:3857", "GCJ-02"]
 CENTRE = (121.55, 29.87)  # 天一广场, Haishu
@@ -24,20 +27,35 @@ MAX_VERTICES = 100
 MAX_READINGS = 1000
 
 
-@pytest.fixture(scope="module")
-def live(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    audit = tmp_path_factory.mktemp("spatial-audit") / "audit.sqlite"
-    connectors = {
-        "credit": {"url": f"sqlite+aiosqlite:///{demo_dir / 'credit.sqlite'}"},
-        "license": {"url": f"sqlite+aiosqlite:///{demo_dir / 'license.sqlite'}"},
-        "spatial": {
-            "path": str(demo_dir / "spatial.gpkg"),
-            "max_vertices": MAX_VERTICES,
-            "max_readings": MAX_READINGS,
-        },
-    }
-    with serve(make_settings(demo_dir, connectors=connectors, audit={"url": f"sqlite+aiosqlite:///{audit}"})) as server:
-        yield server
+@pytest.fixture(scope="module", params=BACKENDS)
+def live(
+    request: pytest.FixtureRequest, demo_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """The gateway on the embedded engine (GeoPackage, SQLite), then on PostGIS and PostgreSQL: every
+    test of this module runs on both, against the same reference computations."""
+    options = {"max_vertices": MAX_VERTICES, "max_readings": MAX_READINGS}
+    if request.param == "sqlite":
+        audit = tmp_path_factory.mktemp("spatial-audit") / "audit.sqlite"
+        connectors = {
+            "credit": {"url": f"sqlite+aiosqlite:///{demo_dir / 'credit.sqlite'}"},
+            "license": {"url": f"sqlite+aiosqlite:///{demo_dir / 'license.sqlite'}"},
+            "spatial": {"path": str(demo_dir / "spatial.gpkg"), **options},
+        }
+        settings = make_settings(demo_dir, connectors=connectors, audit={"url": f"sqlite+aiosqlite:///{audit}"})
+        with serve(settings) as server:
+            yield server
+        return
+    pg: PgDemo = request.getfixturevalue("pg_demo")
+    with throwaway_database(request.getfixturevalue("pg_server"), "spatial_audit") as audit_url:
+        migrate("audit", audit_url)
+        connectors = {
+            "credit": {"url": pg.credit},
+            "license": {"url": pg.license},
+            "spatial": {"url": pg.spatial, "pool_size": 2, "max_overflow": 4, **options},
+        }
+        data_dir = tmp_path_factory.mktemp("pg-spatial")  # nothing is read from it: every URL is PostgreSQL
+        with serve(make_settings(data_dir, connectors=connectors, audit={"url": audit_url})) as server:
+            yield server
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The spatial connector passes the SDK's compliance suite (features and devices)."""
+"""The spatial connector passes the SDK's compliance suite (features and devices) on both backends."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pathlib import Path
 import pyogrio  # type: ignore[import-untyped]
 import pytest
 
+from connectors.base import JSON
 from connectors.spatial import SpatialConnector
 from connectors.testing import ConnectorComplianceSuite
+from tests.postgres import BACKENDS
 
 
 def _current(demo_dir: Path, layer: str) -> list[tuple[str, str]]:
@@ -18,9 +20,15 @@ def _current(demo_dir: Path, layer: str) -> list[tuple[str, str]]:
     return [(str(f), str(d)) for f, d in zip(frame["fid"], frame["district_code"], strict=True)]
 
 
+@pytest.fixture(params=BACKENDS)
+def config(request: pytest.FixtureRequest) -> dict[str, JSON]:
+    """The demo GeoPackage (the default path), then the same data in PostGIS."""
+    return {} if request.param == "sqlite" else {"url": request.getfixturevalue("pg_demo").spatial}
+
+
 @pytest.fixture
-async def opened(demo_dir: Path) -> AsyncIterator[SpatialConnector]:
-    connector = SpatialConnector.from_config({}, demo_dir)
+async def opened(config: dict[str, JSON], demo_dir: Path) -> AsyncIterator[SpatialConnector]:
+    connector = SpatialConnector.from_config(config, demo_dir)
     await connector.open()
     yield connector
     await connector.aclose()
