@@ -378,6 +378,14 @@ def demo_data(
         str | None,
         typer.Option("--to", help="Also load the data into this empty PostgreSQL database (migrated first)."),
     ] = None,
+    districts: Annotated[
+        Path | None,
+        typer.Option(
+            "--districts",
+            help="District boundary file (GeoPackage, Shapefile, GeoJSON; an 'adcode' per district) "
+            "to use instead of the demo's Voronoi partition.",
+        ),
+    ] = None,
 ) -> None:
     """Generate the deterministic Ningbo demo data set (credit, license store, spatial layers, video library)."""
     from connectors.credit.demo import generate as credit_demo
@@ -386,11 +394,19 @@ def demo_data(
     from connectors.video.demo import generate as video_demo
 
     folder = out or Settings().data_dir
+    if districts is not None:
+        from connectors.spatial.demo import read_boundaries
+
+        try:  # checked before anything is written
+            read_boundaries(districts)
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
     credit, license_ = folder / "credit.sqlite", folder / "license.sqlite"
     spatial = folder / "spatial.gpkg"
     if if_missing and credit.exists() and license_.exists():
         if not spatial.exists():  # data made before the spatial connector existed
-            places = spatial_demo(spatial, credit_db=credit, seed=seed)
+            places = spatial_demo(spatial, credit_db=credit, seed=seed, boundaries=districts)
             typer.echo(f"wrote {sum(places.features.values())} features and {places.readings} readings to {spatial}")
         if not (folder / "video.sqlite").exists():  # data made before the video connector existed
             cams = video_demo(folder / "video.sqlite", spatial_gpkg=spatial, seed=seed)
@@ -408,7 +424,7 @@ def demo_data(
         f"licences in {licences.seconds:.1f}s to {folder}"
     )
     # The spatio-temporal cloud places the credit platform's enterprises on the map.
-    places = spatial_demo(spatial, credit_db=credit, seed=seed)
+    places = spatial_demo(spatial, credit_db=credit, seed=seed, boundaries=districts)
     typer.echo(
         f"wrote {sum(places.features.values())} features in {len(places.features)} layers and {places.readings} "
         f"IoT readings in {places.seconds:.1f}s to {spatial}"

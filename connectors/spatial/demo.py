@@ -6,7 +6,9 @@ validity interval ``[valid_from, valid_to)`` (``valid_to`` empty: still valid):
 
 * ``districts`` — the ten districts of :data:`connectors.identifiers.NINGBO_DISTRICTS`, a Voronoi
   partition (computed in UTM 51N) around each district's approximate area centroid, clipped to a
-  hand-drawn outline of the city. Plausible, **not** official boundaries. Before the demo's
+  hand-drawn outline of the city. Plausible, **not** official boundaries — unless a boundary file
+  is given (``boundaries=``, ``citygraph demo-data --districts FILE``: :func:`read_boundaries`),
+  whose polygons are used as they are and every other layer is placed in them. Before the demo's
   :data:`REFORM_DATE` the city had the pre-2016 layout: 江东区 (330204) existed, 海曙区 was the old
   city core and 鄞州区 surrounded it, and 奉化 was 奉化市 (330283) — versions with their own
   adcodes and intervals, so ``asOf`` and ``districtAt`` answer for the past too.
@@ -321,20 +323,74 @@ def _voronoi(codes: Sequence[str], sites: NDArray[np.float64], region: shapely.G
     return out
 
 
-def district_boundaries() -> tuple[dict[str, shapely.Geometry], dict[str, shapely.Geometry]]:
+def district_boundaries(
+    current: dict[str, shapely.Geometry] | None = None,
+) -> tuple[dict[str, shapely.Geometry], dict[str, shapely.Geometry]]:
     """(current, former) district polygons in the metric CRS, by adcode.
 
-    ``former`` holds the pre-reform versions of the divisions that changed: 海曙, 鄞州, 江东 (the
-    old 海曙+鄞州 area re-partitioned around the old sites) and 奉化市 (奉化区's area, old code).
+    ``current`` defaults to the Voronoi partition of the city outline. ``former`` holds the
+    pre-reform versions of the divisions that changed: 海曙, 鄞州, 江东 (the old 海曙+鄞州 area
+    re-partitioned around the old sites) and 奉化市 (奉化区's area, old code).
     """
-    outline = _metric_geom(shapely.Polygon(OUTLINE))
-    codes, sites = _sites(CENTROIDS)
-    current = _voronoi(codes, sites, outline)
+    if current is None:
+        outline = _metric_geom(shapely.Polygon(OUTLINE))
+        codes, sites = _sites(CENTROIDS)
+        current = _voronoi(codes, sites, outline)
     region = shapely.union(current["330203"], current["330212"])
     old_codes, old_sites = _sites(OLD_CENTROIDS)
     former = _voronoi(old_codes, old_sites, region)
     former["330283"] = current["330213"]
     return current, former
+
+
+def read_boundaries(path: Path) -> dict[str, shapely.Geometry]:
+    """The current district polygons of a boundary file, by adcode, in the metric CRS.
+
+    Any format pyogrio reads (GeoPackage, Shapefile, GeoJSON, ...), one layer (the first), with an
+    ``adcode`` column naming each of the ten districts of ``NINGBO_DISTRICTS`` exactly once and
+    (Multi)Polygon geometries that are valid and non-empty, in a declared CRS (GeoJSON is WGS 84).
+    Raises ``ValueError`` saying what is wrong, feature by feature.
+    """
+    import geopandas as gpd  # type: ignore[import-untyped]
+
+    try:
+        frame = gpd.read_file(path, engine="pyogrio")
+    except Exception as exc:  # the reader's own error names the problem (missing file, bad format)
+        raise ValueError(f"{path}: cannot read the boundary file: {exc}") from exc
+    if frame.crs is None:
+        raise ValueError(f"{path}: the boundary file declares no coordinate reference system")
+    if "adcode" not in frame.columns:
+        raise ValueError(f"{path}: the boundary file has no 'adcode' column (columns: {', '.join(frame.columns)})")
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for number, (code, geometry) in enumerate(zip(frame["adcode"], frame.geometry, strict=True), start=1):
+        code = str(code).strip()
+        if code not in NINGBO_DISTRICTS:
+            problems.append(f"feature {number}: adcode {code!r} is not one of Ningbo's ten districts")
+        elif code in seen:
+            problems.append(f"feature {number}: adcode {code} is already feature {seen[code]}")
+        else:
+            seen[code] = number
+        if geometry is None or geometry.is_empty:
+            problems.append(f"feature {number}: no geometry")
+        elif geometry.geom_type not in ("Polygon", "MultiPolygon"):
+            problems.append(f"feature {number}: a {geometry.geom_type}, not a polygon")
+        elif not shapely.is_valid(geometry):
+            problems.append(f"feature {number}: invalid polygon ({shapely.is_valid_reason(geometry)})")
+    missing = sorted(set(NINGBO_DISTRICTS) - set(seen))
+    if missing:
+        problems.append(f"districts missing: {', '.join(missing)}")
+    if problems:
+        raise ValueError(f"{path}: " + "; ".join(problems))
+    # Edges are straight in the file's CRS: densified first (~100 m), they stay where the file
+    # draws them through the metric CRS the generator works in and back (a 30 km edge of a
+    # geographic polygon otherwise bends by about 10 m, enough to put an edge feature outside).
+    frame = frame.set_geometry(frame.geometry.segmentize(0.001 if frame.crs.is_geographic else 100.0))
+    metric = frame.to_crs(crs_mod.METRIC)
+    return {
+        str(code).strip(): shapely.make_valid(shapely.normalize(geometry))
+        for code, geometry in zip(metric["adcode"], metric.geometry, strict=True)
+    }
 
 
 def _random_points_in(
@@ -655,7 +711,7 @@ LAYERS: dict[str, tuple[str, str]] = {
 
 
 def _write_layer(path: Path, name: str, rows: Sequence[_Row]) -> None:
-    import geopandas as gpd  # type: ignore[import-untyped]
+    import geopandas as gpd
     import pyogrio  # type: ignore[import-untyped]
 
     title, kind = LAYERS[name]
@@ -727,8 +783,13 @@ def generate(
     pois: int | None = None,
     devices: int | None = None,
     days: int | None = None,
+    boundaries: Path | None = None,
 ) -> SpatialDemoStats:
-    """Write a fresh ``spatial.gpkg`` (replacing any file at ``path``); sizes default by scale."""
+    """Write a fresh ``spatial.gpkg`` (replacing any file at ``path``); sizes default by scale.
+
+    ``boundaries``: a district boundary file (:func:`read_boundaries`) instead of the Voronoi
+    partition; ``ValueError`` when it is unusable, before anything is written.
+    """
     started = time.perf_counter()
     path = Path(path)
     today = today if today is not None else dt.datetime.now(_SHANGHAI).date()
@@ -740,7 +801,7 @@ def generate(
                 raise ValueError(f"{key} must be >= 0, got {value}")
             sizes[key] = value
     rng = np.random.default_rng(seed)
-    current, former = district_boundaries()
+    current, former = district_boundaries(read_boundaries(Path(boundaries)) if boundaries is not None else None)
     layers = {
         "districts": _district_rows(current, former),
         "parcels": _parcel_rows(rng, current, sizes["parcels"], today),
@@ -784,4 +845,5 @@ __all__ = [
     "default_sizes",
     "district_boundaries",
     "generate",
+    "read_boundaries",
 ]

@@ -30,7 +30,7 @@ def current_districts(path: Path) -> dict[str, Any]:
 
 def test_same_seed_same_file_content(tmp_path: Path, demo_dir: Path) -> None:
     today = dt.date(2026, 6, 1)
-    sizes = {"parcels": 60, "pois": 40, "devices": 12, "days": 3}
+    sizes: dict[str, Any] = {"parcels": 60, "pois": 40, "devices": 12, "days": 3}
     a = generate(tmp_path / "a.gpkg", credit_db=demo_dir / "credit.sqlite", seed=3, today=today, **sizes)
     b = generate(tmp_path / "b.gpkg", credit_db=demo_dir / "credit.sqlite", seed=3, today=today, **sizes)
     c = generate(tmp_path / "c.gpkg", credit_db=demo_dir / "credit.sqlite", seed=4, today=today, **sizes)
@@ -108,3 +108,89 @@ def test_readings_are_hourly_and_plausible(demo_dir: Path) -> None:
     assert 0 <= ranges["WASTE_BIN"][0] and ranges["WASTE_BIN"][1] <= 100
     assert ranges["STREET_LIGHT"][1] <= 250 and 1 < ranges["WATER_LEVEL"][0] < ranges["WATER_LEVEL"][1] < 6
     assert gaps == [(3600,)] and registered == ("attributes",)
+
+
+def _boundary_file(path: Path, districts: dict[str, Any], driver: str = "GeoJSON") -> Path:
+    """The given metric-free (EPSG:4490) polygons written as a WGS 84 boundary file by adcode."""
+    import geopandas as gpd  # type: ignore[import-untyped]
+
+    frame = gpd.GeoDataFrame(
+        {"adcode": list(districts), "name": [NINGBO_DISTRICTS[c][0] for c in districts]},
+        geometry=list(districts.values()),
+        crs="EPSG:4490",
+    ).to_crs("EPSG:4326")
+    frame.to_file(path, driver=driver, engine="pyogrio")
+    return path
+
+
+def test_a_boundary_file_replaces_the_voronoi_partition(tmp_path: Path, demo_dir: Path) -> None:
+    # "Official" boundaries that differ from the demo's: each district shrunk by 300 m.
+    demo = current_districts(demo_dir / "spatial.gpkg")
+    from connectors.spatial import crs as crs_mod
+
+    shrunk = {
+        code: crs_mod.convert(
+            shapely.buffer(crs_mod.convert(g, crs_mod.STORAGE, crs_mod.METRIC), -300.0), crs_mod.METRIC, crs_mod.STORAGE
+        )
+        for code, g in demo.items()
+    }
+    source = _boundary_file(tmp_path / "districts.geojson", shrunk)
+    sizes: dict[str, Any] = {"parcels": 80, "pois": 60, "devices": 12, "days": 1}
+    stats = generate(tmp_path / "s.gpkg", credit_db=demo_dir / "credit.sqlite", seed=3, boundaries=source, **sizes)
+    written = current_districts(stats.path)
+    assert set(written) == set(NINGBO_DISTRICTS)
+    for code, polygon in written.items():
+        # The file's polygon (through WGS 84 and back), not the Voronoi cell it was shrunk from.
+        assert shapely.hausdorff_distance(polygon, shrunk[code]) < 1e-6, code
+        assert shapely.area(polygon) < shapely.area(demo[code])
+    # Every other layer is placed inside the file's districts.
+    for layer in ("pois", "enterprise_locations", "iot_devices"):
+        frame = read(stats.path, layer)
+        frame = frame[frame["valid_to"].isna()]
+        for code, geometry in zip(frame["district_code"], frame.geometry, strict=True):
+            assert shapely.covers(written[code], geometry), (layer, code)
+
+
+def test_a_bad_boundary_file_is_refused_with_every_problem(tmp_path: Path, demo_dir: Path) -> None:
+    demo = current_districts(demo_dir / "spatial.gpkg")
+    codes = sorted(demo)
+    bowtie = shapely.Polygon([(121.4, 29.8), (121.5, 29.9), (121.5, 29.8), (121.4, 29.9), (121.4, 29.8)])
+    broken = {c: demo[c] for c in codes[2:]}
+    broken[codes[2]] = bowtie  # self-intersecting
+    import geopandas as gpd
+
+    frame = gpd.GeoDataFrame(
+        {"adcode": [*broken, "110101"]}, geometry=[*broken.values(), demo[codes[0]]], crs="EPSG:4490"
+    )
+    path = tmp_path / "bad.gpkg"
+    frame.to_file(path, driver="GPKG", engine="pyogrio")
+    with pytest.raises(ValueError) as refused:
+        generate(tmp_path / "s.gpkg", credit_db=demo_dir / "credit.sqlite", seed=3, boundaries=path)
+    message = str(refused.value)
+    assert "feature 1: invalid polygon (Self-intersection" in message
+    assert "feature 9: adcode '110101' is not one of Ningbo's ten districts" in message
+    assert f"districts missing: {codes[0]}, {codes[1]}" in message
+    assert not (tmp_path / "s.gpkg").exists()
+    no_adcode = tmp_path / "no-adcode.geojson"
+    gpd.GeoDataFrame({"code": codes}, geometry=[demo[c] for c in codes], crs="EPSG:4490").to_file(
+        no_adcode, driver="GeoJSON", engine="pyogrio"
+    )
+    with pytest.raises(ValueError, match="no 'adcode' column"):
+        generate(tmp_path / "s.gpkg", credit_db=demo_dir / "credit.sqlite", seed=3, boundaries=no_adcode)
+    with pytest.raises(ValueError, match="cannot read the boundary file"):
+        generate(tmp_path / "s.gpkg", credit_db=demo_dir / "credit.sqlite", seed=3, boundaries=tmp_path / "nope.shp")
+
+
+def test_demo_data_cli_refuses_a_bad_boundary_file_before_writing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gateway import cli
+
+    bad = tmp_path / "bad.geojson"
+    bad.write_text('{"type": "FeatureCollection", "features": []}')
+    result = CliRunner().invoke(
+        cli, ["demo-data", "--scale", "20", "--out", str(tmp_path / "out"), "--districts", str(bad)]
+    )
+    assert result.exit_code == 2, result.output
+    assert "no 'adcode' column" in result.output or "districts missing" in result.output
+    assert not (tmp_path / "out").exists()
