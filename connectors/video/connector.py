@@ -24,7 +24,7 @@ import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, cast
 
 import numpy as np
 import shapely
@@ -44,7 +44,7 @@ from connectors.base import (
 )
 from connectors.errors import ConnectorConfigError, ConnectorUnavailable, InvalidArgument
 from connectors.spatial import crs as crs_mod, geojson
-from connectors.sql import decode_cursor, encode_cursor, key_in, make_engine, storable
+from connectors.sql import Reader, decode_cursor, encode_cursor, inline_budget_ms, key_in, make_engine, storable
 from connectors.video.streams import MAX_TTL_S, StreamSigner, load_key
 from connectors.video.tables import cameras, metadata, recordings
 from policies.ucast import FieldMap, to_sqlalchemy
@@ -158,6 +158,7 @@ class VideoConnector:
         self.key_file = Path(key_file) if key_file else (data_dir or Path("var")) / "dev-stream-key"
         self._signer: StreamSigner | None = None
         self._engine: AsyncEngine | None = None
+        self._reader: Reader | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, JSON], data_dir: Path) -> Self:
@@ -199,9 +200,17 @@ class VideoConnector:
             raise ConnectorUnavailable("video connector is not open")
         return self._engine
 
+    @property
+    def reader(self) -> Reader:
+        """What the connector's reads go through (its engines, for statement listeners)."""
+        if self._reader is None:
+            raise ConnectorUnavailable("video connector is not open")
+        return self._reader
+
     async def open(self) -> None:
         if self._engine is None:
             self._engine = make_engine(self.info.name, self.url, self.options)
+            self._reader = Reader(self.info.name, self._engine, inline_budget_ms(self.info.name, self.options))
         _ = self.signer  # a missing or short key fails startup, not the first stream request
 
     async def create_schema(self) -> None:
@@ -211,6 +220,9 @@ class VideoConnector:
             await conn.run_sync(metadata.create_all)
 
     async def aclose(self) -> None:
+        if self._reader is not None:
+            self._reader.dispose()
+            self._reader = None
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
@@ -225,9 +237,7 @@ class VideoConnector:
 
     async def _rows(self, query: Select[Any]) -> list[dict[str, Any]]:
         try:
-            async with self.engine.connect() as conn:
-                result = await conn.execute(query)
-                return [dict(r) for r in result.mappings()]
+            return cast("list[dict[str, Any]]", await self.reader.rows(query))  # Reader makes dicts
         except ConnectorUnavailable:
             raise
         except Exception as exc:  # driver errors: the backend is unavailable, not the gateway
