@@ -7,10 +7,13 @@ variables resolved), so policies reason about schema coordinates and never parse
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from graphql import (
+    ArgumentNode,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -40,30 +43,41 @@ class OperationSummary:
     depth: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What an operation touches that depends only on the document: the summary without argument
+    values, and the argument nodes per coordinate in document order (valued per request)."""
+
+    type: str
+    name: str | None
+    operation: OperationDefinitionNode | None
+    coordinates: tuple[str, ...]
+    depth: int
+    arg_sites: tuple[tuple[str, tuple[ArgumentNode, ...]], ...]
+
+
 class _Collector(Visitor):
-    def __init__(self, type_info: TypeInfo, variables: Mapping[str, object], summary: OperationSummary) -> None:
+    def __init__(self, type_info: TypeInfo) -> None:
         super().__init__()
         self.type_info = type_info
-        self.variables = dict(variables)
-        self.summary = summary
+        self.coordinates: list[str] = []
+        self.arg_sites: list[tuple[str, tuple[ArgumentNode, ...]]] = []
         self.seen: set[str] = set()
         self.level = 0
+        self.depth = 0
 
     def enter_field(self, node: FieldNode, *_: object) -> None:
         self.level += 1
-        self.summary.depth = max(self.summary.depth, self.level)
+        self.depth = max(self.depth, self.level)
         parent = self.type_info.get_parent_type()
         if parent is None or node.name.value.startswith("__"):
             return
         coordinate = f"{get_named_type(parent).name}.{node.name.value}"
         if coordinate not in self.seen:
             self.seen.add(coordinate)
-            self.summary.coordinates.append(coordinate)
+            self.coordinates.append(coordinate)
         if node.arguments:
-            args = {
-                arg.name.value: _defined(value_from_ast_untyped(arg.value, self.variables)) for arg in node.arguments
-            }
-            self.summary.args.setdefault(coordinate, []).append({k: v for k, v in args.items() if v is not Undefined})
+            self.arg_sites.append((coordinate, tuple(node.arguments)))
 
     def leave_field(self, *_: object) -> None:
         self.level -= 1
@@ -93,27 +107,67 @@ def effective_variables(
     return out
 
 
+def _shape(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None) -> _Shape:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    chosen = next(
+        (o for o in operations if operation_name is None or (o.name and o.name.value == operation_name)),
+        operations[0] if operations else None,
+    )
+    type_info = TypeInfo(schema)
+    collector = _Collector(type_info)
+    definitions = [d for d in document.definitions if isinstance(d, FragmentDefinitionNode)]
+    for definition in ([chosen] if chosen else []) + definitions:
+        visit(definition, TypeInfoVisitor(type_info, collector))
+    return _Shape(
+        type=chosen.operation.value if chosen else "query",
+        name=chosen.name.value if chosen and chosen.name else None,
+        operation=chosen,
+        coordinates=tuple(collector.coordinates),
+        depth=collector.depth,
+        arg_sites=tuple(collector.arg_sites),
+    )
+
+
+# Shapes of recent documents. The parser cache hands out one DocumentNode per query text, so the
+# document's identity is the key; each entry holds the schema and the document themselves, and a
+# hit requires both to be the very same objects, so a recycled id() can never match.
+_SHAPES: OrderedDict[tuple[int, int, str | None], tuple[GraphQLSchema, DocumentNode, _Shape]] = OrderedDict()
+_SHAPES_MAX = 512
+_SHAPES_LOCK = threading.Lock()  # apps may run on several threads' event loops in one process
+
+
+def _cached_shape(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None) -> _Shape:
+    key = (id(schema), id(document), operation_name)
+    with _SHAPES_LOCK:
+        entry = _SHAPES.get(key)
+        if entry is not None and entry[0] is schema and entry[1] is document:
+            _SHAPES.move_to_end(key)
+            return entry[2]
+    shape = _shape(schema, document, operation_name)
+    with _SHAPES_LOCK:
+        _SHAPES[key] = (schema, document, shape)
+        if len(_SHAPES) > _SHAPES_MAX:
+            _SHAPES.popitem(last=False)
+    return shape
+
+
 def summarize(
     schema: GraphQLSchema,
     document: DocumentNode,
     operation_name: str | None,
     variables: Mapping[str, object] | None,
 ) -> OperationSummary:
-    """Summarise the operation that will execute (plus the fragments it may spread)."""
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    chosen = next(
-        (o for o in operations if operation_name is None or (o.name and o.name.value == operation_name)),
-        operations[0] if operations else None,
-    )
-    summary = OperationSummary(
-        type=chosen.operation.value if chosen else "query",
-        name=chosen.name.value if chosen and chosen.name else None,
-    )
-    type_info = TypeInfo(schema)
-    collector = _Collector(type_info, effective_variables(chosen, variables), summary)
-    definitions = [d for d in document.definitions if isinstance(d, FragmentDefinitionNode)]
-    for definition in ([chosen] if chosen else []) + definitions:
-        visit(definition, TypeInfoVisitor(type_info, collector))
+    """Summarise the operation that will execute (plus the fragments it may spread).
+
+    The walk over the document (coordinates, depth, where arguments are) is done once per
+    document; argument values come from this request's variables every time.
+    """
+    shape = _cached_shape(schema, document, operation_name)
+    values = effective_variables(shape.operation, variables)
+    summary = OperationSummary(type=shape.type, name=shape.name, coordinates=list(shape.coordinates), depth=shape.depth)
+    for coordinate, arguments in shape.arg_sites:
+        args = {arg.name.value: _defined(value_from_ast_untyped(arg.value, values)) for arg in arguments}
+        summary.args.setdefault(coordinate, []).append({k: v for k, v in args.items() if v is not Undefined})
     return summary
 
 

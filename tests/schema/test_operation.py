@@ -42,3 +42,39 @@ def test_fragments_and_inline_fragments_are_collected(tmp_path: Path) -> None:
         "fragment F on CreditRecord { amount }",
     )
     assert {"CreditRecord.amount", "CreditRecord.legalRepIdNumber"} <= set(s.coordinates)  # type: ignore[attr-defined]
+
+
+def test_one_document_is_walked_once_and_valued_per_request(tmp_path: Path) -> None:
+    import schema.operation as operation
+
+    built = build_schema({"credit": CreditConnector.from_config({}, tmp_path)}, Limits())
+    graphql_schema = built.schema._schema
+    query = "query Q($d: Adcode, $n: Int) { creditRecords(first: $n, filter: {district: $d}) { nodes { id kind } } }"
+    document = parse(query)
+    walks: list[object] = []
+    original = operation._shape
+
+    def counting(*args: object) -> object:
+        walks.append(args[1])
+        return original(*args)  # type: ignore[arg-type]
+
+    operation._shape = counting  # type: ignore[assignment]
+    try:
+        first = summarize(graphql_schema, document, "Q", {"d": "330203", "n": 5})
+        first.coordinates.append("Tampered.field")  # a caller's change must not reach the cache
+        first.args["Query.creditRecords"].append({"first": 999})
+        second = summarize(graphql_schema, document, "Q", {"d": "330205"})
+        # An equal text parsed again is another document: walked again, same answer.
+        third = summarize(graphql_schema, parse(query), "Q", {"d": "330205"})
+    finally:
+        operation._shape = original
+    assert len(walks) == 2 and walks[0] is document
+    assert second.args == {"Query.creditRecords": [{"filter": {"district": "330205"}}]}
+    assert second.coordinates == [
+        "Query.creditRecords",
+        "CreditRecordConnection.nodes",
+        "CreditRecord.id",
+        "CreditRecord.kind",
+    ]
+    assert (third.coordinates, third.args) == (second.coordinates, second.args)
+    assert third.depth == second.depth == 3
