@@ -30,18 +30,22 @@ from sqlalchemy import (
     Engine,
     Executable,
     Integer,
+    MetaData,
+    Table,
     any_,
     bindparam,
     create_engine,
     event,
     false,
+    literal,
+    select,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from connectors.base import JSON
-from connectors.errors import ConnectorConfigError, InvalidArgument
+from connectors.base import JSON, Health
+from connectors.errors import ConnectorConfigError, ConnectorUnavailable, InvalidArgument
 
 #: Statements sent to each connector's backend; the benchmark and tests read it.
 STATEMENTS = Counter("citygraph_backend_statements", "SQL statements sent to backends", ["connector"])
@@ -206,6 +210,80 @@ class Reader:
             self._inline.dispose()
 
 
+class Database:
+    """A SQLAlchemy connector's database: its engine and :class:`Reader` while open, schema
+    creation, the health probe, and reads whose driver errors become ``ConnectorUnavailable``.
+
+    ``probe`` is the table the health check reads one row of. Using it before :meth:`open` (or
+    after :meth:`aclose`) raises ``ConnectorUnavailable``.
+    """
+
+    def __init__(self, connector: str, url: str, options: Mapping[str, JSON], metadata: MetaData, probe: Table) -> None:
+        self.connector = connector
+        self.url = url
+        self.options = options
+        self._metadata = metadata
+        self._probe = select(literal(1)).select_from(probe).limit(1)
+        self._engine: AsyncEngine | None = None
+        self._reader: Reader | None = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise ConnectorUnavailable(f"{self.connector} connector is not open")
+        return self._engine
+
+    @property
+    def reader(self) -> Reader:
+        """What reads go through (its engines, for statement listeners)."""
+        if self._reader is None:
+            raise ConnectorUnavailable(f"{self.connector} connector is not open")
+        return self._reader
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def open(self) -> bool:
+        """Create the engine and reader; ``False`` when already open."""
+        if self._engine is not None:
+            return False
+        self._engine = make_engine(self.connector, self.url, self.options)
+        self._reader = Reader(self.connector, self._engine, inline_budget_ms(self.connector, self.options))
+        return True
+
+    async def create_schema(self) -> None:
+        """Create the tables if missing (demo and test databases; production runs
+        ``connectors.migrate.migrate``, which adopts a database this made)."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(self._metadata.create_all)
+
+    async def aclose(self) -> None:
+        if self._reader is not None:
+            self._reader.dispose()
+            self._reader = None
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    async def health(self) -> Health:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(self._probe)
+        except Exception as exc:
+            return Health(ok=False, detail=f"{type(exc).__name__}")
+        return Health(ok=True)
+
+    async def rows(self, query: Executable, params: Mapping[str, object] | None = None) -> list[Mapping[str, Any]]:
+        """:meth:`Reader.rows`; a driver error means the backend is unavailable, not the gateway."""
+        try:
+            return await self.reader.rows(query, params)
+        except ConnectorUnavailable:
+            raise
+        except Exception as exc:
+            raise ConnectorUnavailable(f"{self.connector} database error: {type(exc).__name__}") from exc
+
+
 def inline_budget_ms(connector: str, options: Mapping[str, JSON]) -> float:
     """The connector option ``inline_read_budget_ms`` (default :data:`INLINE_BUDGET_MS`, 0: off)."""
     value = options.get("inline_read_budget_ms", INLINE_BUDGET_MS)
@@ -324,6 +402,7 @@ __all__ = [
     "INLINE_FALLBACKS",
     "KEYS",
     "POOL_OPTIONS",
+    "Database",
     "Reader",
     "STATEMENTS",
     "async_url",

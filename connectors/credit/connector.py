@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from sqlalchemy import BigInteger, ColumnElement, Select, and_, bindparam, false, func, literal, or_, select, text
+from sqlalchemy import BigInteger, ColumnElement, Select, and_, bindparam, false, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.base import (
@@ -23,18 +23,17 @@ from connectors.base import (
     SearchRequest,
 )
 from connectors.credit.tables import credit_profiles, credit_records, credit_subjects, metadata
-from connectors.errors import ConnectorConfigError, ConnectorUnavailable, InvalidArgument
+from connectors.errors import ConnectorConfigError, InvalidArgument
 from connectors.sql import (
     KEYS,
+    Database,
     Reader,
     StatementCache,
     decode_cursor,
     encode_cursor,
     filter_key,
-    inline_budget_ms,
     key_values,
     keys_in,
-    make_engine,
     storable,
 )
 from policies.ucast import FieldMap, to_sqlalchemy
@@ -94,9 +93,8 @@ class CreditConnector:
     def __init__(self, url: str, options: Mapping[str, JSON] | None = None) -> None:
         self.url = url
         self.options = dict(options or {})
-        self._engine: AsyncEngine | None = None
+        self.db = Database(self.info.name, url, self.options, metadata, credit_subjects)
         self._statements = StatementCache()
-        self._reader: Reader | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, JSON], data_dir: Path) -> Self:
@@ -122,56 +120,32 @@ class CreditConnector:
 
     @property
     def engine(self) -> AsyncEngine:
-        if self._engine is None:
-            raise ConnectorUnavailable("credit connector is not open")
-        return self._engine
+        return self.db.engine
 
     @property
     def reader(self) -> Reader:
         """What the connector's reads go through (its engines, for statement listeners)."""
-        if self._reader is None:
-            raise ConnectorUnavailable(f"{self.info.name} connector is not open")
-        return self._reader
+        return self.db.reader
 
     async def open(self) -> None:
-        if self._engine is None:
-            self._engine = make_engine(self.info.name, self.url, self.options)
-            self._reader = Reader(self.info.name, self._engine, inline_budget_ms(self.info.name, self.options))
+        self.db.open()
 
     async def create_schema(self) -> None:
-        """Create the tables if missing (demo and test databases; production runs
-        ``connectors.migrate.migrate``, which adopts a database this made)."""
-        async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+        await self.db.create_schema()
 
     async def aclose(self) -> None:
-        if self._reader is not None:
-            self._reader.dispose()
-            self._reader = None
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
+        await self.db.aclose()
 
     async def health(self) -> Health:
-        try:
-            async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1 FROM credit_subjects LIMIT 1"))
-        except Exception as exc:
-            return Health(ok=False, detail=f"{type(exc).__name__}")
-        return Health(ok=True)
+        return await self.db.health()
 
     def _in(self, column: ColumnElement[Any], name: str = KEYS) -> ColumnElement[bool]:
-        return keys_in(column, self.engine.dialect.name, name)
+        return keys_in(column, self.db.dialect, name)
 
     async def _rows(
         self, query: Select[tuple[object, ...]], params: Mapping[str, object] | None = None
     ) -> list[Mapping[str, object]]:
-        try:
-            return await self.reader.rows(query, params)
-        except ConnectorUnavailable:
-            raise
-        except Exception as exc:  # driver errors: the backend is unavailable, not the gateway
-            raise ConnectorUnavailable(f"credit database error: {type(exc).__name__}") from exc
+        return await self.db.rows(query, params)
 
     def _by_keys(self, entity: str, row_filter: RowFilter | None) -> Select[tuple[object, ...]]:
         """``entity``'s rows whose key is in the ``keys`` parameter, under ``row_filter``; cached."""

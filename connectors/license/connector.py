@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, false, select, text
+from sqlalchemy import ColumnElement, Select, and_, bindparam, false, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.base import (
@@ -27,16 +27,15 @@ from connectors.license.tables import enterprises, issuers, licenses, metadata, 
 from connectors.license.verification import Verifier
 from connectors.sql import (
     KEYS,
+    Database,
     Reader,
     StatementCache,
     decode_cursor,
     encode_cursor,
     filter_key,
-    inline_budget_ms,
     key_in,
     key_values,
     keys_in,
-    make_engine,
     storable,
 )
 from policies.ucast import FieldMap, to_sqlalchemy
@@ -121,10 +120,9 @@ class LicenseConnector:
     def __init__(self, url: str, options: Mapping[str, JSON] | None = None) -> None:
         self.url = url
         self.options = dict(options or {})
-        self._engine: AsyncEngine | None = None
+        self.db = Database(self.info.name, url, self.options, metadata, enterprises)
         self._verifier: Verifier | None = None
         self._statements = StatementCache()
-        self._reader: Reader | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, JSON], data_dir: Path) -> Self:
@@ -162,59 +160,31 @@ class LicenseConnector:
 
     @property
     def engine(self) -> AsyncEngine:
-        if self._engine is None:
-            raise ConnectorUnavailable("license connector is not open")
-        return self._engine
+        return self.db.engine
 
     @property
     def reader(self) -> Reader:
         """What the connector's reads go through (its engines, for statement listeners)."""
-        if self._reader is None:
-            raise ConnectorUnavailable(f"{self.info.name} connector is not open")
-        return self._reader
+        return self.db.reader
 
     async def open(self) -> None:
-        if self._engine is None:
-            self._engine = make_engine(self.info.name, self.url, self.options)
-            self._reader = Reader(self.info.name, self._engine, inline_budget_ms(self.info.name, self.options))
+        if self.db.open():
             self._verifier = Verifier(self._rows, self._in)
 
     async def create_schema(self) -> None:
-        """Create the tables if missing (demo and test databases; production runs
-        ``connectors.migrate.migrate``, which adopts a database this made)."""
-        async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+        await self.db.create_schema()
 
     async def aclose(self) -> None:
-        if self._reader is not None:
-            self._reader.dispose()
-            self._reader = None
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
+        await self.db.aclose()
 
     async def health(self) -> Health:
-        try:
-            async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1 FROM enterprises LIMIT 1"))
-        except Exception as exc:
-            return Health(ok=False, detail=f"{type(exc).__name__}")
-        return Health(ok=True)
+        return await self.db.health()
 
     async def _rows(self, query: Select[Any], params: Mapping[str, object] | None = None) -> list[Mapping[str, Any]]:
-        try:
-            return await self.reader.rows(query, params)
-        except ConnectorUnavailable:
-            raise
-        except Exception as exc:  # driver errors: the backend is unavailable, not the gateway
-            raise ConnectorUnavailable(f"license database error: {type(exc).__name__}") from exc
+        return await self.db.rows(query, params)
 
     def _in(self, column: ColumnElement[Any], keys: Sequence[object]) -> ColumnElement[bool]:
-        return key_in(column, keys, self._dialect)
-
-    @property
-    def _dialect(self) -> str:
-        return self.engine.dialect.name
+        return key_in(column, keys, self.db.dialect)
 
     def _licenses(self, *conditions: ColumnElement[bool]) -> Select[Any]:
         return select(*_LICENSE_COLUMNS).join(issuers, issuers.c.code == licenses.c.issuer_code).where(*conditions)
@@ -225,10 +195,10 @@ class LicenseConnector:
         def build() -> Select[Any]:
             where = to_sqlalchemy(row_filter, FILTER_FIELDS.get(entity, {}))
             if entity == "Enterprise":
-                return select(enterprises).where(keys_in(enterprises.c.uscc, self._dialect), where)
+                return select(enterprises).where(keys_in(enterprises.c.uscc, self.db.dialect), where)
             if entity == "Person":
-                return select(persons).where(keys_in(persons.c.id_number, self._dialect), where)
-            return self._licenses(keys_in(licenses.c.number, self._dialect), where)
+                return select(persons).where(keys_in(persons.c.id_number, self.db.dialect), where)
+            return self._licenses(keys_in(licenses.c.number, self.db.dialect), where)
 
         return self._statements.get(("many", entity, filter_key(row_filter)), build)
 
@@ -263,11 +233,11 @@ class LicenseConnector:
 
         def build() -> Select[Any]:
             column = _RELATED_BY[by]
-            conditions = [keys_in(column, self._dialect), to_sqlalchemy(row_filter, FILTER_FIELDS["License"])]
+            conditions = [keys_in(column, self.db.dialect), to_sqlalchemy(row_filter, FILTER_FIELDS["License"])]
             for arg, holdable in args:
                 conditions.append(_RELATED_ARGS[arg] == bindparam(arg) if holdable else false())
             # Ties on the issue date go by number, bytewise as on SQLite whatever the database's locale.
-            number = licenses.c.number.collate("C") if self._dialect == "postgresql" else licenses.c.number
+            number = licenses.c.number.collate("C") if self.db.dialect == "postgresql" else licenses.c.number
             return self._licenses(*conditions).order_by(column, licenses.c.issued_on.desc(), number)
 
         return self._statements.get(("related", by, filter_key(row_filter), args), build)

@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Self, cast
 
 import numpy as np
 import shapely
-from sqlalchemy import ColumnElement, Select, and_, false, or_, select, text
+from sqlalchemy import ColumnElement, Select, and_, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.base import (
@@ -42,9 +42,9 @@ from connectors.base import (
     SchemaContribution,
     SearchRequest,
 )
-from connectors.errors import ConnectorConfigError, ConnectorUnavailable, InvalidArgument
+from connectors.errors import ConnectorConfigError, InvalidArgument
 from connectors.spatial import crs as crs_mod, geojson
-from connectors.sql import Reader, decode_cursor, encode_cursor, inline_budget_ms, key_in, make_engine, storable
+from connectors.sql import Database, Reader, decode_cursor, encode_cursor, key_in, storable
 from connectors.video.streams import MAX_TTL_S, StreamSigner, load_key
 from connectors.video.tables import cameras, metadata, recordings
 from policies.ucast import FieldMap, to_sqlalchemy
@@ -157,8 +157,7 @@ class VideoConnector:
             raise ConnectorConfigError("video: 'stream_key_file' must be a path")
         self.key_file = Path(key_file) if key_file else (data_dir or Path("var")) / "dev-stream-key"
         self._signer: StreamSigner | None = None
-        self._engine: AsyncEngine | None = None
-        self._reader: Reader | None = None
+        self.db = Database(self.info.name, url, self.options, metadata, cameras)
 
     @classmethod
     def from_config(cls, config: Mapping[str, JSON], data_dir: Path) -> Self:
@@ -196,52 +195,28 @@ class VideoConnector:
 
     @property
     def engine(self) -> AsyncEngine:
-        if self._engine is None:
-            raise ConnectorUnavailable("video connector is not open")
-        return self._engine
+        return self.db.engine
 
     @property
     def reader(self) -> Reader:
         """What the connector's reads go through (its engines, for statement listeners)."""
-        if self._reader is None:
-            raise ConnectorUnavailable("video connector is not open")
-        return self._reader
+        return self.db.reader
 
     async def open(self) -> None:
-        if self._engine is None:
-            self._engine = make_engine(self.info.name, self.url, self.options)
-            self._reader = Reader(self.info.name, self._engine, inline_budget_ms(self.info.name, self.options))
+        self.db.open()
         _ = self.signer  # a missing or short key fails startup, not the first stream request
 
     async def create_schema(self) -> None:
-        """Create the tables if missing (demo and test databases; production runs
-        ``connectors.migrate.migrate``, which adopts a database this made)."""
-        async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+        await self.db.create_schema()
 
     async def aclose(self) -> None:
-        if self._reader is not None:
-            self._reader.dispose()
-            self._reader = None
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
+        await self.db.aclose()
 
     async def health(self) -> Health:
-        try:
-            async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1 FROM cameras LIMIT 1"))
-        except Exception as exc:
-            return Health(ok=False, detail=f"{type(exc).__name__}")
-        return Health(ok=True)
+        return await self.db.health()
 
     async def _rows(self, query: Select[Any]) -> list[dict[str, Any]]:
-        try:
-            return cast("list[dict[str, Any]]", await self.reader.rows(query))  # Reader makes dicts
-        except ConnectorUnavailable:
-            raise
-        except Exception as exc:  # driver errors: the backend is unavailable, not the gateway
-            raise ConnectorUnavailable(f"video database error: {type(exc).__name__}") from exc
+        return cast("list[dict[str, Any]]", await self.db.rows(query))  # Reader makes dicts
 
     def _in(self, column: ColumnElement[Any], keys: Sequence[object]) -> ColumnElement[bool]:
         return key_in(column, keys, self.engine.dialect.name)
