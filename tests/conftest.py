@@ -15,6 +15,7 @@ import httpx
 import pytest
 import uvicorn
 from pydantic import SecretStr
+from sqlalchemy import event
 
 from connectors.credit.demo import generate
 from connectors.license.demo import generate as license_demo
@@ -120,6 +121,20 @@ class LiveServer:
             headers["Authorization"] = f"Bearer {bearer}"
         body = {"query": query, "variables": kwargs.pop("variables", None)}
         return httpx.post(f"{self.url}/graphql", json=body, headers=headers, timeout=30)
+
+    @contextlib.contextmanager
+    def on_statements(self, connector: str, callback: Callable[..., None]) -> Iterator[None]:
+        """Call ``callback(conn, cursor, statement, parameters, context, executemany)`` for every SQL
+        statement ``connector`` sends while the block runs, on every engine its reads may use (the
+        inline SQLite engine and the async one: ``connectors.sql.Reader``)."""
+        engines = self.app.state.gateway.runtime.connectors[connector].reader.engines  # type: ignore[attr-defined]
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", callback)
+        try:
+            yield
+        finally:
+            for engine in engines:
+                event.remove(engine, "before_cursor_execute", callback)
 
 
 @contextlib.contextmanager

@@ -10,7 +10,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event
 
 from connectors.identifiers import is_valid_id_number
 from tests.conftest import LiveServer, TokenFactory
@@ -100,17 +99,13 @@ def test_district_officer_sees_own_districts_only(live: LiveServer, token: Token
 @pytest.fixture
 def statements(live: LiveServer) -> Iterator[list[tuple[str, Any]]]:
     """Every SQL statement (text, parameters) the credit connector sends while the test runs."""
-    engines = live.app.state.gateway.runtime.connectors["credit"].reader.engines  # type: ignore[attr-defined]
     seen: list[tuple[str, Any]] = []
 
     def record(_conn: object, _cursor: object, statement: str, parameters: Any, *_: object) -> None:
         seen.append((statement, parameters))
 
-    for engine in engines:  # the inline SQLite engine and the async engine (connectors.sql.Reader)
-        event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    for engine in engines:
-        event.remove(engine, "before_cursor_execute", record)
+    with live.on_statements("credit", record):
+        yield seen
 
 
 def test_district_filter_is_applied_in_sql(

@@ -9,7 +9,6 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from sqlalchemy import event
 
 from connectors.identifiers import make_uscc
 from tests.conftest import SECRET, LiveServer, TokenFactory
@@ -197,7 +196,6 @@ def test_health_ready_and_graphiql(live: LiveServer) -> None:
 
 
 def test_statement_count_is_constant_per_level(live: LiveServer, token: TokenFactory) -> None:
-    engines = live.app.state.gateway.runtime.connectors["credit"].reader.engines  # type: ignore[attr-defined]
     query = """query($n: Int) { creditRecords(first: $n) {
       nodes { enterprise { uscc name credit { rating score records { kind title } } } } } }"""
     bearer = token(dept="market_supervision")
@@ -208,11 +206,8 @@ def test_statement_count_is_constant_per_level(live: LiveServer, token: TokenFac
         def count(_c: object, _k: object, statement: str, *_: object) -> None:
             seen.append(statement)  # noqa: B023
 
-        for engine in engines:  # inline SQLite reads and the async engine (connectors.sql.Reader)
-            event.listen(engine, "before_cursor_execute", count)
-        body = live.post(query, bearer, variables={"n": n}).json()
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", count)
+        with live.on_statements("credit", count):
+            body = live.post(query, bearer, variables={"n": n}).json()
         assert "errors" not in body and len(body["data"]["creditRecords"]["nodes"]) == n
         counts.append(len(seen))
     # credit: search + profiles + records, one statement per level (enterprises come from the license store)

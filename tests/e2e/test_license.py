@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -9,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from connectors.identifiers import is_valid_id_number
 from connectors.license.signing import LicenseDocument
@@ -128,21 +128,14 @@ def test_district_officer_lists_own_enterprises(live: LiveServer, token: TokenFa
 @pytest.fixture
 def statements(live: LiveServer) -> Iterator[dict[str, int]]:
     counts = {"credit": 0, "license": 0}
-    # Each connector's inline SQLite engine and its async engine (connectors.sql.Reader).
-    engines = {n: live.app.state.gateway.runtime.connectors[n].reader.engines for n in counts}  # type: ignore[attr-defined]
-    listeners = {}
-    for name, pair in engines.items():
+    with contextlib.ExitStack() as stack:
+        for name in counts:
 
-        def bump(*_: Any, name: str = name) -> None:
-            counts[name] += 1
+            def bump(*_: Any, name: str = name) -> None:
+                counts[name] += 1
 
-        listeners[name] = bump
-        for engine in pair:
-            event.listen(engine, "before_cursor_execute", bump)
-    yield counts
-    for name, pair in engines.items():
-        for engine in pair:
-            event.remove(engine, "before_cursor_execute", listeners[name])
+            stack.enter_context(live.on_statements(name, bump))
+        yield counts
 
 
 PAGE = """query($n: Int) { enterprises(first: $n) { nodes { uscc name legalRepresentative { name }

@@ -5,6 +5,7 @@ distances checked against geodesics computed in the test (pyproj)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import sqlite3
 from collections.abc import Iterator
@@ -14,7 +15,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pyproj
 import pytest
-from sqlalchemy import event
 from typer.testing import CliRunner
 
 from audit import AuditRecord, AuditTrail
@@ -310,21 +310,14 @@ NEARBY = """query($n: Int) { enterprises(first: $n) { nodes { uscc location { ge
 @pytest.fixture
 def statements(live: LiveServer) -> Iterator[dict[str, int]]:
     counts = {"license": 0, "video": 0}
-    # Each connector's inline SQLite engine and its async engine (connectors.sql.Reader).
-    engines = {n: live.app.state.gateway.runtime.connectors[n].reader.engines for n in counts}  # type: ignore[attr-defined]
-    listeners = {}
-    for name, pair in engines.items():
+    with contextlib.ExitStack() as stack:
+        for name in counts:
 
-        def bump(*_: Any, name: str = name) -> None:
-            counts[name] += 1
+            def bump(*_: Any, name: str = name) -> None:
+                counts[name] += 1
 
-        listeners[name] = bump
-        for engine in pair:
-            event.listen(engine, "before_cursor_execute", bump)
-    yield counts
-    for name, pair in engines.items():
-        for engine in pair:
-            event.remove(engine, "before_cursor_execute", listeners[name])
+            stack.enter_context(live.on_statements(name, bump))
+        yield counts
 
 
 def test_nearby_cameras_are_batched_and_their_distances_are_geodesic(
