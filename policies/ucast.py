@@ -122,20 +122,24 @@ def _field(node: Mapping[str, JSON], fields: FieldMap) -> ColumnElement[bool]:
     raise FilterError(f"unsupported field operator {operator!r}")
 
 
-def _node(node: JSON, fields: FieldMap, depth: int) -> ColumnElement[bool]:
+def compound_sql(
+    node: JSON, field: Callable[[Mapping[str, JSON]], ColumnElement[bool]], depth: int = 0
+) -> ColumnElement[bool]:
+    """A filter's and/or/not structure as SQL, ``field`` translating each field node; the
+    refusals (depth, shape, unknown node types and operators) are the same for every backend."""
     if depth > MAX_DEPTH:
         raise FilterError("filter nested too deeply")
     if not isinstance(node, Mapping):
         raise FilterError("filter node must be an object")
     kind = node.get("type")
     if kind == "field":
-        return _field(node, fields)
+        return field(node)
     if kind != "compound":
         raise FilterError(f"unknown filter node type {kind!r}")
     operator, children = node.get("operator"), node.get("value")
     if not isinstance(children, list):
         raise FilterError("compound filter needs a list value")
-    parts = [_node(child, fields, depth + 1) for child in children]
+    parts = [compound_sql(child, field, depth + 1) for child in children]
     if operator == "and":
         return and_(true(), *parts)
     if operator == "or":
@@ -153,7 +157,7 @@ def to_sqlalchemy(row_filter: RowFilter | None, fields: FieldMap) -> ColumnEleme
         return true()
     if _count_values(row_filter) > MAX_VALUES:
         raise FilterError(f"filter binds more than {MAX_VALUES} values")
-    return _node(row_filter, fields, 0)
+    return compound_sql(row_filter, lambda node: _field(node, fields))
 
 
 def matches(row_filter: RowFilter | None, value_of: Callable[[str], object]) -> bool:
@@ -267,4 +271,4 @@ def field_names(row_filter: RowFilter | None) -> Sequence[str]:
     return found
 
 
-__all__ = ["MAX_DEPTH", "MAX_VALUES", "FieldMap", "field_names", "matches", "to_sqlalchemy"]
+__all__ = ["MAX_DEPTH", "MAX_VALUES", "FieldMap", "compound_sql", "field_names", "matches", "to_sqlalchemy"]

@@ -16,11 +16,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, and_, false, func, not_, or_, true
+from sqlalchemy import ColumnElement, false, func, true
 
 from connectors.base import JSON, RowFilter
 from connectors.errors import FilterError, UnknownFilterField
-from connectors.spatial.filters import MAX_DEPTH, MAX_VALUES, Categorical, Mask, Target, _count_values, _text, select
+from connectors.spatial.filters import MAX_VALUES, Categorical, Mask, Target, _count_values, _text, select
+from policies.ucast import compound_sql
 
 
 def _no_districts(adcodes: tuple[str, ...]) -> Mask:  # pragma: no cover - a constant is never a geometry
@@ -75,29 +76,6 @@ def _field(node: Mapping[str, JSON], fields: Fields, in_districts: InDistricts) 
     raise FilterError(f"unsupported field operator {operator!r}")
 
 
-def _node(node: JSON, fields: Fields, in_districts: InDistricts, depth: int) -> ColumnElement[bool]:
-    if depth > MAX_DEPTH:
-        raise FilterError("filter nested too deeply")
-    if not isinstance(node, Mapping):
-        raise FilterError("filter node must be an object")
-    kind = node.get("type")
-    if kind == "field":
-        return _field(node, fields, in_districts)
-    if kind != "compound":
-        raise FilterError(f"unknown filter node type {kind!r}")
-    operator, children = node.get("operator"), node.get("value")
-    if not isinstance(children, list):
-        raise FilterError("compound filter needs a list value")
-    parts = [_node(child, fields, in_districts, depth + 1) for child in children]
-    if operator == "and":
-        return and_(true(), *parts)
-    if operator == "or":
-        return or_(false(), *parts)
-    if operator == "not" and len(parts) == 1:
-        return not_(parts[0])
-    raise FilterError(f"unsupported compound operator {operator!r}")
-
-
 def where(row_filter: RowFilter | None, fields: Fields, in_districts: InDistricts) -> ColumnElement[bool]:
     """The WHERE clause of ``row_filter``; ``{}`` selects all, ``None`` denies (``FilterError``)."""
     if row_filter is None:
@@ -106,7 +84,7 @@ def where(row_filter: RowFilter | None, fields: Fields, in_districts: InDistrict
         return true()
     if _count_values(row_filter) > MAX_VALUES:
         raise FilterError(f"filter binds more than {MAX_VALUES} values")
-    return _node(row_filter, fields, in_districts, 0)
+    return compound_sql(row_filter, lambda node: _field(node, fields, in_districts))
 
 
 __all__ = ["Fields", "InDistricts", "where"]
