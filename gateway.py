@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 import time
@@ -200,6 +201,7 @@ def create_app(
     then every enabled connector, of which only that one is opened.
     """
     settings = settings or Settings()
+    _configure_logging(settings.log_level)
     verifier = TokenVerifier(settings.auth, settings.dev_secret() if settings.auth.mode == "dev" else None)
 
     @contextlib.asynccontextmanager
@@ -571,8 +573,14 @@ def audit_export(
         raise typer.Exit(export_command(target, criteria, fmt, handle))
 
 
-def _configure_logging() -> None:
+def _configure_logging(level: str = "info") -> None:
+    """JSON lines on standard output (``CITYGRAPH_PRETTY_LOGS=1``: for people), ``level`` and above.
+
+    Lines below ``level`` are dropped before any processor runs: the per-decision debug lines
+    would otherwise cost a timestamp and a JSON encoding each on every request.
+    """
     structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,

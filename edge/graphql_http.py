@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,16 +66,39 @@ class _NoOperation(ValueError):
     """The document parses but has no operation to run (or none with the requested name)."""
 
 
-def _operation_type(query: str, operation_name: str | None, max_tokens: int) -> OperationType | None:
-    """The type of the operation that would run; None when the document does not parse."""
+#: Longer documents are parsed on every request, so the cache holds at most ~10 MB of query text.
+CACHED_QUERY_CHARS = 20_000
+
+
+def _parse_operations(query: str, max_tokens: int) -> tuple[tuple[str | None, OperationType], ...] | None:
+    """The (name, type) of each operation in ``query``; None when it does not parse."""
     try:
         document = parse(query, max_tokens=max_tokens)
     except GraphQLError:
         return None  # the executor reports the syntax error with its code
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    for definition in operations:
-        if operation_name is None or (definition.name and definition.name.value == operation_name):
-            return definition.operation
+    return tuple(
+        (d.name.value if d.name else None, d.operation)
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    )
+
+
+# Clients send the same few documents again and again, and parsing one costs more than a cached
+# policy decision (the executor's own parse is cached the same way, by strawberry's ParserCache).
+_cached_operations = functools.lru_cache(maxsize=512)(_parse_operations)
+
+
+def _operation_type(query: str, operation_name: str | None, max_tokens: int) -> OperationType | None:
+    """The type of the operation that would run; None when the document does not parse."""
+    if len(query) <= CACHED_QUERY_CHARS:
+        operations = _cached_operations(query, max_tokens)
+    else:
+        operations = _parse_operations(query, max_tokens)
+    if operations is None:
+        return None
+    for name, operation in operations:
+        if operation_name is None or name == operation_name:
+            return operation
     if operation_name is not None:
         raise _NoOperation(f"The document has no operation named {operation_name!r}.")
     raise _NoOperation("The document contains no operation to execute.")
