@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install lint bench bench-federation demo-data sdl clean postgis
+.PHONY: run test install lint bench bench-city bench-federation demo-data sdl clean postgis
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,13 @@ bench: install postgis
 		|| npm ci --prefix bench/peers --no-audit --no-fund
 	@command -v wrk >/dev/null || echo "wrk not found (apt-get install wrk): falling back to httpx"
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+## The city-scale benchmark on PostgreSQL/PostGIS (bench/city.py; writes bench/CITY.md): ~1M credit
+## records, 340,000 enterprises, 1.2M features, 10,000 cameras. The first run generates the data set
+## (about half an hour) and loads it into the database citygraph_city; later runs reuse both.
+bench-city: install postgis
+	@command -v wrk >/dev/null || (echo "bench-city needs wrk (apt-get install wrk)" && exit 1)
+	$(BIN)/python bench/city.py $(BENCH_ARGS)
 
 ## Dossier latency through Apollo Gateway and Hive Gateway in front of the subgraphs, beside the
 ## combined gateway (bench/federation.py; prints a Markdown table). Needs Node 20+.

@@ -151,11 +151,14 @@ def _street_cameras(rng: np.random.Generator, ids: _Ids, count: int) -> list[dic
 
 
 def _enterprise_cameras(
-    rng: np.random.Generator, ids: _Ids, enterprises: list[tuple[str, str, NDArray[np.float64]]]
+    rng: np.random.Generator,
+    ids: _Ids,
+    enterprises: list[tuple[str, str, NDArray[np.float64]]],
+    share: float,
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for uscc, code, position in enterprises:
-        if code not in NINGBO_DISTRICTS or rng.random() >= 0.45:
+        if code not in NINGBO_DISTRICTS or rng.random() >= share:
             continue
         for k in range(1 + int(rng.random() < 0.4)):
             angle = rng.uniform(0.0, 2 * np.pi)
@@ -208,11 +211,13 @@ def generate(
     today: dt.date | None = None,
     street_cameras: int | None = None,
     days: int = 30,
+    enterprise_share: float = 0.45,
 ) -> VideoDemoStats:
     """Write a fresh ``video.sqlite`` (replacing any file at ``path``) from the spatial demo's enterprises.
 
     ``street_cameras`` defaults to 1.1 per enterprise (at least 200); with the cameras around
-    enterprises that is about 3 000 cameras for the default 2 000 enterprises.
+    enterprises that is about 3 000 cameras for the default 2 000 enterprises. A share
+    ``enterprise_share`` of the enterprises (0.45) get a gate camera, 40 % of those a second one.
     """
     started = time.perf_counter()
     path = Path(path)
@@ -221,7 +226,7 @@ def generate(
     enterprises = _enterprise_points(Path(spatial_gpkg))
     ids = _Ids()
     count = street_cameras if street_cameras is not None else max(200, len(enterprises) * 11 // 10)
-    rows = _street_cameras(rng, ids, count) + _enterprise_cameras(rng, ids, enterprises)
+    rows = _street_cameras(rng, ids, count) + _enterprise_cameras(rng, ids, enterprises, enterprise_share)
     positions = crs_mod.convert_coords(np.array([[r["x"], r["y"]] for r in rows]), crs_mod.METRIC, crs_mod.STORAGE)
     midnight = dt.datetime.combine(today, dt.time(), SHANGHAI).astimezone(dt.UTC).replace(tzinfo=None)
     for row, (lon, lat) in zip(rows, positions, strict=True):
