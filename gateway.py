@@ -482,7 +482,7 @@ def migrate_command(
 
 @cli.command("load")
 def load_cli(
-    connector: Annotated[str, typer.Argument(help="credit, license or spatial (PostGIS).")],
+    connector: Annotated[str, typer.Argument(help="credit, license, video or spatial (PostGIS).")],
     source: Annotated[
         Path,
         typer.Option(

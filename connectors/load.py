@@ -13,35 +13,42 @@ Files:
   lines, the header being line 1 (a quoted field spanning lines counts them all).
 * **GeoJSON** (``.geojson``, ``.json``: a FeatureCollection, parsed whole) and **newline-delimited
   JSON** (``.ndjson``, ``.jsonl``, ``.geojsonl``: one Feature or plain object per line, streamed).
-  A feature's ``properties`` are the row; the geometry is ignored (neither credit nor license has one). The
-  first feature acts as the header; a later feature lacking a column gives NULL for it. Positions
-  are feature numbers (1 = the first) in a FeatureCollection and lines in NDJSON. JSON integers
-  are accepted for text columns (GIS tools type numeric-looking codes as numbers).
+  A feature's ``properties`` are the row; the geometry is ignored (credit and license have none; a
+  camera's position is its ``lon`` and ``lat`` properties). The first feature acts as the header; a
+  later feature lacking a column gives NULL for it. Positions are feature numbers (1 = the first) in
+  a FeatureCollection and lines in NDJSON. JSON integers are accepted for text columns (GIS tools
+  type numeric-looking codes as numbers).
 * **Spatial files** for ``citygraph load spatial`` (PostgreSQL with PostGIS): GeoPackage, Shapefile
   and GeoJSON, read with pyogrio (``connectors.spatial.sources``), one layer per run (``table`` names
   it; default: the file's only layer, or its stem). Each feature becomes a version in
   ``spatial_features``: ``fid`` and ``valid_from`` required, ``kind``, ``name``, ``district_code``,
   ``uscc``, ``valid_to`` optional, other attributes kept as ``properties``; its geometry must be
   well-formed and land inside CGCS2000's area once transformed from the file's CRS (a file without a
-  CRS, or with one PROJ cannot transform, is refused). Positions are feature numbers. For credit and
-  license, GeoPackage and Shapefile are refused.
+  CRS, or with one PROJ cannot transform, is refused). Positions are feature numbers. For credit,
+  license and video, GeoPackage and Shapefile are refused.
 
-Cells: an empty CSV cell, ``""`` or ``null`` is NULL (``licenses.scope`` excepted: resident ID
-cards have an empty scope); values are taken as they are, never trimmed. Each row is checked for
-its column types (dates ``YYYY-MM-DD``, date-times RFC 3339 with a zone, stored in UTC; decimals
-within the column's precision, never rounded; 32-bit integers; booleans ``true``/``false``/``1``/``0``),
-NOT NULL, string lengths, and its domain: USCC and resident ID check characters (stored upper-case,
-their canonical form), Ningbo district codes, the vocabularies of record kinds, ratings, licence
-types, statuses and holder kinds, ranges, date order, a person's birth date against the ID number.
-Then in batches, against the target database: foreign keys (``credit_records.uscc`` must be a
-credit subject...), primary keys already present or repeated in the file (the first occurrence is
-the one kept), and for licences the issuer's SM2 signature over the licence's signed fields: a
-licence whose signature does not verify under its issuer's key is a bad row, never loaded. A
-retired issuer's genuine signatures do verify (the registry keeps its licences; verification by
-number still answers ``UNKNOWN_ISSUER`` for them). Verification costs 4-6 ms per licence with
-:func:`connectors.license.signing.verify` (pure-Python SM2; everything else the loader does is
-noise beside it); batches of 1000 licences or more are spread over worker processes (``workers``),
-so a million licences take about 1.5 hours on one core and an eighth of that on eight.
+Cells: an empty CSV cell, ``""`` or ``null`` is NULL (``licenses.scope`` excepted: resident ID cards
+have an empty scope); values are taken as they are, never trimmed. Each row is checked for its
+column types (dates ``YYYY-MM-DD``, date-times RFC 3339 with a zone, stored in UTC; decimals within
+the column's precision, never rounded; 32-bit integers, 64-bit for ``BIGINT`` columns; finite
+floating-point numbers; booleans ``true``/``false``/``1``/``0``), NOT NULL, string lengths, and its
+domain: USCC and resident ID check characters (stored upper-case, their canonical form), GB/T 28181
+camera device ids (:func:`connectors.identifiers.gb28181_problem`), Ningbo district codes, the
+vocabularies of record kinds, ratings, licence types, statuses and holder kinds, camera kinds,
+statuses and owners, storage tiers, ranges, date order, a person's birth date against the ID number;
+a camera's ``lon``/``lat`` inside CGCS2000's area (as a spatial layer's geometries: swapped
+coordinates or metres are refused) and its ``owner_uscc`` given exactly when the owner is
+``enterprise``; a recording's ``end_at`` after ``start_at`` and ``retention_until`` not before
+``end_at``. Then in batches, against the target database: foreign keys (``credit_records.uscc`` must
+be a credit subject, ``recordings.device_id`` a camera...), primary keys already present or repeated
+in the file (the first occurrence is the one kept), and for licences the issuer's SM2 signature over
+the licence's signed fields: a licence whose signature does not verify under its issuer's key is a
+bad row, never loaded. A retired issuer's genuine signatures do verify (the registry keeps its
+licences; verification by number still answers ``UNKNOWN_ISSUER`` for them). Verification costs 4-6
+ms per licence with :func:`connectors.license.signing.verify` (pure-Python SM2; everything else the
+loader does is noise beside it); batches of 1000 licences or more are spread over worker processes
+(``workers``), so a million licences take about 1.5 hours on one core and an eighth of that on
+eight.
 
 Writing: the target is migrated first (:func:`connectors.migrate.migrate_async`). Each batch is one
 transaction holding its rows (``COPY`` on PostgreSQL, ``executemany`` on SQLite) and the progress
@@ -65,6 +72,7 @@ import contextlib
 import csv
 import hashlib
 import json
+import math
 import multiprocessing
 import os
 import re
@@ -79,6 +87,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, TextIO
 
+import numpy as np
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -86,6 +95,7 @@ from sqlalchemy import (
     ColumnDefault,
     Date,
     DateTime,
+    Float,
     Integer,
     MetaData,
     Numeric,
@@ -102,7 +112,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql import Executable
 
 from connectors.credit.tables import RECORD_KINDS, metadata as credit_metadata
-from connectors.identifiers import NINGBO_DISTRICTS, id_number_problem, uscc_problem
+from connectors.errors import InvalidArgument
+from connectors.identifiers import NINGBO_DISTRICTS, gb28181_problem, id_number_problem, uscc_problem
 from connectors.license.signing import ALGORITHM, canonical_bytes, verify
 from connectors.license.tables import (
     ENTERPRISE_STATUSES,
@@ -113,16 +124,24 @@ from connectors.license.tables import (
     metadata as license_metadata,
 )
 from connectors.migrate import migrate_async
-from connectors.spatial import sources as spatial_sources
+from connectors.spatial import crs as crs_mod, sources as spatial_sources
 from connectors.spatial.pgload import geometry_codec
 from connectors.spatial.tables import metadata as spatial_metadata
 from connectors.sql import async_url, key_in, storable
+from connectors.video.tables import (
+    CAMERA_KINDS,
+    CAMERA_STATUSES,
+    OWNERS,
+    STORAGE_TIERS,
+    metadata as video_metadata,
+)
 
 #: The tables each connector's files load into, parents first: the order to load a full export in.
 TABLES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "credit": ("credit_subjects", "credit_profiles", "credit_records"),
         "license": ("persons", "enterprises", "issuers", "licenses"),
+        "video": ("cameras", "recordings"),
         "spatial": ("spatial_features",),  # one layer per file: ``table`` names the layer
     }
 )
@@ -130,7 +149,7 @@ TABLES: Mapping[str, tuple[str, ...]] = MappingProxyType(
 BATCH_SIZE = 5000
 
 _METADATA: Mapping[str, MetaData] = MappingProxyType(
-    {"credit": credit_metadata, "license": license_metadata, "spatial": spatial_metadata}
+    {"credit": credit_metadata, "license": license_metadata, "video": video_metadata, "spatial": spatial_metadata}
 )
 
 #: The loader's bookkeeping in the target database: how far each file (by content) got into each table.
@@ -275,7 +294,7 @@ def _format(path: Path, connector: str = "") -> Literal["csv", "geojson", "ndjso
     if spatial is not None:
         raise LoadError(
             f"{path.name}: {spatial} files are for the spatial connector (`citygraph load spatial`); "
-            "to load the attributes into credit or license, export them as CSV or GeoJSON "
+            "to load the attributes into credit, license or video, export them as CSV or GeoJSON "
             f"(e.g. `ogr2ogr -f GeoJSON {path.stem}.geojson {path.name}`)"
         )
     kind = _FORMATS.get(path.suffix.lower())
@@ -475,6 +494,7 @@ _DATETIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 _INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 def _show(raw: object) -> str:
@@ -494,15 +514,30 @@ def _to_text(length: int | None, raw: object) -> str:
     return raw
 
 
-def _to_int(raw: object) -> int:
+def _to_int(raw: object, bits: int = 32) -> int:
     if isinstance(raw, int) and not isinstance(raw, bool):
         value = raw
     elif isinstance(raw, str) and _INT.fullmatch(raw):
         value = int(raw)
     else:
         raise _Bad(f"not an integer: {_show(raw)}")
-    if not _INT32[0] <= value <= _INT32[1]:
-        raise _Bad(f"out of range for a 32-bit integer: {value}")
+    low, high = _INT64 if bits == 64 else _INT32
+    if not low <= value <= high:
+        raise _Bad(f"out of range for a {bits}-bit integer: {value}")
+    return value
+
+
+def _to_float(raw: object) -> float:
+    if isinstance(raw, int | Decimal) and not isinstance(raw, bool):
+        value = float(raw)
+    elif isinstance(raw, float):  # JSON's NaN and Infinity
+        value = raw
+    elif isinstance(raw, str) and _DECIMAL.fullmatch(raw):
+        value = float(raw)
+    else:
+        raise _Bad(f"not a number (digits and an optional '.'): {_show(raw)}")
+    if not math.isfinite(value):
+        raise _Bad(f"not a finite number: {_show(raw)}")
     return value
 
 
@@ -568,8 +603,12 @@ def _base_converter(column: Column[Any]) -> Callable[[object], object]:
         return _to_datetime
     if isinstance(kind, Date):
         return _to_date
+    if isinstance(kind, BigInteger):
+        return lambda raw: _to_int(raw, 64)
     if isinstance(kind, Integer):
         return _to_int
+    if isinstance(kind, Float):
+        return _to_float
     if isinstance(kind, Numeric):
         precision, scale = kind.precision, kind.scale
         return lambda raw: _to_decimal(precision, scale, raw)
@@ -591,6 +630,13 @@ def _id_number(value: object) -> object:
     if problem is not None:
         raise _Bad(problem)
     return str(value).upper()
+
+
+def _device_id(value: object) -> object:
+    problem = gb28181_problem(str(value))
+    if problem is not None:
+        raise _Bad(problem)
+    return value
 
 
 def _district(value: object) -> object:
@@ -618,7 +664,7 @@ def _between(low: int, high: int) -> Callable[[object], object]:
 
 
 def _not_negative(value: object) -> object:
-    if isinstance(value, Decimal) and value < 0:
+    if isinstance(value, Decimal | int) and value < 0:
         raise _Bad(f"negative: {value}")
     return value
 
@@ -635,7 +681,14 @@ def _matching(pattern: str, what: str) -> Callable[[object], object]:
 
 
 _USCC_COLUMNS = frozenset(
-    {"credit_subjects.uscc", "credit_profiles.uscc", "credit_records.uscc", "enterprises.uscc", "licenses.holder_uscc"}
+    {
+        "credit_subjects.uscc",
+        "credit_profiles.uscc",
+        "credit_records.uscc",
+        "enterprises.uscc",
+        "licenses.holder_uscc",
+        "cameras.owner_uscc",
+    }
 )
 _ID_COLUMNS = frozenset(
     {
@@ -661,6 +714,13 @@ _DOMAIN: Mapping[str, Callable[[object], object]] = MappingProxyType(
         "licenses.status": _one_of(LICENSE_STATUSES),
         "licenses.holder_kind": _one_of(HOLDER_KINDS),
         "licenses.signature": _matching(r"[0-9a-fA-F]{128}", "an SM2 signature (128 hex digits, r || s)"),
+        "cameras.device_id": _device_id,
+        "cameras.kind": _one_of(CAMERA_KINDS),
+        "cameras.status": _one_of(CAMERA_STATUSES),
+        "cameras.owner": _one_of(OWNERS),
+        "recordings.device_id": _device_id,
+        "recordings.storage_tier": _one_of(STORAGE_TIERS),
+        "recordings.size_bytes": _not_negative,
     }
 )
 
@@ -721,9 +781,47 @@ def _row_problems(table: str, values: Mapping[str, Any], failed: set[str]) -> li
                 problems.append((other, f"must be empty for a {values['holder_kind']} licence"))
         if have("valid_from", "valid_until") and values["valid_until"] < values["valid_from"]:
             problems.append(("valid_until", f"{values['valid_until']} is before valid_from"))
+    elif table == "cameras":
+        if have("lon", "lat"):
+            problems.extend(_position_problems(values["lon"], values["lat"]))
+        if have("owner"):
+            if values["owner"] == "enterprise":
+                if values.get("owner_uscc") is None and "owner_uscc" not in failed:
+                    problems.append(("owner_uscc", "required for an enterprise camera"))
+            elif values.get("owner_uscc") is not None:
+                problems.append(("owner_uscc", f"must be empty for a camera owned by {values['owner']}"))
+    elif table == "recordings":
+        if have("start_at", "end_at") and values["end_at"] <= values["start_at"]:
+            problems.append(
+                ("end_at", f"{_instant(values['end_at'])} is not after start_at {_instant(values['start_at'])}")
+            )
+        if have("end_at", "retention_until") and values["retention_until"] < values["end_at"]:
+            problems.append(
+                (
+                    "retention_until",
+                    f"{_instant(values['retention_until'])} is before end_at {_instant(values['end_at'])}",
+                )
+            )
     elif table == "spatial_features":
         problems.extend(spatial_sources.row_problems(values, failed))
     return problems
+
+
+def _instant(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _position_problems(lon: float, lat: float) -> list[tuple[str, str]]:
+    """A camera's position must lie in the storage CRS's valid area (CGCS2000, China), as a spatial
+    layer's geometries must: swapped coordinates or projected metres show up here."""
+    try:
+        crs_mod.check_area(np.array([[lon, lat]]), crs_mod.STORAGE)
+    except InvalidArgument as exc:
+        xmin, _, xmax, _ = crs_mod.CRSS[crs_mod.STORAGE].bounds
+        column = "lon" if not xmin <= lon <= xmax else "lat"
+        reason = str(exc).replace("GeoJSON positions are [longitude, latitude]", "lon and lat swapped, or another CRS?")
+        return [(column, reason)]
+    return []
 
 
 # --- Plans and rows ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from connectors.demo_pg import copy_sqlite_to, dsn
 from connectors.license.tables import metadata as license_metadata
 from connectors.migrate import migrate
 from connectors.spatial.pgload import copy_gpkg_to
+from connectors.video.tables import metadata as video_metadata
 from tests.conftest import LiveServer, make_settings, serve
 
 #: The backends every dual-backend test runs on (fixture params and test ids).
@@ -136,12 +137,13 @@ class PgDemo:
     credit: str
     license: str
     spatial: str
+    video: str
 
 
 @pytest.fixture(scope="session")
 def pg_demo(pg_server: PgServer, demo_dir: Path) -> Iterator[PgDemo]:
-    """The session's demo data (scale 300, seed 7) copied into PostgreSQL by ``copy_sqlite_to``, and
-    its GeoPackage into PostGIS by ``copy_gpkg_to``.
+    """The session's demo data (scale 300, seed 7: credit, license, video) copied into PostgreSQL by
+    ``copy_sqlite_to``, and its GeoPackage into PostGIS by ``copy_gpkg_to``.
 
     The connectors share one database here (each component has its own version table), which
     also proves their migrations coexist; production may as well give each its own.
@@ -149,20 +151,30 @@ def pg_demo(pg_server: PgServer, demo_dir: Path) -> Iterator[PgDemo]:
     with throwaway_database(pg_server, "demo") as url:
         copy_sqlite_to(url, demo_dir / "credit.sqlite", credit_metadata)
         copy_sqlite_to(url, demo_dir / "license.sqlite", license_metadata)
+        copy_sqlite_to(url, demo_dir / "video.sqlite", video_metadata)
         copy_gpkg_to(url, demo_dir / "spatial.gpkg")
-        yield PgDemo(credit=url, license=url, spatial=url)
+        yield PgDemo(credit=url, license=url, spatial=url, video=url)
+
+
+def pg_connectors(pg: PgDemo, stream_key_file: Path) -> dict[str, dict[str, Any]]:
+    """The SQL connectors' settings on ``pg``'s databases, small pools each; the video library signs
+    stream URLs with the key in ``stream_key_file`` (generated there on first use)."""
+    pool = {"pool_size": 2, "max_overflow": 4, "pool_timeout": 10}
+    return {
+        "credit": {"url": pg.credit, **pool},
+        "license": {"url": pg.license, **pool},
+        "video": {"url": pg.video, "stream_key_file": str(stream_key_file), **pool},
+    }
 
 
 @pytest.fixture(scope="module")
 def live_pg(pg_server: PgServer, pg_demo: PgDemo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """Like ``live``, with both connectors and the audit trail (its own, migrated) on PostgreSQL."""
+    """Like ``live``, with both connectors and the audit trail (its own, migrated) on PostgreSQL,
+    plus the video library (``live`` leaves it off), its stream key in the module's data folder."""
     with throwaway_database(pg_server, "audit") as audit_url:
         migrate("audit", audit_url)
-        connectors: dict[str, dict[str, Any]] = {
-            "credit": {"url": pg_demo.credit, "pool_size": 2, "max_overflow": 4, "pool_timeout": 10},
-            "license": {"url": pg_demo.license, "pool_size": 2, "max_overflow": 4, "pool_timeout": 10},
-        }
-        data_dir = tmp_path_factory.mktemp("pg-data")  # nothing is read from it: every URL is PostgreSQL
+        data_dir = tmp_path_factory.mktemp("pg-data")  # holds only the stream key: every URL is PostgreSQL
+        connectors = pg_connectors(pg_demo, data_dir / "stream-key")
         settings = make_settings(data_dir, connectors=connectors, audit={"url": audit_url})
         with serve(settings) as server:
             yield server
@@ -188,6 +200,7 @@ __all__ = [
     "execute",
     "live_each",
     "live_pg",
+    "pg_connectors",
     "pg_demo",
     "pg_server",
     "PgDemo",

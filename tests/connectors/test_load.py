@@ -1,5 +1,5 @@
 """``citygraph load``: row validation, refusal and skipping, whole batches and resumption, encodings,
-signed licences and GeoJSON; on SQLite and on a throw-away PostgreSQL database."""
+signed licences, cameras and recordings, and GeoJSON; on SQLite and on a throw-away PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import csv
 import random
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -20,11 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from connectors import load as load_module
 from connectors.credit.tables import metadata as credit_metadata
-from connectors.identifiers import USCC_ALPHABET, make_id_number, make_uscc
+from connectors.identifiers import USCC_ALPHABET, make_gb28181, make_id_number, make_uscc
 from connectors.license.signing import KeyPair, canonical_bytes, generate_keypair, sign
 from connectors.license.tables import metadata as license_metadata
 from connectors.load import BadRow, LoadError, LoadReport, load, load_command, progress_table
 from connectors.sql import async_url
+from connectors.video.tables import metadata as video_metadata
 from tests.postgres import BACKENDS, throwaway_database
 
 # --- Data -------------------------------------------------------------------------------------
@@ -118,8 +119,7 @@ def count(url: str, table: str) -> int:
 
 
 def column(url: str, table: str, name: str) -> list[Any]:
-    metadata = credit_metadata if table.startswith("credit") else license_metadata
-    t = metadata.tables[table]
+    t = next(m.tables[table] for m in (credit_metadata, license_metadata, video_metadata) if table in m.tables)
 
     async def read(conn: AsyncConnection) -> list[Any]:
         return list((await conn.execute(select(t.c[name]).order_by(*t.primary_key.columns))).scalars())
@@ -478,6 +478,206 @@ def test_licences_whose_signature_does_not_verify_are_bad_rows(target: str, tmp_
     assert column(target, "issuers", "active") == [True, True]
 
 
+# --- Cameras and recordings -------------------------------------------------------------------
+
+CAMERAS = [
+    "device_id",
+    "name",
+    "lon",
+    "lat",
+    "district_code",
+    "owner",
+    "owner_uscc",
+    "kind",
+    "status",
+    "last_heartbeat",
+]
+RECORDINGS = ["id", "device_id", "start_at", "end_at", "size_bytes", "storage_tier", "retention_until"]
+
+
+def device(n: int) -> str:
+    """A GB/T 28181 device id: urban management's network camera number ``n`` in Haishu."""
+    return make_gb28181("330203", 1, "08", "132", 0, n)
+
+
+def camera(n: int, **changes: str) -> list[str]:
+    values = {
+        "device_id": device(n),
+        "name": f"海曙区中山西路{n}号杆",
+        "lon": f"{121.55 + n / 1000:.7f}",
+        "lat": "29.87",
+        "district_code": "330203",
+        "owner": "urban_management",
+        "owner_uscc": "",
+        "kind": "FIXED",
+        "status": "ONLINE",
+        "last_heartbeat": "2026-03-01T08:00:00+08:00",
+    } | changes
+    return [values[name] for name in CAMERAS]
+
+
+def recording(n: int, day: int, **changes: str) -> list[str]:
+    """Camera ``n``'s recording of 2026-02-``day`` + 1 in Ningbo (from midnight, +08:00)."""
+    start = datetime(2026, 2, day, 16, tzinfo=UTC)
+    values = {
+        "id": f"{device(n)}-{start:%Y%m%d%H%M}",
+        "device_id": device(n),
+        "start_at": start.isoformat(),
+        "end_at": (start + timedelta(days=1)).isoformat(),
+        "size_bytes": str(4_000_000_000 + day),  # over 2**31: a BIGINT
+        "storage_tier": "WARM",
+        "retention_until": (start + timedelta(days=90)).isoformat(),
+    } | changes
+    return [values[name] for name in RECORDINGS]
+
+
+def utc(values: list[Any]) -> list[Any]:
+    """Date-times as aware UTC values (SQLite keeps them naive, in UTC)."""
+    return [v.replace(tzinfo=v.tzinfo or UTC) if isinstance(v, datetime) else v for v in values]
+
+
+def test_cameras_and_recordings_load_parents_first_with_typed_values(target: str, tmp_path: Path) -> None:
+    rows = [
+        camera(1),
+        camera(2, status="OFFLINE", last_heartbeat="", kind="PTZ"),
+        camera(3, owner="enterprise", owner_uscc=uscc(3).lower(), name="宁波测试3号贸易有限公司大门", kind="DOME"),
+    ]
+    cameras = write_csv(tmp_path / "cameras.csv", CAMERAS, rows)
+    night = {"start_at": "2026-02-05T00:00:00+08:00", "end_at": "2026-02-05T12:00:00+08:00"}
+    segments = [recording(n, day) for n in (1, 3) for day in (1, 2)] + [recording(2, 4, **night)]
+    recordings = write_csv(tmp_path / "recordings.csv", RECORDINGS, segments)
+
+    assert load("video", None, cameras, target).rows_loaded == 3
+    report = load("video", None, recordings, target, batch_size=2)
+
+    assert (report.table, report.rows_read, report.rows_loaded, report.bad_rows) == ("recordings", 5, 5, [])
+    assert column(target, "cameras", "device_id") == [device(1), device(2), device(3)]
+    assert column(target, "cameras", "lon") == [121.551, 121.552, 121.553]
+    assert column(target, "cameras", "owner_uscc") == [None, None, uscc(3)]  # canonical upper case
+    heartbeat = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
+    assert utc(column(target, "cameras", "last_heartbeat")) == [heartbeat, None, heartbeat]
+    sizes = [4_000_000_000 + day for day in (1, 2, 4, 1, 2)]  # by id: cameras 1, 2, 3
+    assert column(target, "recordings", "size_bytes") == sizes
+    starts = utc(column(target, "recordings", "start_at"))
+    assert starts[2] == datetime(2026, 2, 4, 16, tzinfo=UTC)  # stored in UTC
+    assert progress_rows(target) == [("cameras", 4, 3), ("recordings", 6, 5)]
+
+
+def malformed_cameras(tmp_path: Path) -> tuple[Path, set[tuple[int, str]]]:
+    """A cameras file with a bad row of each kind, and the expected (line, column) pairs; the good
+    rows are cameras 1 and 10 (lines 2 and 12)."""
+    bad_id = device(2)[:8] + "99" + device(2)[10:]  # no such industry code
+    rows = [
+        camera(1),  # line 2
+        camera(2, device_id=bad_id),  # 3
+        camera(3, status="BROKEN"),  # 4
+        camera(4, owner="enterprise"),  # 5: without its USCC
+        camera(5, lon="29.87", lat="121.55"),  # 6: swapped
+        camera(6, owner_uscc=uscc(6)),  # 7: a USCC on urban management's camera
+        camera(7, owner="enterprise", owner_uscc=wrong_check_char(uscc(7))),  # 8
+        camera(8, last_heartbeat="2026-03-01 08:00:00"),  # 9: no zone
+        camera(9, lat="NaN"),  # 10
+        camera(1, name="重复"),  # 11: camera 1 again
+        camera(10),  # 12
+    ]
+    expected = {
+        (3, "device_id"),
+        (4, "status"),
+        (5, "owner_uscc"),
+        (6, "lon"),
+        (7, "owner_uscc"),
+        (8, "owner_uscc"),
+        (9, "last_heartbeat"),
+        (10, "lat"),
+        (11, "device_id"),
+    }
+    return write_csv(tmp_path / "cameras.csv", CAMERAS, rows), expected
+
+
+def malformed_recordings(tmp_path: Path) -> tuple[Path, set[tuple[int, str]]]:
+    """A recordings file with a bad row of each kind (cameras 1 and 10 exist), and the expected
+    (line, column) pairs; the good rows are lines 2 and 10."""
+    rows = [
+        recording(1, 1),  # line 2
+        recording(1, 2, end_at="2026-02-02T15:00:00Z"),  # 3: ends before it starts
+        recording(99, 1),  # 4: a valid device id, but no such camera
+        recording(1, 3, device_id=device(1)[:19] + "X"),  # 5
+        recording(1, 4, retention_until="2026-02-05T08:00:00+00:00"),  # 6: before the end
+        recording(1, 5, size_bytes="-1"),  # 7
+        recording(1, 6, storage_tier="FROZEN"),  # 8
+        recording(1, 7, start_at="2026-02-07T16:00:00"),  # 9: no zone
+        recording(10, 1),  # 10
+    ]
+    expected = {
+        (3, "end_at"),
+        (4, "device_id"),
+        (5, "device_id"),
+        (6, "retention_until"),
+        (7, "size_bytes"),
+        (8, "storage_tier"),
+        (9, "start_at"),
+    }
+    return write_csv(tmp_path / "recordings.csv", RECORDINGS, rows), expected
+
+
+def test_bad_cameras_and_recordings_are_reported_by_line_and_refuse_writes_nothing(
+    target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cameras, expected = malformed_cameras(tmp_path)
+
+    assert load_command("video", cameras, target, None, "refuse", 3) == 1
+
+    out = capsys.readouterr().out.splitlines()
+    assert {tuple(line.split(": ")[0:2]) for line in out[:-1]} == {(f"line {n}", c) for n, c in expected}
+    assert out[-1].startswith("cameras: 9 bad rows of 11 read; refused, nothing was loaded")
+    reasons = dict(line.split(": ", 1) for line in out[:-1])
+    assert reasons["line 3"].startswith("device_id: unassigned industry code '99' at positions 9-10")
+    assert reasons["line 4"] == "status: unknown value 'BROKEN': one of ONLINE, OFFLINE, FAULT"
+    assert reasons["line 5"] == "owner_uscc: required for an enterprise camera"
+    assert reasons["line 6"].startswith("lon: position [29.87, 121.55] is outside the valid area of EPSG:4490")
+    assert reasons["line 7"] == "owner_uscc: must be empty for a camera owned by urban_management"
+    assert reasons["line 8"].startswith("owner_uscc: bad check character")
+    assert reasons["line 9"].startswith("last_heartbeat: not an RFC 3339 date-time with a zone")
+    assert reasons["line 10"] == "lat: not a number (digits and an optional '.'): 'NaN'"
+    assert reasons["line 11"] == f"device_id: duplicate '{device(1)}': the file has it on line 2 already"
+    assert (count(target, "cameras"), progress_rows(target)) == (0, [])  # not even the first good batch
+
+    parents = write_csv(tmp_path / "cameras-good.csv", CAMERAS, [camera(1), camera(10)])
+    assert load("video", "cameras", parents, target).rows_loaded == 2
+    recordings, expected = malformed_recordings(tmp_path)
+    before = progress_rows(target)
+
+    report = load("video", None, recordings, target, batch_size=2)
+
+    assert {(bad.line, bad.column) for bad in report.bad_rows} == expected
+    assert (report.rows_read, report.rows_loaded, report.bad_row_count) == (9, 0, 7)
+    assert (count(target, "recordings"), progress_rows(target)) == (0, before)
+    why = {bad.line: bad.reason for bad in report.bad_rows}
+    assert why[3] == "2026-02-02T15:00:00Z is not after start_at 2026-02-02T16:00:00Z"
+    assert why[4] == f"no cameras row with device_id '{device(99)}' (load cameras first)"
+    assert why[5] == "invalid character 'X' at position 20 (expected a digit)"
+    assert why[6] == "2026-02-05T08:00:00Z is before end_at 2026-02-05T16:00:00Z"
+    assert why[7] == "negative: -1"
+    assert why[8] == "unknown value 'FROZEN': one of HOT, WARM, COLD"
+    assert why[9].startswith("not an RFC 3339 date-time with a zone")
+
+
+def test_skip_loads_only_the_good_cameras_and_recordings(target: str, tmp_path: Path) -> None:
+    cameras, expected_cameras = malformed_cameras(tmp_path)
+    recordings, expected_recordings = malformed_recordings(tmp_path)
+
+    first = load("video", None, cameras, target, on_error="skip", batch_size=3)
+    second = load("video", None, recordings, target, on_error="skip", batch_size=2)
+
+    assert {(bad.line, bad.column) for bad in first.bad_rows} == expected_cameras
+    assert {(bad.line, bad.column) for bad in second.bad_rows} == expected_recordings
+    assert (first.rows_loaded, second.rows_loaded) == (2, 2)
+    assert column(target, "cameras", "device_id") == [device(1), device(10)]
+    assert column(target, "cameras", "name") == [camera(1)[1], camera(10)[1]]  # the first camera 1 is kept
+    assert column(target, "recordings", "id") == [recording(1, 1)[0], recording(10, 1)[0]]
+    assert "loaded 2 of 9 rows, skipped 7 bad rows" in second.summary()
+
+
 # --- Formats ----------------------------------------------------------------------------------
 
 
@@ -545,7 +745,7 @@ def test_the_header_must_fit_the_table(tmp_path: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     assert "credit has no table 'credit_records'" not in err  # it has: the header is what is wrong
     assert "--on-error must be skip or refuse" in err
-    assert "unknown connector 'weather'; one of credit, license, spatial" in err
+    assert "unknown connector 'weather'; one of credit, license, video, spatial" in err
     assert "subjects.csv: the spatial connector loads GeoPackage, Shapefile or GeoJSON files" in err
 
 
@@ -621,6 +821,24 @@ def test_the_demo_data_set_loads_except_its_forged_licences(demo_dir: Path, tmp_
                 assert a.execute(statement).all() == b.execute(statement).all(), table.name
             with loaded.connect() as b:
                 assert b.execute(select(func.count()).select_from(table)).scalar_one() > 0
+    finally:
+        source.dispose()
+        loaded.dispose()
+
+
+def test_the_video_demo_data_set_loads(demo_dir: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'target.sqlite'}"
+    for path in export(demo_dir / "video.sqlite", video_metadata, tmp_path, lambda _t, _r: True):
+        report = load("video", None, path, url)
+        assert report.ok and report.rows_loaded > 0, report.bad_rows[:3]
+
+    source = create_engine(f"sqlite:///{demo_dir / 'video.sqlite'}")
+    loaded = create_engine(url)
+    try:
+        for table in video_metadata.sorted_tables:
+            statement = select(table).order_by(*table.primary_key.columns)
+            with source.connect() as a, loaded.connect() as b:
+                assert a.execute(statement).all() == b.execute(statement).all(), table.name
     finally:
         source.dispose()
         loaded.dispose()

@@ -1,6 +1,8 @@
 """The video resource library over real HTTP with real tokens: each rule of video.rego, signed
 stream URLs (verified, expired, altered), one audit record per URL, batched nearbyCameras with
-distances checked against geodesics computed in the test (pyproj)."""
+distances checked against geodesics computed in the test (pyproj). On both backends: SQLite (with
+the spatial connector's GeoPackage), then every connector and the audit trail on PostgreSQL/PostGIS
+holding the same demo rows."""
 
 from __future__ import annotations
 
@@ -18,16 +20,30 @@ import pytest
 from typer.testing import CliRunner
 
 from audit import AuditRecord, AuditTrail
+from connectors.migrate import migrate
 from connectors.video.streams import StreamRejected, StreamSigner
 from tests.conftest import LiveServer, TokenFactory, make_settings, serve
+from tests.postgres import BACKENDS, PgDemo, pg_connectors, throwaway_database
 
 CASE = {"X-Purpose-Of-Use": "case_investigation", "X-Case-Ref": "GA-2026-0042"}
 GEOD = pyproj.Geod(ellps="WGS84")
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every test using ``live`` runs on SQLite, then on PostgreSQL."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def audit_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('video-audit') / 'audit.sqlite'}"
+def audit_url(backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The audit trail of ``live``: SQLite, or its own migrated PostgreSQL database."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('video-audit') / 'audit.sqlite'}"
+        return
+    with throwaway_database(request.getfixturevalue("pg_server"), "video_audit") as url:
+        migrate("audit", url)
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +63,25 @@ def _connectors(demo_dir: Path, key_file: Path, *, spatial: bool) -> dict[str, A
 
 
 @pytest.fixture(scope="module")
-def live(demo_dir: Path, key_file: Path, audit_url: str) -> Iterator[LiveServer]:
-    settings = make_settings(
-        demo_dir, connectors=_connectors(demo_dir, key_file, spatial=True), audit={"url": audit_url}
-    )
-    with serve(settings) as server:
+def live(
+    backend: str,
+    request: pytest.FixtureRequest,
+    demo_dir: Path,
+    key_file: Path,
+    audit_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LiveServer]:
+    """The gateway with the video library and the spatial connector (for nearbyCameras): on the demo's
+    SQLite files and GeoPackage, or on their PostgreSQL/PostGIS copies (``pg_demo``)."""
+    if backend == "sqlite":
+        connectors = _connectors(demo_dir, key_file, spatial=True)
+        data_dir = demo_dir
+    else:
+        pg: PgDemo = request.getfixturevalue("pg_demo")
+        connectors = pg_connectors(pg, key_file)
+        connectors["spatial"] = {"url": pg.spatial, "pool_size": 2, "max_overflow": 4}
+        data_dir = tmp_path_factory.mktemp("pg-video")  # nothing is read from it: every URL is PostgreSQL
+    with serve(make_settings(data_dir, connectors=connectors, audit={"url": audit_url})) as server:
         yield server
 
 

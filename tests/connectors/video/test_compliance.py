@@ -5,35 +5,25 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from connectors.base import JSON, FetchRequest, SearchRequest
-from connectors.demo_pg import copy_sqlite_to
 from connectors.errors import InvalidArgument
-from connectors.migrate import migrate
 from connectors.testing import ConnectorComplianceSuite
 from connectors.video import VideoConnector
-from connectors.video.tables import metadata
-from tests.postgres import BACKENDS, PgServer, throwaway_database
-
-
-@pytest.fixture(scope="module")
-def video_pg(pg_server: PgServer, demo_dir: Path) -> Iterator[str]:
-    """The demo's video library in a migrated throw-away PostgreSQL database."""
-    with throwaway_database(pg_server, "video") as url:
-        migrate("video", url)
-        copy_sqlite_to(url, demo_dir / "video.sqlite", metadata)
-        yield url
+from tests.postgres import BACKENDS, PgDemo
 
 
 @pytest.fixture(params=BACKENDS)
 def url(request: pytest.FixtureRequest, demo_dir: Path) -> str:
+    """The demo's video library on each backend (the same rows: ``tests/postgres.py`` copies them)."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{demo_dir / 'video.sqlite'}"
-    return str(request.getfixturevalue("video_pg"))
+    demo: PgDemo = request.getfixturevalue("pg_demo")
+    return demo.video
 
 
 @pytest.fixture
