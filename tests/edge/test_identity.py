@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from edge import identity
 from edge.identity import InvalidToken, TokenVerifier, mint_dev_token
 from edge.settings import AuthSettings
 
@@ -117,3 +119,50 @@ def test_dev_mode_accepts_only_hs256_with_its_secret() -> None:
 def test_minting_refuses_what_the_gateway_would_refuse() -> None:
     with pytest.raises(InvalidToken):
         mint_dev_token("s" * 40, AuthSettings(), subject="a", department="d", roles=[], districts=["bad"], clearance=2)
+
+
+def test_a_repeated_token_is_verified_once_and_never_honoured_past_its_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "dev-secret-0123456789-0123456789-abc" * 2
+    settings = AuthSettings(leeway_s=0)
+    verifier = TokenVerifier(settings, secret)
+    token = jwt.encode(claims(iss=settings.issuer, exp=int(time.time()) + 2), secret, algorithm="HS256")
+    decodes: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        decodes.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    assert verifier.verify(token).subject == "officer-1"
+    assert verifier.verify(token).subject == "officer-1"
+    assert len(decodes) == 1  # the second came from the cache
+    time.sleep(max(0.0, int(time.time()) + 3 - time.time()))  # past exp (whole seconds)
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify(token)
+    assert len(decodes) == 2
+
+
+def test_a_cached_verification_lasts_at_most_the_cache_lifetime(
+    jwks_verifier: TokenVerifier, rsa_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = jwt.encode(claims(), rsa_key, algorithm="RS256", headers={"kid": "rsa-1"})
+    jwks_verifier.verify(token)
+    # The key is withdrawn from the JWKS: within VERIFIED_TTL_S the token stops being honoured.
+    jwks_verifier._jwks = None
+    later = time.time() + identity.VERIFIED_TTL_S + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(InvalidToken, match="no matching signing key"):
+        jwks_verifier.verify(token)
+
+
+def test_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(identity, "VERIFIED_MAX", 3)
+    secret = "dev-secret-0123456789-0123456789-abc" * 2
+    settings = AuthSettings()
+    verifier = TokenVerifier(settings, secret)
+    for n in range(5):
+        verifier.verify(
+            mint_dev_token(secret, settings, subject=f"s{n}", department="", roles=[], districts=[], clearance=1)
+        )
+    assert len(verifier._verified) == 3
