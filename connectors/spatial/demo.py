@@ -424,6 +424,13 @@ def _day(rng: np.random.Generator, lo: dt.date, hi: dt.date) -> dt.date:
     return lo + dt.timedelta(days=int(rng.integers(0, max(1, (hi - lo).days))))
 
 
+def _after(start: dt.date, floor: dt.date) -> dt.date:
+    """The earliest day a version starting ``start`` may end (or be succeeded): the later of the
+    next day and ``floor``. A version holds at least a day, so (layer, fid, valid_from) stays
+    unique, as PostGIS enforces."""
+    return max(start + dt.timedelta(days=1), floor)
+
+
 # --- layers --------------------------------------------------------------------------------------
 
 _Row = dict[str, Any]
@@ -514,14 +521,14 @@ def _parcel_rows(
                 }
                 roll = rng.random()
                 if roll < 0.12:  # land use changed once
-                    changed = _day(rng, max(start, dt.date(2018, 1, 1)), today)
+                    changed = _day(rng, _after(start, dt.date(2018, 1, 1)), today)
                     new = uses[int(rng.choice(len(uses), p=use_weights))]
                     if new == use:
                         new = uses[(uses.index(use) + 1) % len(uses)]
                     rows.append(_parcel(base, use, start, changed))
                     rows.append(_parcel(base, new, changed, None))
                 elif roll < 0.16:  # retired (merged into a road or a neighbouring parcel)
-                    rows.append(_parcel(base, use, start, _day(rng, max(start, dt.date(2019, 1, 1)), today)))
+                    rows.append(_parcel(base, use, start, _day(rng, _after(start, dt.date(2019, 1, 1)), today)))
                 elif roll < 0.21:  # registered recently
                     rows.append(_parcel(base, use, _day(rng, dt.date(2024, 1, 1), today), None))
                 else:
@@ -561,7 +568,7 @@ def _poi_rows(rng: np.random.Generator, current: dict[str, shapely.Geometry], co
             end: dt.date | None = None
             roll = rng.random()
             if roll < 0.06:
-                end = _day(rng, max(start, dt.date(2020, 1, 1)), today)
+                end = _day(rng, _after(start, dt.date(2020, 1, 1)), today)
             elif roll < 0.12:
                 start = _day(rng, dt.date(2024, 1, 1), today)
             rows.append(
@@ -601,7 +608,7 @@ def _enterprise_rows(
             start = _day(rng, dt.date(2008, 1, 1), dt.date(2023, 1, 1))
             base = {"fid": uscc, "kind": "enterprise", "name": name, "district_code": code, "uscc": uscc}
             if rng.random() < 0.08:
-                moved = _day(rng, max(start, dt.date(2019, 1, 1)), today)
+                moved = _day(rng, _after(start, dt.date(2019, 1, 1)), today)
                 old = shapely.Point(points[2 * k + 1])
                 rows.append({**base, "valid_from": start, "valid_to": moved, "geometry": old})
                 rows.append({**base, "valid_from": moved, "valid_to": None, "geometry": shapely.Point(points[2 * k])})

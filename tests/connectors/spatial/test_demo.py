@@ -194,3 +194,14 @@ def test_demo_data_cli_refuses_a_bad_boundary_file_before_writing(tmp_path: Path
     assert result.exit_code == 2, result.output
     assert "no 'adcode' column" in result.output or "districts missing" in result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_every_version_holds_for_a_day_and_is_unique(layer: str, tmp_path: Path, demo_dir: Path) -> None:
+    # Enough enterprises, parcels and points of interest that a same-day change would show up
+    # (one did at 340,000 enterprises, and PostGIS refused the copy).
+    made = generate(tmp_path / "v.gpkg", credit_db=demo_dir / "credit.sqlite", parcels=3000, pois=3000, days=1)
+    frame = read(made.path, layer)
+    ended = frame[frame["valid_to"].notna()]
+    assert (ended["valid_to"] > ended["valid_from"]).all()
+    assert not frame.duplicated(subset=["fid", "valid_from"]).any()
