@@ -78,8 +78,8 @@ DOSSIER = (
   location { id geometry } nearbyCameras(radiusMeters: 300) { deviceId status } } }"""
 )
 DISTRICT_500 = run.DISTRICT_500
-FEATURES = """query Parcels($bbox: [Float!], $near: NearInput, $within: GeoJSON) {
-  features(layer: "parcels", bbox: $bbox, near: $near, within: $within, first: 500) {
+FEATURES = """query Features($layer: String!, $bbox: [Float!], $near: NearInput, $within: GeoJSON) {
+  features(layer: $layer, bbox: $bbox, near: $near, within: $within, first: 500) {
     nodes { id kind name districtCode geometry } pageInfo { endCursor } } }"""
 
 TITLES = {
@@ -89,6 +89,9 @@ TITLES = {
     "bbox": f"Parcels in a 1 km box, as a district officer of {DISTRICT} (within_districts filter; up to 500)",
     "near": f"Parcels within 500 m, nearest first, as a district officer of {DISTRICT} (up to 500)",
     "within": f"Parcels within a 1.4 km hexagon, as a district officer of {DISTRICT} (up to 500)",
+    "bbox-pois": "Points of interest in the same 1 km boxes, as city-wide staff (layer filter; up to 500)",
+    "near-pois": "Points of interest within 500 m, nearest first, as city-wide staff (up to 500)",
+    "within-pois": "Points of interest within the 1.4 km hexagons, as city-wide staff (up to 500)",
 }
 
 
@@ -221,12 +224,15 @@ def ensure_database(pg: Pg, name: str, folder: Path) -> str:
     from connectors.credit.tables import metadata as credit_metadata
     from connectors.demo_pg import copy_sqlite_to
     from connectors.license.tables import metadata as license_metadata
+    from connectors.migrate import migrate
     from connectors.spatial.pgload import copy_gpkg_to
     from connectors.video.tables import metadata as video_metadata
 
     stamp = _stamp(folder)
     held = asyncio.run(_held_data(pg, name))
     if held == stamp:
+        for component in ("credit", "license", "video", "spatial"):  # newer migrations (indexes) apply
+            migrate(component, pg.url(name))
         return pg.url(name)
     if held is not None:
         raise SystemExit(
@@ -297,7 +303,11 @@ def _settings_env(urls: dict[str, str], audit_url: str, scratch: Path) -> dict[s
         "CITYGRAPH_DEV": "false",
         "CITYGRAPH_AUTH__SECRET": run.SECRET,
         "CITYGRAPH_STREAM_KEY": STREAM_KEY,
-        "CITYGRAPH_CONNECTORS": json.dumps({name: {"url": url} for name, url in urls.items()}),
+        # The README's production pools: SQLAlchemy's default (5 + 10 overflow) would close and
+        # reopen overflow connections on every burst of a request's parallel loaders.
+        "CITYGRAPH_CONNECTORS": json.dumps(
+            {name: {"url": url, "pool_size": 10, "max_overflow": 5} for name, url in urls.items()}
+        ),
         "CITYGRAPH_AUDIT__URL": audit_url,
     }
 
@@ -333,7 +343,7 @@ def _hexagon(lon: float, lat: float, radius_m: float) -> dict[str, Any]:
     return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
 
 
-def _spatial_bodies(kind: str, sites: Sequence[tuple[float, float]]) -> list[run.Body]:
+def _spatial_bodies(kind: str, layer: str, sites: Sequence[tuple[float, float]]) -> list[run.Body]:
     bodies: list[run.Body] = []
     for lon, lat in sites:
         if kind == "bbox":  # 1 km x 1 km
@@ -343,7 +353,7 @@ def _spatial_bodies(kind: str, sites: Sequence[tuple[float, float]]) -> list[run
             variables = {"near": {"point": {"type": "Point", "coordinates": [lon, lat]}, "radiusMeters": 500}}
         else:
             variables = {"within": _hexagon(lon, lat, 700.0)}
-        bodies.append({"query": FEATURES, "variables": variables})
+        bodies.append({"query": FEATURES, "variables": {"layer": layer, **variables}})
     return bodies
 
 
@@ -357,6 +367,7 @@ def workloads(url: str, usccs: Sequence[str], sites: Sequence[tuple[float, float
     officer = run._bearer(
         department="market_supervision", roles=["district_officer"], districts=[DISTRICT], clearance=4
     )
+    staff = run._bearer(department="natural_resources", roles=["staff"], districts=[], clearance=3)
     planner = run._bearer(department="natural_resources", roles=["district_officer"], districts=[DISTRICT], clearance=3)
     dossiers: list[run.Body] = [{"query": DOSSIER, "variables": {"u": u}} for u in usccs]
     district = run._pages(url, officer, DISTRICT_500, "creditRecords", 10)
@@ -365,8 +376,11 @@ def workloads(url: str, usccs: Sequence[str], sites: Sequence[tuple[float, float
         run.Workload("district500", officer, district, district[:5]),
     ]
     for kind in ("bbox", "near", "within"):
-        bodies = _spatial_bodies(kind, sites)
+        bodies = _spatial_bodies(kind, "parcels", sites)
         out.append(run.Workload(kind, planner, bodies, bodies[:5]))
+    for kind in ("bbox", "near", "within"):
+        bodies = _spatial_bodies(kind, "pois", sites)
+        out.append(run.Workload(f"{kind}-pois", staff, bodies, bodies[:5]))
     return out
 
 
@@ -501,7 +515,8 @@ def explain(env: dict[str, str], works: Sequence[run.Workload], audit_pg: str) -
 
 
 def _postgres_cpu_s() -> float:
-    """CPU seconds used so far by every PostgreSQL server process (backends, WAL writer, ...)."""
+    """CPU seconds used so far by PostgreSQL: every server process (backends, WAL writer, ...) and
+    the backends that have exited."""
     hz = os.sysconf("SC_CLK_TCK")
     total = 0
     for entry in Path("/proc").iterdir():
@@ -513,7 +528,9 @@ def _postgres_cpu_s() -> float:
             continue  # gone meanwhile
         name, fields = raw[raw.index("(") + 1 : raw.rindex(")")], raw[raw.rindex(")") + 2 :].split()
         if name == "postgres":
-            total += int(fields[11]) + int(fields[12])
+            # Own CPU, plus that of exited children (the postmaster's cutime/cstime: a backend that
+            # exits hands its CPU to them), so the sum never drops when a connection closes.
+            total += sum(int(f) for f in fields[11:15])
     return total / hz
 
 
