@@ -259,3 +259,15 @@ def test_bad_headers_are_400(live: LiveServer) -> None:
     assert bad_utf8.status_code == 400
     quoted = httpx.post(f"{live.url}/graphql", json={"query": "{ gatewayVersion }"}, headers={"X-Case-Ref": 'a"b'})
     assert quoted.status_code == 400
+
+
+def test_start_up_objects_are_frozen_out_of_the_collector_while_serving(demo_dir: Path, tmp_path: Path) -> None:
+    import gc
+
+    from tests.conftest import make_settings, serve
+
+    settings = make_settings(demo_dir, audit={"url": f"sqlite+aiosqlite:///{tmp_path / 'audit.sqlite'}"})
+    with serve(settings) as server:
+        assert gc.get_freeze_count() > 10_000  # schema, policies, connectors
+        assert server.post("{ gatewayVersion }").status_code == 200
+    assert gc.get_freeze_count() == 0  # unfrozen at shutdown: a closed app's objects can be collected
