@@ -85,3 +85,30 @@ def test_output_is_rounded_geojson_in_the_requested_crs() -> None:
     assert geojson.to_geojson(point, "EPSG:4326") == {"type": "Point", "coordinates": [121.5512346, 29.87]}
     x, _ = geojson.to_geojson(point, "EPSG:3857")["coordinates"]
     assert x == round(x, 2) and 13_000_000 < x < 14_000_000
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4326", "EPSG:4490", "EPSG:3857", "GCJ-02"])
+def test_points_take_the_fast_path_with_the_same_output(crs: str) -> None:
+    import json
+
+    import numpy as np
+
+    from connectors.spatial import crs as crs_mod
+
+    rng = np.random.default_rng(5)
+    points = [
+        shapely.Point(x, y) for x, y in zip(rng.uniform(121.0, 122.0, 2000), rng.uniform(29.0, 30.5, 2000), strict=True)
+    ]
+    decimals = crs_mod.CRSS[crs].decimals
+
+    def written(geometry: shapely.Geometry) -> object:  # the general path: GeoJSON text via GEOS
+        def move(c: np.ndarray) -> np.ndarray:
+            return np.round(crs_mod.convert_coords(c, crs_mod.STORAGE, crs), decimals)
+
+        moved = shapely.transform(geometry, move)
+        return json.loads(shapely.to_geojson(moved))
+
+    assert geojson.to_geojson_many(points, crs) == [written(p) for p in points]
+    # Mixed with a polygon, or a point with z: the general path, still equal.
+    mixed = [*points[:3], shapely.box(121.1, 29.1, 121.2, 29.2), shapely.Point(121.5, 29.5, 7.0)]
+    assert geojson.to_geojson_many(mixed, crs) == [written(g) for g in mixed]
