@@ -805,7 +805,13 @@ class SpatialConnector:
         if len(hits) == 0:
             return hits, np.zeros(0)
         metric_centre = crs_mod.to_metric(centre)
-        distances = shapely.distance(crs_mod.metric_array(layer.geometries[hits]), metric_centre)
+        points = layer.metric_points()
+        if points is not None:  # a point layer: distances from positions projected once per layer
+            cx, cy = shapely.get_coordinates(metric_centre)[0]
+            dx, dy = points[hits, 0] - cx, points[hits, 1] - cy
+            distances = np.sqrt(dx * dx + dy * dy)
+        else:
+            distances = shapely.distance(crs_mod.metric_array(layer.geometries[hits]), metric_centre)
         if not np.all(np.isfinite(distances)):
             raise InvalidArgument("near.point is too far from the city for metric distances")
         close = distances <= radius

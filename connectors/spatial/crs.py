@@ -226,6 +226,16 @@ def to_metric(geometry: shapely.Geometry) -> shapely.Geometry:
     return convert(geometry, STORAGE, METRIC)
 
 
+def plain_points(geometries: NDArray[np.object_]) -> bool:
+    """Whether every one of ``geometries`` is a non-empty 2-D point: their positions are then one
+    (n, 2) array (``shapely.get_coordinates``), row for row."""
+    return bool(
+        len(geometries)
+        and np.all(shapely.get_type_id(geometries) == 0)
+        and not np.any(shapely.has_z(geometries) | shapely.is_empty(geometries))
+    )
+
+
 def metric_array(geometries: NDArray[np.object_]) -> NDArray[np.object_]:
     """Many stored geometries in the metric CRS at once (one PROJ call for all their positions)."""
     if len(geometries) == 0:

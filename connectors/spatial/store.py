@@ -96,6 +96,7 @@ class Layer:
     tree: shapely.STRtree
     _membership: dict[tuple[tuple[str, ...], int], Mask] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _metric_xy: NDArray[np.float64] | None = None
 
     def __len__(self) -> int:
         return len(self.fids)
@@ -135,6 +136,18 @@ class Layer:
             "valid_to": None if end == OPEN_END else from_day_number(end),
             "properties": {k: _plain(v[row]) for k, v in self.properties.items()},
         }
+
+    def metric_points(self) -> NDArray[np.float64] | None:
+        """Every row's position in the metric CRS as an (n, 2) array when the layer holds only
+        plain 2-D points, else None. Computed once (one PROJ call), then kept: 16 bytes a row."""
+        with self._lock:
+            if self._metric_xy is None:
+                if crs_mod.plain_points(self.geometries):
+                    positions = shapely.get_coordinates(self.geometries)
+                    self._metric_xy = crs_mod.convert_coords(positions, crs_mod.STORAGE, crs_mod.METRIC)
+                else:
+                    self._metric_xy = np.empty((0, 2))
+            return self._metric_xy if len(self._metric_xy) else None
 
     def membership(self, adcodes: tuple[str, ...], districts: Layer, day: int) -> Mask:
         """Rows whose geometry intersects the stored boundary of any of ``adcodes`` valid on ``day``."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import shapely
@@ -83,3 +85,23 @@ def test_unknown_crs_names_the_accepted_ones() -> None:
 def test_positions_outside_the_valid_area_are_refused(name: str, position: tuple[float, float]) -> None:
     with pytest.raises(InvalidArgument, match="outside the valid area of " + name):
         crs.check_area(np.array([position]), name)
+
+
+def test_plain_points_and_a_point_layers_metric_positions(demo_dir: Path) -> None:
+    from connectors.spatial.store import load
+
+    points = np.array([shapely.Point(121.5, 29.9), shapely.Point(121.6, 29.8)], dtype=object)
+    assert crs.plain_points(points)
+    for other in (shapely.Point(121.5, 29.9, 3.0), shapely.Point(), shapely.box(121.0, 29.0, 121.1, 29.1)):
+        assert not crs.plain_points(np.array([points[0], other], dtype=object))
+    assert not crs.plain_points(np.array([], dtype=object))
+
+    store = load(demo_dir / "spatial.gpkg")
+    pois, parcels = store.layers["pois"], store.layers["parcels"]
+    xy = pois.metric_points()
+    assert xy is not None and xy.shape == (len(pois), 2)
+    # Row for row the positions the general path measures from (metric_array), bit for bit.
+    expected = shapely.get_coordinates(crs.metric_array(pois.geometries))
+    assert np.array_equal(xy, expected)
+    assert pois.metric_points() is xy  # computed once
+    assert parcels.metric_points() is None  # polygons: distances stay with shapely
