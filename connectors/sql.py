@@ -284,6 +284,35 @@ class Database:
             raise ConnectorUnavailable(f"{self.connector} database error: {type(exc).__name__}") from exc
 
 
+class DatabaseBacked:
+    """The lifecycle half of the connector contract for a connector whose data is one
+    :class:`Database`, ``self.db``: open, schema, close, health, and its engines for listeners.
+    A connector that does more on open overrides :meth:`open` and calls ``self.db.open()``."""
+
+    db: Database
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.db.engine
+
+    @property
+    def reader(self) -> Reader:
+        """What the connector's reads go through (its engines, for statement listeners)."""
+        return self.db.reader
+
+    async def open(self) -> None:
+        self.db.open()
+
+    async def create_schema(self) -> None:
+        await self.db.create_schema()
+
+    async def aclose(self) -> None:
+        await self.db.aclose()
+
+    async def health(self) -> Health:
+        return await self.db.health()
+
+
 def inline_budget_ms(connector: str, options: Mapping[str, JSON]) -> float:
     """The connector option ``inline_read_budget_ms`` (default :data:`INLINE_BUDGET_MS`, 0: off)."""
     value = options.get("inline_read_budget_ms", INLINE_BUDGET_MS)
@@ -403,6 +432,7 @@ __all__ = [
     "KEYS",
     "POOL_OPTIONS",
     "Database",
+    "DatabaseBacked",
     "Reader",
     "STATEMENTS",
     "async_url",

@@ -8,14 +8,12 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from sqlalchemy import BigInteger, ColumnElement, Select, and_, bindparam, false, func, literal, or_, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.base import (
     JSON,
     Capabilities,
     ConnectorInfo,
     FetchRequest,
-    Health,
     Page,
     Record,
     RowFilter,
@@ -27,7 +25,7 @@ from connectors.errors import ConnectorConfigError, InvalidArgument
 from connectors.sql import (
     KEYS,
     Database,
-    Reader,
+    DatabaseBacked,
     StatementCache,
     decode_cursor,
     encode_cursor,
@@ -76,7 +74,7 @@ def _profile(row: Mapping[str, object]) -> Record:
     return out
 
 
-class CreditConnector:
+class CreditConnector(DatabaseBacked):
     """Credit subjects, profiles and records of the public credit platform (公共信用信息平台)."""
 
     info: ClassVar[ConnectorInfo] = ConnectorInfo(
@@ -117,27 +115,6 @@ class CreditConnector:
             # registration data is the master when both are enabled.
             owns={"Enterprise": 1},
         )
-
-    @property
-    def engine(self) -> AsyncEngine:
-        return self.db.engine
-
-    @property
-    def reader(self) -> Reader:
-        """What the connector's reads go through (its engines, for statement listeners)."""
-        return self.db.reader
-
-    async def open(self) -> None:
-        self.db.open()
-
-    async def create_schema(self) -> None:
-        await self.db.create_schema()
-
-    async def aclose(self) -> None:
-        await self.db.aclose()
-
-    async def health(self) -> Health:
-        return await self.db.health()
 
     def _in(self, column: ColumnElement[Any], name: str = KEYS) -> ColumnElement[bool]:
         return keys_in(column, self.db.dialect, name)

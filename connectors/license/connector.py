@@ -8,14 +8,12 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, false, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.base import (
     JSON,
     Capabilities,
     ConnectorInfo,
     FetchRequest,
-    Health,
     Page,
     Record,
     RowFilter,
@@ -28,7 +26,7 @@ from connectors.license.verification import Verifier
 from connectors.sql import (
     KEYS,
     Database,
-    Reader,
+    DatabaseBacked,
     StatementCache,
     decode_cursor,
     encode_cursor,
@@ -103,7 +101,7 @@ def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-class LicenseConnector:
+class LicenseConnector(DatabaseBacked):
     """Enterprises' registration data, persons, electronic licences and their verification."""
 
     info: ClassVar[ConnectorInfo] = ConnectorInfo(
@@ -158,27 +156,9 @@ class LicenseConnector:
             record_types={"LicenseDocument": "LicenseVerification"},
         )
 
-    @property
-    def engine(self) -> AsyncEngine:
-        return self.db.engine
-
-    @property
-    def reader(self) -> Reader:
-        """What the connector's reads go through (its engines, for statement listeners)."""
-        return self.db.reader
-
     async def open(self) -> None:
         if self.db.open():
             self._verifier = Verifier(self._rows, self._in)
-
-    async def create_schema(self) -> None:
-        await self.db.create_schema()
-
-    async def aclose(self) -> None:
-        await self.db.aclose()
-
-    async def health(self) -> Health:
-        return await self.db.health()
 
     async def _rows(self, query: Select[Any], params: Mapping[str, object] | None = None) -> list[Mapping[str, Any]]:
         return await self.db.rows(query, params)

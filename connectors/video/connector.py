@@ -29,14 +29,12 @@ from typing import Any, ClassVar, Self, cast
 import numpy as np
 import shapely
 from sqlalchemy import ColumnElement, Select, and_, false, or_, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.base import (
     JSON,
     Capabilities,
     ConnectorInfo,
     FetchRequest,
-    Health,
     Page,
     Record,
     SchemaContribution,
@@ -44,7 +42,7 @@ from connectors.base import (
 )
 from connectors.errors import ConnectorConfigError, InvalidArgument
 from connectors.spatial import crs as crs_mod, geojson
-from connectors.sql import Database, Reader, decode_cursor, encode_cursor, key_in, storable
+from connectors.sql import Database, DatabaseBacked, decode_cursor, encode_cursor, key_in, storable
 from connectors.video.streams import MAX_TTL_S, StreamSigner, load_key
 from connectors.video.tables import cameras, metadata, recordings
 from policies.ucast import FieldMap, to_sqlalchemy
@@ -128,7 +126,7 @@ def _in_box(box: tuple[float, float, float, float]) -> ColumnElement[bool]:
     return and_(c.lon >= box[0], c.lon <= box[2], c.lat >= box[1], c.lat <= box[3])
 
 
-class VideoConnector:
+class VideoConnector(DatabaseBacked):
     """Cameras, their recordings, and the sources of their live and recorded streams."""
 
     info: ClassVar[ConnectorInfo] = ConnectorInfo(
@@ -193,27 +191,9 @@ class VideoConnector:
             self._signer = StreamSigner(load_key(self.key_env, self.key_file), max_ttl_s=self.url_ttl_max_s)
         return self._signer
 
-    @property
-    def engine(self) -> AsyncEngine:
-        return self.db.engine
-
-    @property
-    def reader(self) -> Reader:
-        """What the connector's reads go through (its engines, for statement listeners)."""
-        return self.db.reader
-
     async def open(self) -> None:
         self.db.open()
         _ = self.signer  # a missing or short key fails startup, not the first stream request
-
-    async def create_schema(self) -> None:
-        await self.db.create_schema()
-
-    async def aclose(self) -> None:
-        await self.db.aclose()
-
-    async def health(self) -> Health:
-        return await self.db.health()
 
     async def _rows(self, query: Select[Any]) -> list[dict[str, Any]]:
         return cast("list[dict[str, Any]]", await self.db.rows(query))  # Reader makes dicts
