@@ -71,6 +71,23 @@ def _cost_extension(limits: Limits) -> type[SchemaExtension]:
     return CostLimit
 
 
+Extension = Callable[[], SchemaExtension] | type[SchemaExtension]
+
+
+def gate_extensions(limits: Limits) -> list[Extension]:
+    """What every CityGraph schema (combined or a subgraph) runs before its policy extension:
+    error codes, the token, validation and cost limits, and the parser and validation caches."""
+    rule = limits_rule(limits)  # one class per schema, so cached validation results can be reused
+    return [
+        ErrorCodes,
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: AddValidationRules([rule]),
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+        _cost_extension(limits),
+    ]
+
+
 def _gateway_version() -> str:
     from importlib.metadata import version
 
@@ -170,16 +187,7 @@ def build_schema(
     # Whatever reads a shared entity is decided by the connector that owns it.
     metas = [replace(m, connector=owners.get(m.resource_type, m.connector)) for m in metas]
     catalog = _catalog(metas)
-    rule = limits_rule(limits)  # one class per schema, so cached validation results can be reused
-    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
-        ErrorCodes,
-        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: AddValidationRules([rule]),
-        lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
-        _cost_extension(limits),
-        PolicyExtension,
-    ]
+    extensions = [*gate_extensions(limits), PolicyExtension]
     if not introspection:
         extensions.append(DisableIntrospection)
     schema = CityGraphSchema(

@@ -68,12 +68,8 @@ from graphql import (
 )
 from graphql.language import Visitor
 from strawberry.extensions import (
-    AddValidationRules,
     DisableIntrospection,
-    MaxTokensLimiter,
-    ParserCache,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.federation import Schema as FederationSchema
 from strawberry.federation.schema_directives import Key
@@ -92,11 +88,10 @@ from resolvers import context_of, load_entity
 from resolvers.errors import coded_error
 from resolvers.loaders import check_coordinate
 from schema import entities
-from schema.builder import BuiltSchema, GatewayQuery, _catalog, _compose_entity, _cost_extension, _owners
-from schema.errors import ErrorCodes
+from schema.builder import BuiltSchema, Extension, GatewayQuery, _catalog, _compose_entity, _owners, gate_extensions
 from schema.execution import CompiledExecutionContext
 from schema.fieldmeta import FieldMeta, field_metas
-from schema.limits import Limits, limits_rule
+from schema.limits import Limits
 from schema.lookups import ENTITY_QUERIES
 from schema.operation import OperationSummary
 from schema.policy import PolicyExtension
@@ -601,14 +596,8 @@ def build_subgraph(
     # Whatever reads a shared entity is decided by the connector that owns it.
     metas = [replace(m, connector=owners.get(m.resource_type, m.connector)) for m in metas]
     catalog = _catalog(metas)
-    rule = limits_rule(limits)
-    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
-        ErrorCodes,
-        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: AddValidationRules([rule]),
-        lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
-        _cost_extension(limits),
+    extensions: list[Extension] = [
+        *gate_extensions(limits),
         _policy_extension({**_own_lookups(served), **{e: k.lookup for e, k in keys.items()}}),
         FederatedTracing,
     ]
