@@ -597,13 +597,8 @@ def _report(meta: dict[str, Any], cells: Sequence[CityCell], plans: Sequence[Pla
 
 
 def _write(report: str) -> None:
-    path = BENCH / "CITY.md"
-    old = path.read_text() if path.exists() else ""
-    if GENERATED_START in old and GENERATED_END in old:
-        head, rest = old.split(GENERATED_START, 1)
-        path.write_text(head + report + rest.split(GENERATED_END, 1)[1])
-    else:
-        path.write_text(f"# City-scale benchmark on PostgreSQL and PostGIS\n\n{report}\n")
+    fresh = "# City-scale benchmark on PostgreSQL and PostGIS\n\n{report}\n"
+    run.write_generated(BENCH / "CITY.md", report, GENERATED_START, GENERATED_END, fresh)
 
 
 async def _verify_audit(url: str) -> str:

@@ -848,15 +848,20 @@ def _report(meta: Mapping[str, Any], cells: Sequence[Cell]) -> str:
     return "\n".join(lines)
 
 
-def _write_results(report: str) -> None:
-    path = BENCH / "RESULTS.md"
+def write_generated(path: Path, report: str, start: str, end: str, fresh: str) -> None:
+    """Put ``report`` (which begins with ``start`` and ends with ``end``) between those markers in
+    ``path``, keeping the text around them; ``fresh`` (with ``{report}``) when there are none."""
     old = path.read_text() if path.exists() else ""
-    if GENERATED_START in old and GENERATED_END in old:
-        head, rest = old.split(GENERATED_START, 1)
-        tail = rest.split(GENERATED_END, 1)[1]
-        path.write_text(head + report + tail)
+    if start in old and end in old:
+        head, rest = old.split(start, 1)
+        path.write_text(head + report + rest.split(end, 1)[1])
     else:
-        path.write_text(f"# Benchmark results\n\n{report}\n\n## What the numbers mean\n\n(to be written)\n")
+        path.write_text(fresh.format(report=report))
+
+
+def _write_results(report: str) -> None:
+    fresh = "# Benchmark results\n\n{report}\n\n## What the numbers mean\n\n(to be written)\n"
+    write_generated(BENCH / "RESULTS.md", report, GENERATED_START, GENERATED_END, fresh)
 
 
 # ---------------------------------------------------------------------------------------------
