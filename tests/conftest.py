@@ -136,6 +136,19 @@ class LiveServer:
             for engine in engines:
                 event.remove(engine, "before_cursor_execute", callback)
 
+    @contextlib.contextmanager
+    def counting_statements(self, *connectors: str) -> Iterator[dict[str, int]]:
+        """Statements each of ``connectors`` sends while the block runs, counted in the dict yielded."""
+        counts = dict.fromkeys(connectors, 0)
+        with contextlib.ExitStack() as stack:
+            for name in connectors:
+
+                def bump(*_: Any, name: str = name) -> None:
+                    counts[name] += 1
+
+                stack.enter_context(self.on_statements(name, bump))
+            yield counts
+
 
 @contextlib.contextmanager
 def serve(settings: Settings, subgraph: str | None = None, connectors: Any = None) -> Iterator[LiveServer]:

@@ -201,15 +201,10 @@ def test_statement_count_is_constant_per_level(live: LiveServer, token: TokenFac
     bearer = token(dept="market_supervision")
     counts = []
     for n in (10, 100):
-        seen: list[str] = []
-
-        def count(_c: object, _k: object, statement: str, *_: object) -> None:
-            seen.append(statement)  # noqa: B023
-
-        with live.on_statements("credit", count):
+        with live.counting_statements("credit") as seen:
             body = live.post(query, bearer, variables={"n": n}).json()
         assert "errors" not in body and len(body["data"]["creditRecords"]["nodes"]) == n
-        counts.append(len(seen))
+        counts.append(seen["credit"])
     # credit: search + profiles + records, one statement per level (enterprises come from the license store)
     assert counts == [3, 3]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -127,14 +126,7 @@ def test_district_officer_lists_own_enterprises(live: LiveServer, token: TokenFa
 
 @pytest.fixture
 def statements(live: LiveServer) -> Iterator[dict[str, int]]:
-    counts = {"credit": 0, "license": 0}
-    with contextlib.ExitStack() as stack:
-        for name in counts:
-
-            def bump(*_: Any, name: str = name) -> None:
-                counts[name] += 1
-
-            stack.enter_context(live.on_statements(name, bump))
+    with live.counting_statements("credit", "license") as counts:
         yield counts
 
 

@@ -7,7 +7,6 @@ holding the same demo rows."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import sqlite3
 from collections.abc import Iterator
@@ -339,14 +338,7 @@ NEARBY = """query($n: Int) { enterprises(first: $n) { nodes { uscc location { ge
 
 @pytest.fixture
 def statements(live: LiveServer) -> Iterator[dict[str, int]]:
-    counts = {"license": 0, "video": 0}
-    with contextlib.ExitStack() as stack:
-        for name in counts:
-
-            def bump(*_: Any, name: str = name) -> None:
-                counts[name] += 1
-
-            stack.enter_context(live.on_statements(name, bump))
+    with live.counting_statements("license", "video") as counts:
         yield counts
 
 
