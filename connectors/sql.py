@@ -40,7 +40,7 @@ from sqlalchemy import (
     literal,
     select,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Result, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -136,6 +136,13 @@ def make_engine(connector: str, url: str, options: Mapping[str, JSON]) -> AsyncE
 INLINE_BUDGET_MS = 20.0
 
 
+def _dicts(result: Result[Any]) -> list[dict[str, Any]]:
+    """A result's rows as dicts. Zipping the column names with each row costs less than half of
+    ``dict(row_mapping)``, whose lookups go through the mapping's Python-level key resolution."""
+    names = list(result.keys())
+    return [dict(zip(names, row, strict=True)) for row in result.all()]
+
+
 class Reader:
     """Runs a connector's read statements; rows come back as dicts.
 
@@ -187,7 +194,7 @@ class Reader:
             self._deadline = time.monotonic() + self._budget_s
             try:
                 with self._inline.connect() as conn:
-                    return [dict(r) for r in conn.execute(query, bound).mappings()]
+                    return _dicts(conn.execute(query, bound))
             except OperationalError as exc:
                 if "interrupted" not in str(exc.orig):
                     raise
@@ -195,8 +202,7 @@ class Reader:
             finally:
                 self._deadline = math.inf
         async with self._engine.connect() as conn:
-            result = await conn.execute(query, bound)
-            return [dict(r) for r in result.mappings()]
+            return _dicts(await conn.execute(query, bound))
 
     @property
     def engines(self) -> tuple[Engine, ...]:
