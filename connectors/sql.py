@@ -136,7 +136,7 @@ def make_engine(connector: str, url: str, options: Mapping[str, JSON]) -> AsyncE
 INLINE_BUDGET_MS = 20.0
 
 
-def _dicts(result: Result[Any]) -> list[dict[str, Any]]:
+def _dicts(result: Result[Any]) -> list[Mapping[str, Any]]:
     """A result's rows as dicts. Zipping the column names with each row costs less than half of
     ``dict(row_mapping)``, whose lookups go through the mapping's Python-level key resolution."""
     names = list(result.keys())
