@@ -130,21 +130,60 @@ def _loader(
     return loader
 
 
+async def _settled(loader: DataLoader[str, object], keys: Sequence[str | None]) -> list[object]:
+    """One result per key, failures as values: ``None`` for a missing key, else the loaded value
+    or the exception the batch failed with. The keys join the loader's current batch together."""
+    if len(keys) == 1:  # one parent (the per-item resolver): no gathering
+        if keys[0] is None:
+            return [None]
+        try:
+            return [await loader.load(keys[0])]
+        except Exception as exc:
+            return [exc]
+    futures = [loader.load(k) if k is not None else None for k in keys]
+    pending = [f for f in futures if f is not None]
+    results = await asyncio.gather(*pending, return_exceptions=True) if pending else []
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, Exception):
+            raise result  # cancellation is the request's, not a value
+    done = iter(results)
+    return [next(done) if f is not None else None for f in futures]
+
+
+def first(results: Sequence[object]) -> object | None:
+    """The one result of a batch helper called for a single parent; a failure is raised."""
+    (result,) = results
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
 async def load_one(ctx: RequestContext, connector: str, entity: str, key: str) -> object | None:
     """The record of ``entity`` with primary key ``key`` visible under the decision, or None."""
-    result: object | None = await _loader(ctx, connector, entity, None, {}).load(key)
-    return result
+    return first(await load_many(ctx, connector, entity, [key]))
+
+
+async def load_many(ctx: RequestContext, connector: str, entity: str, keys: Sequence[str | None]) -> list[object]:
+    """:func:`load_one` for many keys at once (a batch link field): one result per key, a record,
+    ``None`` (no record, or no key) or the error that field gets; no coroutine per key."""
+    return await _settled(_loader(ctx, connector, entity, None, {}), keys)
 
 
 async def load_entity(ctx: RequestContext, entity: str, key: str, coordinate: str) -> object | None:
     """A shared entity (``Enterprise``) by key, from the connector that owns it."""
+    return first(await load_entities(ctx, entity, [key], coordinate))
+
+
+async def load_entities(ctx: RequestContext, entity: str, keys: Sequence[str], coordinate: str) -> list[object]:
+    """:func:`load_entity` for many keys at once, results as :func:`load_many`'s."""
     owner = ctx.runtime.owners.get(entity)
     if owner is None:
         raise coded_error("FORBIDDEN", f"No connector serves {entity} here.")
     check_coordinate(ctx, owner, entity, coordinate)
     if owner not in ctx.runtime.connectors and entity in ctx.runtime.references:
-        return ctx.runtime.references[entity](key)  # subgraph mode: the router asks the owner
-    return await load_one(ctx, owner, entity, key)
+        reference = ctx.runtime.references[entity]  # subgraph mode: the router asks the owner
+        return [reference(k) for k in keys]
+    return await load_many(ctx, owner, entity, keys)
 
 
 async def load_related(
@@ -156,8 +195,21 @@ async def load_related(
     args: Mapping[str, JSON] | None = None,
 ) -> list[object]:
     """The records of ``entity`` related to ``key`` through ``by``, batched across parents."""
-    result = await _loader(ctx, connector, entity, by, args or {}).load(key)
+    result = first(await load_related_many(ctx, connector, entity, by, [key], args))
     return result if isinstance(result, list) else []
+
+
+async def load_related_many(
+    ctx: RequestContext,
+    connector: str,
+    entity: str,
+    by: str,
+    keys: Sequence[str],
+    args: Mapping[str, JSON] | None = None,
+) -> list[object]:
+    """:func:`load_related` for many parents at once: per key a list of records or an error."""
+    results = await _settled(_loader(ctx, connector, entity, by, args or {}), keys)
+    return [r if isinstance(r, list | BaseException) else [] for r in results]
 
 
 async def search_page(
@@ -190,4 +242,15 @@ async def search_page(
     return _emit(ctx, entity, page.records, connector), page
 
 
-__all__ = ["check_coordinate", "emit_records", "load_entity", "load_one", "load_related", "search_page"]
+__all__ = [
+    "check_coordinate",
+    "emit_records",
+    "first",
+    "load_entities",
+    "load_entity",
+    "load_many",
+    "load_one",
+    "load_related",
+    "load_related_many",
+    "search_page",
+]

@@ -7,7 +7,7 @@ information, its category. An operation's level is the highest it touches (å°±é«
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -42,6 +42,15 @@ class Classification:
     pi: PICategory | None = None
 
 
+#: A link field's resolver for many parents at once: ``batch(context, parents)`` returns one
+#: result per parent (a value, ``None`` or the exception that parent's field gets), as the
+#: field's own resolver would for each parent called without arguments.
+BatchResolver = Callable[[Any, Sequence[Any]], Awaitable[Sequence[object]]]
+
+#: Where :func:`resolved` keeps a field's batch resolver (strawberry field metadata).
+BATCH = "batch"
+
+
 def classified(
     level: int,
     description: str,
@@ -49,6 +58,7 @@ def classified(
     pi: PICategory | None = None,
     resource: str | None = None,
     reads: tuple[str, ...] = (),
+    batch: BatchResolver | None = None,
     **kwargs: Any,
 ) -> Any:
     """A strawberry field carrying ``@classification``.
@@ -63,6 +73,8 @@ def classified(
         metadata["resource"] = resource
     if reads:
         metadata["reads"] = reads
+    if batch is not None:
+        metadata[BATCH] = batch
     return strawberry.field(
         description=description,
         directives=[Classification(level=Level(level), pi=pi)],
@@ -75,19 +87,29 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def resolved(
-    level: int, description: str, *, resource: str, pi: PICategory | None = None, reads: tuple[str, ...] = ()
+    level: int,
+    description: str,
+    *,
+    resource: str,
+    pi: PICategory | None = None,
+    reads: tuple[str, ...] = (),
+    batch: BatchResolver | None = None,
 ) -> Callable[[F], F]:
     """A classified field with a resolver (root and link fields), governed by ``resource``'s decision.
+
+    ``batch`` resolves the field for every item of a list at once when the query passes it no
+    arguments (``schema.execution``): one call per list instead of one coroutine per item. The
+    resolver itself should call it with ``[self]``, so both paths give the same answer.
 
     Typed as returning the function so strict type checking keeps the resolver's signature;
     at runtime strawberry receives the field definition.
     """
 
     def wrap(fn: F) -> F:
-        field: F = classified(level, description, pi=pi, resource=resource, reads=reads, resolver=fn)
+        field: F = classified(level, description, pi=pi, resource=resource, reads=reads, batch=batch, resolver=fn)
         return field
 
     return wrap
 
 
-__all__ = ["Classification", "Level", "PICategory", "classified", "resolved"]
+__all__ = ["BATCH", "BatchResolver", "Classification", "Level", "PICategory", "classified", "resolved"]

@@ -17,18 +17,26 @@ loop: attribute reads for fields that use strawberry's basic resolver, the leaf 
 - an exception *value* in a nullable leaf (a field the policy denied) is reported with
   graphql-core's own ``handle_field_error`` at the same path, so it stays on the fast path.
 
+A link field declared with a batch resolver (``schema.directives.resolved(batch=...)``) and
+selected without arguments is resolved once for all the items that completed on the fast path,
+not once per item: one call returns every item's value, and the values are completed together
+(a nullable object field's values as one more compiled collection, a list field's per item). No
+coroutine, task or DataLoader future per item; the loaders still batch and cache per request.
+A failed value becomes that item's field error, with graphql-core's null propagation.
+
 ``FALLBACKS`` counts items and lists that took the generic path, by reason, so an innocent-looking
 change that removes the speed-up shows in ``/metrics`` and in the tests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from graphql import (
+    GraphQLField,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
@@ -39,9 +47,12 @@ from graphql import (
     is_object_type,
 )
 from graphql.execution.collect_fields import FieldDetailsList
+from graphql.execution.executor import to_nodes
 from graphql.pyutils import Path, gather_with_cancel
 from prometheus_client import Counter
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from schema.directives import BATCH, BatchResolver
 
 log = structlog.get_logger(__name__)
 FALLBACKS = Counter(
@@ -50,9 +61,10 @@ FALLBACKS = Counter(
 _MISSING = object()
 _INCLUDE_SKIP = frozenset({"include", "skip"})
 
-# A plan step: (response key, kind, python name or None, leaf type or None, nullable, field type,
-# field details). kind: 0 leaf attribute, 1 __typename, 2 generic execute_field.
-_LEAF, _TYPENAME, _GENERIC = 0, 1, 2
+# A plan step's kind: 0 leaf attribute, 1 __typename, 2 generic execute_field, 3 batch resolver.
+_LEAF, _TYPENAME, _GENERIC, _BATCH = 0, 1, 2, 3
+
+PathOf = Callable[[int], Path]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +76,8 @@ class _Step:
     nullable: bool
     field_type: GraphQLOutputType
     details: FieldDetailsList
+    field_def: GraphQLField | None = None  # batch steps
+    batch: BatchResolver | None = None
 
 
 class _Bail(Exception):
@@ -92,7 +106,6 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         position_context: Any,
     ) -> Any:
         item_type = return_type.of_type
-        item_nullable = not is_non_null_type(item_type)
         object_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
         if not isinstance(result, list | tuple) or not is_object_type(object_type) or self._has_middleware():
             return super().complete_list_value(return_type, field_details_list, info, path, result, position_context)
@@ -100,8 +113,9 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if plan is None:
             return super().complete_list_value(return_type, field_details_list, info, path, result, position_context)
         return self._complete_items(
-            plan, object_type, item_type, item_nullable, field_details_list, info, path, result, position_context
-        )
+            plan, object_type, item_type, field_details_list, info, lambda i: path.add_key(i, None), result,
+            position_context,
+        )  # fmt: skip
 
     def _has_middleware(self) -> bool:
         # strawberry always passes a MiddlewareManager; only one with resolvers changes resolution
@@ -143,6 +157,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if field_def is None:
                 continue  # graphql-core skips unknown fields the same way
             field_type = field_def.type
+            nullable = not is_non_null_type(field_type)
             named = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
             basic = getattr(field_def.resolve, "_is_default", False) and not node.arguments
             plain = all(
@@ -152,10 +167,20 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             )
             definition = field_def.extensions.get("strawberry-definition")
             python_name = getattr(definition, "python_name", None)
+            batch = (getattr(definition, "metadata", None) or {}).get(BATCH)
             if basic and plain and is_leaf_type(named) and isinstance(python_name, str):
                 leaf = named  # is_leaf_type narrowed it
-                nullable = not is_non_null_type(field_type)
                 steps.append(_Step(response_key, _LEAF, python_name, leaf, nullable, field_type, field_details))
+            elif (
+                callable(batch)
+                and plain
+                and not node.arguments
+                and not getattr(definition, "extensions", None)  # field extensions run in its resolver
+                and (nullable or isinstance(named, GraphQLList))  # a failure stays within the item
+            ):
+                steps.append(
+                    _Step(response_key, _BATCH, None, None, nullable, field_type, field_details, field_def, batch)
+                )
             else:
                 steps.append(_Step(response_key, _GENERIC, None, None, True, field_type, field_details))
         return steps
@@ -164,20 +189,24 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self,
         plan: list[_Step],
         object_type: GraphQLObjectType,
-        item_type: GraphQLOutputType,
-        item_nullable: bool,
-        field_details_list: FieldDetailsList,
+        slot_type: GraphQLOutputType,
+        slot_details: FieldDetailsList,
         info: Any,
-        path: Path,
-        items: Iterable[Any],
+        path_of: PathOf,
+        items: Sequence[Any],
         position_context: Any,
     ) -> Any:
+        """Complete ``items``, each at ``path_of(index)`` in a slot of ``slot_type``: the items of a
+        list, or one batch field's values across its parents. A failed item is handled as
+        graphql-core handles that slot (null and an error, or propagated when it is non-null)."""
         completed: list[Any] = []
         awaitables: list[tuple[int, str | None, Any]] = []
+        fast: list[tuple[int, dict[str, Any], Any]] = []
+        batched = [step for step in plan if step.kind == _BATCH]
         try:
             self._complete_each(
-                plan, object_type, item_type, item_nullable, field_details_list, info, path, items, position_context,
-                completed, awaitables,
+                plan, object_type, slot_type, slot_details, info, path_of, items, position_context, completed,
+                awaitables, fast if batched else None,
             )  # fmt: skip
         except Exception:
             # As graphql-core does: work already started for earlier items is settled in the
@@ -185,50 +214,58 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if awaitables:
                 self.settle_in_background([a for _, _, a in awaitables])
             raise
-        if not awaitables:
+        batches = [
+            self._run_batch(step, fast, object_type, slot_type, slot_details, path_of, completed, position_context)
+            for step in batched
+            if fast
+        ]
+        if not awaitables and not batches:
             return completed
-        return self._settle(completed, awaitables, item_type, field_details_list, path)
+        return self._settle(completed, awaitables, batches, slot_type, slot_details, path_of)
 
     def _complete_each(
         self,
         plan: list[_Step],
         object_type: GraphQLObjectType,
-        item_type: GraphQLOutputType,
-        item_nullable: bool,
-        field_details_list: FieldDetailsList,
+        slot_type: GraphQLOutputType,
+        slot_details: FieldDetailsList,
         info: Any,
-        path: Path,
+        path_of: PathOf,
         items: Iterable[Any],
         position_context: Any,
         completed: list[Any],
         awaitables: list[tuple[int, str | None, Any]],
+        fast: list[tuple[int, dict[str, Any], Any]] | None,
     ) -> None:
         is_awaitable = self.is_awaitable
         type_name = object_type.name
+        slot_nullable = not is_non_null_type(slot_type)
         for index, item in enumerate(items):
             if item is None:
-                if item_nullable:
+                if slot_nullable:
                     completed.append(None)
                     continue
                 self._generic_item(
-                    item, completed, awaitables, index, item_type, field_details_list, info, path, position_context
+                    item, completed, awaitables, index, slot_type, slot_details, info, path_of, position_context
                 )
                 continue
             if isinstance(item, Exception) or is_awaitable(item):
                 self._generic_item(
-                    item, completed, awaitables, index, item_type, field_details_list, info, path, position_context
+                    item, completed, awaitables, index, slot_type, slot_details, info, path_of, position_context
                 )
                 continue
             try:
-                row, pending = self._complete_item(plan, item, type_name, object_type, path, index, position_context)
+                row, pending = self._complete_item(plan, item, type_name, object_type, path_of, index, position_context)
             except _Bail:
                 _fallback("item")
                 self._generic_item(
-                    item, completed, awaitables, index, item_type, field_details_list, info, path, position_context
+                    item, completed, awaitables, index, slot_type, slot_details, info, path_of, position_context
                 )
                 continue
             for key, value in pending:
                 awaitables.append((index, key, value))
+            if fast is not None:
+                fast.append((index, row, item))
             completed.append(row)
 
     def _complete_item(
@@ -237,7 +274,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         item: Any,
         type_name: str,
         object_type: GraphQLObjectType,
-        path: Path,
+        path_of: PathOf,
         index: int,
         position_context: Any,
     ) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
@@ -259,7 +296,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 if isinstance(value, Exception):
                     if not step.nullable:
                         raise _Bail
-                    item_path = item_path or path.add_key(index, None)
+                    item_path = item_path or path_of(index)
                     self.handle_field_error(
                         value, step.field_type, step.details, item_path.add_key(step.key, type_name)
                     )
@@ -270,7 +307,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 except Exception as error:
                     if not step.nullable:
                         raise _Bail from error
-                    item_path = item_path or path.add_key(index, None)
+                    item_path = item_path or path_of(index)
                     self.handle_field_error(
                         error, step.field_type, step.details, item_path.add_key(step.key, type_name)
                     )
@@ -278,11 +315,12 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             elif kind == _TYPENAME:
                 row[step.key] = type_name
             else:
-                row[step.key] = None  # keeps graphql-core's key order; filled below
-                generic.append(step)
+                row[step.key] = None  # keeps graphql-core's key order; filled below or by the batch
+                if kind == _GENERIC:
+                    generic.append(step)
         pending: list[tuple[str, Any]] = []
         for step in generic:
-            item_path = item_path or path.add_key(index, None)
+            item_path = item_path or path_of(index)
             try:
                 result = self.execute_field(
                     object_type, item, step.details, item_path.add_key(step.key, type_name), position_context
@@ -306,13 +344,13 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         completed: list[Any],
         awaitables: list[tuple[int, str | None, Any]],
         index: int,
-        item_type: GraphQLOutputType,
-        field_details_list: FieldDetailsList,
+        slot_type: GraphQLOutputType,
+        slot_details: FieldDetailsList,
         info: Any,
-        path: Path,
+        path_of: PathOf,
         position_context: Any,
     ) -> None:
-        item_path = path.add_key(index, None)
+        item_path = path_of(index)
         if self.is_awaitable(item):
             completed.append(None)
             awaitables.append(
@@ -320,23 +358,101 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     index,
                     None,
                     self.complete_awaitable_list_item_value(
-                        item, item_type, field_details_list, info, item_path, position_context
+                        item, slot_type, slot_details, info, item_path, position_context
                     ),
                 )
             )
             return
-        if self.complete_list_item_value(
-            item, completed, item_type, field_details_list, info, item_path, position_context
-        ):
+        if self.complete_list_item_value(item, completed, slot_type, slot_details, info, item_path, position_context):
             awaitables.append((index, None, completed[index]))
+
+    async def _run_batch(
+        self,
+        step: _Step,
+        parents: list[tuple[int, dict[str, Any], Any]],
+        object_type: GraphQLObjectType,
+        slot_type: GraphQLOutputType,
+        slot_details: FieldDetailsList,
+        path_of: PathOf,
+        completed: list[Any],
+        position_context: Any,
+    ) -> None:
+        """Resolve one batch field for every parent completed on the fast path, complete the values
+        and write them into the parents' rows; a failed value fails that parent's field."""
+        assert step.batch is not None and step.field_def is not None  # noqa: S101 (a _BATCH step)
+        type_name = object_type.name
+        paths = [path_of(index).add_key(step.key, type_name) for index, _, _ in parents]
+        try:
+            values = list(await step.batch(self.context_value, [item for _, _, item in parents]))
+            if len(values) != len(parents):
+                name = step.details[0].node.name.value
+                raise TypeError(f"{type_name}.{name}: the batch resolver returned {len(values)} results")
+        except Exception as error:
+            values = [error] * len(parents)
+        info = self.build_resolve_info(step.field_def, to_nodes(step.details), object_type, paths[0])
+        named = step.field_type
+        if isinstance(named, GraphQLObjectType):  # nullable object values: one more collection
+            plan = self._plan(named, step.details, paths[0])
+            if plan is not None:
+                done = self._complete_items(
+                    plan, named, step.field_type, step.details, info, paths.__getitem__, values, position_context
+                )
+                if self.is_awaitable(done):
+                    done = await done
+                for (_, row, _), value in zip(parents, done, strict=True):
+                    row[step.key] = value
+                return
+        pending: list[tuple[int, dict[str, Any], Path, Any]] = []
+        for (index, row, _), value, field_path in zip(parents, values, paths, strict=True):
+            try:
+                if isinstance(value, Exception):
+                    raise value
+                value = self.complete_value(step.field_type, step.details, info, field_path, value, position_context)
+            except Exception as error:
+                self._field_failed(error, step, field_path, index, slot_type, slot_details, path_of, completed)
+                continue
+            if self.is_awaitable(value):
+                pending.append((index, row, field_path, value))
+            else:
+                row[step.key] = value
+        if not pending:
+            return
+
+        async def settle(index: int, row: dict[str, Any], field_path: Path, value: Any) -> None:
+            try:
+                row[step.key] = await value
+            except Exception as error:
+                self._field_failed(error, step, field_path, index, slot_type, slot_details, path_of, completed)
+
+        await gather_with_cancel(*(settle(*p) for p in pending))
+
+    def _field_failed(
+        self,
+        error: Exception,
+        step: _Step,
+        field_path: Path,
+        index: int,
+        slot_type: GraphQLOutputType,
+        slot_details: FieldDetailsList,
+        path_of: PathOf,
+        completed: list[Any],
+    ) -> None:
+        """A batch field of item ``index`` failed: null and an error where the field is nullable;
+        otherwise the item is null, or the failure propagates further when the slot is non-null."""
+        try:
+            self.handle_field_error(error, step.field_type, step.details, field_path)
+        except Exception as located:
+            self.handle_field_error(located, slot_type, slot_details, path_of(index))
+            completed[index] = None
 
     def _settle(
         self,
         completed: list[Any],
         awaitables: list[tuple[int, str | None, Any]],
-        item_type: GraphQLOutputType,
-        field_details_list: FieldDetailsList,
-        path: Path,
+        batches: list[Any],
+        slot_type: GraphQLOutputType,
+        slot_details: FieldDetailsList,
+        path_of: PathOf,
     ) -> Any:
         by_item: dict[int, list[tuple[str | None, Any]]] = {}
         for index, key, awaitable in awaitables:
@@ -351,15 +467,17 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             except Exception as error:
                 # A non-null field of this item failed: the item is null (or the error propagates
                 # further when items are non-null), as graphql-core's execute_fields would do.
-                self.handle_field_error(error, item_type, field_details_list, path.add_key(index, None))
+                self.handle_field_error(error, slot_type, slot_details, path_of(index))
                 completed[index] = None
                 return
             row = completed[index]
+            if row is None:
+                return  # a batch field of this item failed and nulled it
             for (key, _), value in zip(fields, values, strict=True):
                 row[key] = value
 
         async def settle() -> list[Any]:
-            await gather_with_cancel(*(settle_item(i, f) for i, f in by_item.items()))
+            await gather_with_cancel(*(settle_item(i, f) for i, f in by_item.items()), *batches)
             return completed
 
         return settle()

@@ -7,9 +7,10 @@ only root and link fields have resolvers, and those go through ``resolvers`` loa
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 from strawberry.types import Info
@@ -21,9 +22,11 @@ from resolvers import (
     check_first,
     connection,
     context_of,
-    load_entity,
-    load_one,
-    load_related,
+    first,
+    load_entities,
+    load_many,
+    load_related_many,
+    request_context,
     search_page,
 )
 from schema.directives import PICategory, classified, resolved
@@ -52,6 +55,29 @@ class CreditRecordKind(StrEnum):
     ADMINISTRATIVE_LICENSE = "ADMINISTRATIVE_LICENSE"
 
 
+async def _enterprises(context: object, parents: Sequence[Any]) -> list[object]:
+    """``CreditRecord.enterprise`` of many records (its batch resolver)."""
+    keys = [p.uscc for p in parents]
+    return await load_entities(request_context(context), "Enterprise", keys, "CreditRecord.enterprise")
+
+
+async def _profiles(context: object, parents: Sequence[Any]) -> list[object]:
+    """``Enterprise.credit`` of many enterprises (its batch resolver)."""
+    ctx = request_context(context)
+    check_coordinate(ctx, CONNECTOR, "CreditProfile", "Enterprise.credit")
+    return await load_many(ctx, CONNECTOR, "CreditProfile", [p.uscc for p in parents])
+
+
+async def _records(
+    context: object, parents: Sequence[Any], kinds: list[CreditRecordKind] | None = None
+) -> list[object]:
+    """``CreditProfile.records`` of many profiles (its batch resolver, called without ``kinds``)."""
+    ctx = request_context(context)
+    check_coordinate(ctx, CONNECTOR, "CreditRecord", "CreditProfile.records")
+    args: dict[str, JSON] = {"kinds": sorted(k.value for k in kinds)} if kinds else {}
+    return await load_related_many(ctx, CONNECTOR, "CreditRecord", "uscc", [p.uscc for p in parents], args)
+
+
 @strawberry.type(description="信用记录 (a credit record of the public credit platform)")
 class CreditRecord:
     id: strawberry.ID = classified(1, "记录编号 (record id)")
@@ -71,9 +97,9 @@ class CreditRecord:
     )
     internal_note: str | None = classified(4, "内部备注 (internal note)")
 
-    @resolved(1, "所属企业 (the enterprise)", resource="Enterprise")
+    @resolved(1, "所属企业 (the enterprise)", resource="Enterprise", batch=_enterprises)
     async def enterprise(self, info: Info) -> EnterpriseRef | None:
-        return await load_entity(context_of(info), "Enterprise", self.uscc, "CreditRecord.enterprise")
+        return first(await _enterprises(info.context, [self]))
 
 
 @strawberry.type(description="信用档案 (credit profile)")
@@ -83,13 +109,9 @@ class CreditProfile:
     score: int | None = classified(2, "信用评分 0-1000 (internal credit score)")
     assessed_at: dt.datetime | None = classified(2, "评定时间 (assessed at, RFC 3339)")
 
-    @resolved(1, "信用记录 (the enterprise's credit records)", resource="CreditRecord")
+    @resolved(1, "信用记录 (the enterprise's credit records)", resource="CreditRecord", batch=_records)
     async def records(self, info: Info, kinds: list[CreditRecordKind] | None = None) -> list[CreditRecord]:
-        ctx = context_of(info)
-        check_coordinate(ctx, CONNECTOR, "CreditRecord", "CreditProfile.records")
-        args: dict[str, JSON] = {"kinds": sorted(k.value for k in kinds)} if kinds else {}
-        records = await load_related(ctx, CONNECTOR, "CreditRecord", "uscc", self.uscc, args)
-        return cast(list[CreditRecord], records)
+        return cast(list[CreditRecord], first(await _records(info.context, [self], kinds)))
 
 
 @strawberry.type
@@ -100,11 +122,9 @@ class CreditEnterpriseFields:
     name: str = classified(1, "企业名称 (enterprise name)")
     district_code: Adcode = classified(1, "行政区划代码 (district adcode)")
 
-    @resolved(1, "信用档案 (credit profile on the public credit platform)", resource="CreditProfile")
+    @resolved(1, "信用档案 (credit profile on the public credit platform)", resource="CreditProfile", batch=_profiles)
     async def credit(self, info: Info) -> CreditProfile | None:
-        ctx = context_of(info)
-        check_coordinate(ctx, CONNECTOR, "CreditProfile", "Enterprise.credit")
-        return cast(CreditProfile | None, await load_one(ctx, CONNECTOR, "CreditProfile", self.uscc))
+        return cast(CreditProfile | None, first(await _profiles(info.context, [self])))
 
 
 @strawberry.input(description="信用记录筛选 (credit record filter)")

@@ -9,9 +9,10 @@ resolver needs after masking has hidden the public one.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 from strawberry.types import Info
@@ -23,9 +24,13 @@ from resolvers import (
     check_first,
     connection,
     context_of,
+    first,
     load_entity,
+    load_many,
     load_one,
     load_related,
+    load_related_many,
+    request_context,
     search_page,
 )
 from schema.directives import PICategory, classified, resolved
@@ -144,6 +149,23 @@ class LicensePersonFields:
         return cast(list[License], await load_related(ctx, CONNECTOR, "License", "holder_id_number", self.ref, args))
 
 
+async def _legal_representatives(context: object, parents: Sequence[Any]) -> list[object]:
+    """``Enterprise.legalRepresentative`` of many enterprises (its batch resolver)."""
+    ctx = request_context(context)
+    check_coordinate(ctx, CONNECTOR, "Person", "Enterprise.legalRepresentative")
+    return await load_many(ctx, CONNECTOR, "Person", [p.legal_rep_ref for p in parents])
+
+
+async def _licences_held(
+    context: object, parents: Sequence[Any], type: LicenseType | None = None, status: LicenseStatus | None = None
+) -> list[object]:
+    """``Enterprise.licenses`` of many enterprises (its batch resolver, called without filters)."""
+    ctx = request_context(context)
+    check_coordinate(ctx, CONNECTOR, "License", "Enterprise.licenses")
+    args: dict[str, JSON] = {k: v for k, v in (("type", type), ("status", status)) if v is not None}
+    return await load_related_many(ctx, CONNECTOR, "License", "holder_uscc", [p.uscc for p in parents], args)
+
+
 @strawberry.type
 class LicenseEnterpriseFields:
     """Registration data (营业执照) the license store contributes to ``Enterprise``."""
@@ -160,20 +182,15 @@ class LicenseEnterpriseFields:
     phone: str | None = classified(2, "联系电话 (contact phone)")
     legal_rep_ref: strawberry.Private[str]
 
-    @resolved(1, "法定代表人 (legal representative)", resource="Person")
+    @resolved(1, "法定代表人 (legal representative)", resource="Person", batch=_legal_representatives)
     async def legal_representative(self, info: Info) -> PersonRef | None:
-        ctx = context_of(info)
-        check_coordinate(ctx, CONNECTOR, "Person", "Enterprise.legalRepresentative")
-        return await load_one(ctx, CONNECTOR, "Person", self.legal_rep_ref)
+        return cast("Person | None", first(await _legal_representatives(info.context, [self])))
 
-    @resolved(1, "企业持有的证照 (licences held)", resource="License")
+    @resolved(1, "企业持有的证照 (licences held)", resource="License", batch=_licences_held)
     async def licenses(
         self, info: Info, type: LicenseType | None = None, status: LicenseStatus | None = None
     ) -> list[License]:
-        ctx = context_of(info)
-        check_coordinate(ctx, CONNECTOR, "License", "Enterprise.licenses")
-        args: dict[str, JSON] = {k: v for k, v in (("type", type), ("status", status)) if v is not None}
-        return cast(list[License], await load_related(ctx, CONNECTOR, "License", "holder_uscc", self.uscc, args))
+        return cast(list[License], first(await _licences_held(info.context, [self], type, status)))
 
 
 @strawberry.input(description="企业筛选 (enterprise filter); all criteria must hold")

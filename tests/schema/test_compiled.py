@@ -3,8 +3,9 @@
 Every query runs through two schemas built from the same connectors — compiled and generic —
 against records that include every kind of surprise: nulls in non-null fields, values a
 serialiser rejects, missing attributes, denied fields (exception values) in nullable and
-non-null fields, masked values. Data must be equal and errors equal as sets of (message, path,
-locations, extensions).
+non-null fields, masked values — and, on the link fields resolved in batches, parents with no
+linked record, denied links and connector failures. Data must be equal and errors equal as sets
+of (message, path, locations, extensions).
 """
 
 from __future__ import annotations
@@ -20,20 +21,22 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from audit import AuditTrail
 from connectors.base import FetchRequest, Record, SchemaContribution
 from connectors.credit import CreditConnector
+from connectors.errors import ConnectorUnavailable
 from connectors.testing import FakeConnector
 from policies.engine import StaticPolicyEngine
 from policies.principal import Principal, Purpose
 from resolvers.context import RequestContext, Runtime
 from schema.builder import BuiltSchema, build_schema
-from schema.execution import FALLBACKS
+from schema.execution import FALLBACKS, CompiledExecutionContext
 from schema.limits import Limits
 
-USCCS = ["91330203MA2C4CE03N", "91330205MA2AFYKX7W"]
+# Two enterprises with credit profiles, one without a profile, one unknown to the platform.
+USCCS = ["91330203MA2C4CE03N", "91330205MA2AFYKX7W", "91330206MA2GT0RX7B", "91330212MA2H2BKB0X"]
 
 
 def record(i: int) -> dict[str, Any]:
     row: dict[str, Any] = {
-        "id": i, "uscc": USCCS[i % 2], "kind": "BLACK_LIST" if i % 3 else "RED_LIST", "title": f"t{i}",
+        "id": i, "uscc": USCCS[i % 4], "kind": "BLACK_LIST" if i % 3 else "RED_LIST", "title": f"t{i}",
         "content": f"c{i}", "authority": "宁波市市场监督管理局", "decision_date": dt.date(2025, 1, 1 + i % 28),
         "publicity_ends_on": dt.date(2027, 1, 1), "district_code": "330203", "decision_number": f"n{i}",
         "amount": Decimal("100.50") if i % 2 else None, "legal_rep_name": "王小明",
@@ -57,13 +60,22 @@ class FakeCredit(FakeConnector):
     """The credit platform's schema over in-memory records (keys per entity)."""
 
     KEYS: Mapping[str, str] = {"Enterprise": "uscc", "CreditProfile": "uscc", "CreditRecord": "id"}
+    #: Entities whose fetches fail (the backend is down for them).
+    failing: frozenset[str] = frozenset()
 
     def schema(self) -> SchemaContribution:
         return CreditConnector.schema(self)  # type: ignore[arg-type]
 
     async def fetch_many(self, request: FetchRequest) -> Sequence[Record | None]:
+        if request.entity in self.failing:
+            raise ConnectorUnavailable(f"{request.entity} is down")
         by_key = {str(r[self.KEYS[request.entity]]): r for r in self.records.get(request.entity, [])}
         return [by_key.get(k) for k in request.keys]
+
+    async def fetch_related(self, request: FetchRequest) -> Sequence[Sequence[Record]]:
+        if request.entity in self.failing:
+            raise ConnectorUnavailable(f"{request.entity} is down")
+        return await super().fetch_related(request)
 
 
 def decision(doc: Mapping[str, Any]) -> object:
@@ -75,6 +87,10 @@ def decision(doc: Mapping[str, Any]) -> object:
     if doc["subject"]["clearance"] < 2:
         fields["CreditRecord.decisionNumber"] = {"action": "deny"}  # nullable: stays on the fast path
         fields["CreditRecord.authority"] = {"action": "deny"}  # non-null: null propagates to the item
+    if doc["subject"]["clearance"] == 2:
+        fields["CreditProfile.records"] = {"action": "deny"}  # a non-null batch link: the profile is null
+    if doc["subject"]["clearance"] == 3:
+        fields["CreditRecord.enterprise"] = {"action": "deny"}  # a nullable batch link
     return {"allow": True, "filter": {}, "fields": fields}
 
 
@@ -82,10 +98,10 @@ def decision(doc: Mapping[str, Any]) -> object:
 def schemas(tmp_path_factory: pytest.TempPathFactory) -> tuple[BuiltSchema, BuiltSchema, Runtime]:
     data = {
         "CreditRecord": [record(i) for i in range(24)],
-        "Enterprise": [{"uscc": u, "name": f"企业{n}", "district_code": "330203"} for n, u in enumerate(USCCS)],
+        "Enterprise": [{"uscc": u, "name": f"企业{n}", "district_code": "330203"} for n, u in enumerate(USCCS[:3])],
         "CreditProfile": [
             {"uscc": u, "rating": "A", "score": 900, "assessed_at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC)}
-            for u in USCCS
+            for u in USCCS[:2]
         ],
     }
     connector = FakeCredit(data)
@@ -137,11 +153,44 @@ REFERENCE = [
 
 
 @pytest.mark.parametrize("query", REFERENCE)
-@pytest.mark.parametrize("clearance", [1, 4])
+@pytest.mark.parametrize("clearance", [1, 2, 3, 4])
 async def test_reference_queries_are_identical(schemas: Any, query: str, clearance: int) -> None:
     for skip in (True, False):
         compiled, generic = await run_both(schemas, query, {"s": skip}, clearance)
         assert compiled == generic
+
+
+# Only fields every record can fill: no surprise nulls the whole list and hides the link errors.
+LINKS = "{ creditRecords(first: 24) { nodes { id enterprise { uscc name credit { rating records { id amount } } } } } }"
+
+
+@pytest.mark.parametrize("down", ["Enterprise", "CreditProfile", "CreditRecord"])
+async def test_failing_batch_links_are_identical(schemas: Any, down: str) -> None:
+    connector = schemas[2].connectors["credit"]
+    connector.failing = frozenset({down})
+    try:
+        compiled, generic = await run_both(schemas, LINKS, {}, 4)
+    finally:
+        connector.failing = frozenset()
+    assert compiled == generic
+    assert any("CONNECTOR_UNAVAILABLE" in str(e[3]) for e in compiled[1])
+
+
+async def test_link_fields_of_list_items_resolve_in_batches(schemas: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One batch call per link field and list, not one resolver call per item."""
+    calls: list[str] = []
+    run_batch = CompiledExecutionContext._run_batch
+
+    def counting(self: CompiledExecutionContext, step: Any, parents: list[Any], *args: Any) -> Any:
+        calls.append(f"{step.key}:{len(parents)}")
+        return run_batch(self, step, parents, *args)
+
+    monkeypatch.setattr(CompiledExecutionContext, "_run_batch", counting)
+    compiled, generic = await run_both(schemas, LINKS, {}, 4)
+    assert compiled == generic
+    assert compiled[0]["creditRecords"]["nodes"][0]["enterprise"]["credit"]["records"]
+    # 24 records -> their enterprises (18 known) -> 3 enterprises' credit -> 2 profiles' records.
+    assert calls == ["enterprise:24", "credit:18", "records:12"]
 
 
 async def test_clean_lists_complete_without_fallbacks(schemas: Any) -> None:
@@ -188,7 +237,7 @@ def selections(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(case=selections(), clearance=st.sampled_from([1, 4]))
+@given(case=selections(), clearance=st.sampled_from([1, 2, 3, 4]))
 async def test_random_selections_are_identical(schemas: Any, case: tuple[str, dict[str, Any]], clearance: int) -> None:
     query, variables = case
     compiled, generic = await run_both(schemas, query, variables, clearance)
