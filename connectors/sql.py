@@ -416,7 +416,7 @@ class StatementCache:
 
 def encode_cursor(*parts: object) -> str:
     """An opaque cursor for keyset pagination."""
-    raw = "|".join(str(p) for p in parts)
+    raw = "|".join(map(str, parts))
     return base64.urlsafe_b64encode(f"v1|{raw}".encode()).decode().rstrip("=")
 
 

@@ -120,7 +120,8 @@ def _loader(
         try:
             if by is None:
                 rows = await _call(ctx, connector, lambda: source.fetch_many(request))
-                return [_emit(ctx, entity, [r], connector)[0] if r is not None else None for r in rows]
+                found = iter(_emit(ctx, entity, [r for r in rows if r is not None], connector))
+                return [next(found) if r is not None else None for r in rows]
             groups = await _call(ctx, connector, lambda: source.fetch_related(request))
             return [_emit(ctx, entity, group, connector) for group in groups]
         except GraphQLError as error:

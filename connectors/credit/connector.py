@@ -216,6 +216,9 @@ class CreditConnector(DatabaseBacked):
                     and_(credit_records.c.decision_date == after_date, before_id),
                 )
             )
+            # Implied by the OR, but a bound the planners can seek the (…, decision_date, id)
+            # indexes to, instead of reading past every earlier page's rows.
+            conditions.append(credit_records.c.decision_date <= after_date)
         query = select(credit_records).where(*conditions).order_by(*_RECORD_ORDER).limit(request.first + 1)
         rows = await self._rows(query)
         page = rows[: request.first]
