@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -46,6 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from connectors.base import JSON, Health
 from connectors.errors import ConnectorConfigError, ConnectorUnavailable, InvalidArgument
+from connectors.prepared import PreparedReads
 
 #: Statements sent to each connector's backend; the benchmark and tests read it.
 STATEMENTS = Counter("citygraph_backend_statements", "SQL statements sent to backends", ["connector"])
@@ -163,6 +165,7 @@ class Reader:
         self._deadline = math.inf
         self._fallbacks = INLINE_FALLBACKS.labels(connector=connector)
         self._inline = self._inline_engine(connector, engine) if budget_ms > 0 else None
+        self._prepared = PreparedReads(self._inline) if self._inline is not None else None
 
     def _inline_engine(self, connector: str, engine: AsyncEngine) -> Engine | None:
         url = engine.url
@@ -193,10 +196,14 @@ class Reader:
         if self._inline is not None:
             self._deadline = time.monotonic() + self._budget_s
             try:
+                assert self._prepared is not None  # noqa: S101 (made with the inline engine)
+                found = self._prepared.rows(query, bound)
+                if found is not None:
+                    return found
                 with self._inline.connect() as conn:
                     return _dicts(conn.execute(query, bound))
-            except OperationalError as exc:
-                if "interrupted" not in str(exc.orig):
+            except (OperationalError, sqlite3.OperationalError) as exc:
+                if "interrupted" not in str(getattr(exc, "orig", exc)):
                     raise
                 self._fallbacks.inc()
             finally:
@@ -212,6 +219,8 @@ class Reader:
 
     def dispose(self) -> None:
         """Close the inline engine's connections (the async engine is the connector's to dispose)."""
+        if self._prepared is not None:
+            self._prepared.close()
         if self._inline is not None:
             self._inline.dispose()
 

@@ -47,6 +47,8 @@ async def test_a_small_read_runs_inline_on_the_event_loop_thread(db: Path) -> No
         assert _fallbacks("reader-inline") == 0
         # The inline engine holds its own pooled connection; the async engine opened none.
         assert engine.pool.checkedin() == 0  # type: ignore[attr-defined]
+        # It ran prepared (connectors.prepared): the statement's shape is kept for the next read.
+        assert reader._prepared is not None and len(reader._prepared._shapes) == 1
     finally:
         reader.dispose()
         await engine.dispose()

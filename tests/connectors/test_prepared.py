@@ -1,0 +1,150 @@
+"""connectors.prepared.PreparedReads: the same rows as SQLAlchemy's execution, statement by statement."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+)
+
+from connectors.prepared import PreparedReads
+from connectors.sql import keys_in
+
+metadata = MetaData()
+things = Table(
+    "things",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner", String, nullable=False),
+    Column("name", String),
+    Column("made_on", Date),
+    Column("seen_at", DateTime),
+    Column("price", Numeric(12, 2)),
+)
+owners = Table("owners", metadata, Column("owner", String, primary_key=True), Column("name", String))
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = create_engine(f"sqlite:///{tmp_path / 'p.sqlite'}", isolation_level="AUTOCOMMIT")
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(things),
+            [
+                {
+                    "id": i, "owner": f"o{i % 3}", "name": None if i % 5 == 0 else f"名{i}",
+                    "made_on": dt.date(2025, 1, 1 + i % 28), "seen_at": dt.datetime(2026, 2, 3, 4, 5, i % 60, 123),
+                    "price": None if i % 4 == 0 else Decimal(i) / 4,
+                }
+                for i in range(1, 60)
+            ],
+        )  # fmt: skip
+        conn.execute(insert(owners), [{"owner": "o0", "name": "甲"}, {"owner": "o1", "name": "乙"}])
+    yield engine
+    engine.dispose()
+
+
+def reference(engine: Engine, query: Any, params: dict[str, object] | None) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query, params)]
+
+
+rank = func.row_number().over(partition_by=things.c.owner, order_by=things.c.id.desc()).label("rn")
+ranked = select(things, rank).where(keys_in(things.c.owner, "sqlite")).subquery()
+STATEMENTS: list[tuple[str, Any, dict[str, object] | None]] = [
+    ("keys", select(things).where(keys_in(things.c.owner, "sqlite")), {"keys": ["o1", "o2", "nobody"]}),
+    ("no keys", select(things).where(keys_in(things.c.owner, "sqlite")), {"keys": []}),
+    ("literal values", select(things).where(things.c.made_on < dt.date(2025, 1, 9), things.c.id > 3), None),
+    ("literal list", select(things.c.id, things.c.price).where(things.c.id.in_([2, 4, 8])), None),
+    ("limit", select(things).order_by(things.c.id.desc()).limit(bindparam("limit")), {"limit": 7}),
+    (
+        "ranked",
+        select(*[ranked.c[c.name] for c in things.c]).where(ranked.c.rn <= bindparam("limit")),
+        {"keys": ["o0", "o2"], "limit": 2},
+    ),
+    ("join", select(things.c.id, owners.c.name).join_from(things, owners, things.c.owner == owners.c.owner), None),
+    ("label", select(things.c.id, literal(1).label("one"), func.count().over().label("n")), None),
+]
+
+
+@pytest.mark.parametrize(("name", "query", "params"), STATEMENTS, ids=[s[0] for s in STATEMENTS])
+def test_prepared_rows_equal_sqlalchemy_rows(engine: Engine, name: str, query: Any, params: Any) -> None:
+    prepared = PreparedReads(engine)
+    expected = reference(engine, query, params)
+    for _ in range(2):  # the first run prepares the shape, the second reuses it
+        got = prepared.rows(query, params)
+        assert got == expected
+        assert [[type(v) for v in row.values()] for row in got] == [[type(v) for v in r.values()] for r in expected]
+    assert (name == "no keys") == (expected == [])
+    prepared.close()
+
+
+def test_one_shape_serves_statements_with_other_values(engine: Engine) -> None:
+    prepared = PreparedReads(engine)
+    for day in (3, 9, 20):
+        query = select(things.c.id).where(things.c.made_on < dt.date(2025, 1, day))  # a new statement each time
+        assert prepared.rows(query, None) == reference(engine, query, None)
+    assert len(prepared._shapes) == 1
+    prepared.close()
+
+
+def test_textual_statements_are_left_to_sqlalchemy(engine: Engine) -> None:
+    prepared = PreparedReads(engine)
+    assert prepared.rows(text("SELECT id FROM things"), None) is None
+    prepared.close()
+
+
+def test_columns_of_the_same_name_keep_sqlalchemys_keys(engine: Engine) -> None:
+    prepared = PreparedReads(engine)
+    same_names = select(things.c.owner, owners.c.owner).join_from(things, owners, things.c.owner == owners.c.owner)
+    got = prepared.rows(same_names, None)
+    assert got == reference(engine, same_names, None) and got and len(got[0]) == 2
+    prepared.close()
+
+
+def test_statement_listeners_see_every_prepared_read(engine: Engine) -> None:
+    seen: list[tuple[str, Any]] = []
+
+    def listen(_conn: object, _cursor: object, statement: str, parameters: Any, *_: object) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", listen)
+    prepared = PreparedReads(engine)
+    query = select(things.c.id).where(keys_in(things.c.owner, "sqlite"))
+    prepared.rows(query, {"keys": ["o1", "o2"]})
+    prepared.rows(query, {"keys": ["o0"]})
+    event.remove(engine, "before_cursor_execute", listen)
+    assert [params for _, params in seen] == [("o1", "o2"), ("o0",)]
+    assert all("things.owner IN (?" in sql for sql, _ in seen)
+    prepared.close()
+
+
+def test_a_statement_sqlalchemy_would_refuse_is_left_to_it(engine: Engine) -> None:
+    prepared = PreparedReads(engine)
+    query = select(things.c.id).where(things.c.id == bindparam("wanted"))
+    assert prepared.rows(query, None) is None  # no value for :wanted: SQLAlchemy raises its own error
+    assert prepared.rows(query, {"wanted": 3}) == [{"id": 3}]
+    prepared.close()
