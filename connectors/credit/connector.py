@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from sqlalchemy import BigInteger, ColumnElement, Select, and_, bindparam, false, func, literal, or_, select
+from sqlalchemy import BigInteger, Column, ColumnElement, Select, and_, bindparam, false, func, literal, or_, select
 
 from connectors.base import (
     JSON,
@@ -59,10 +59,28 @@ FILTER_FIELDS: Mapping[str, FieldMap] = {
 
 _RECORD_ORDER = (credit_records.c.decision_date.desc(), credit_records.c.id.desc())
 
+# Projection: the columns a CreditRecord field reads, by Python name (the same name where absent).
+# Key, relation and cursor columns are always read; the link field reads only those.
+_RECORD_FIELD_COLUMNS: Mapping[str, tuple[str, ...]] = {"publicity_ends_on": ("publicity_end",), "enterprise": ()}
+_RECORD_ALWAYS = frozenset({"id", "uscc", "decision_date"})
+
+
+def record_columns(fields: frozenset[str]) -> tuple[Column[Any], ...]:
+    """The ``credit_records`` columns that records carrying ``fields`` need, in table order: all of
+    them when ``fields`` is empty or names a field this connector does not know."""
+    names = set(_RECORD_ALWAYS)
+    for name in fields:
+        columns = _RECORD_FIELD_COLUMNS.get(name, (name,))
+        if not all(c in credit_records.c for c in columns):
+            return tuple(credit_records.c)
+        names.update(columns)
+    return tuple(c for c in credit_records.c if not fields or c.name in names)
+
 
 def _record(row: Mapping[str, object]) -> Record:
     out = dict(row)
-    out["publicity_ends_on"] = out.pop("publicity_end")
+    if "publicity_end" in out:
+        out["publicity_ends_on"] = out.pop("publicity_end")
     return out
 
 
@@ -124,23 +142,24 @@ class CreditConnector(DatabaseBacked):
     ) -> list[Mapping[str, object]]:
         return await self.db.rows(query, params)
 
-    def _by_keys(self, entity: str, row_filter: RowFilter | None) -> Select[tuple[object, ...]]:
+    def _by_keys(self, entity: str, row_filter: RowFilter | None, fields: frozenset[str]) -> Select[tuple[object, ...]]:
         """``entity``'s rows whose key is in the ``keys`` parameter, under ``row_filter``; cached."""
         table, column = {
             "Enterprise": (credit_subjects, credit_subjects.c.uscc),
             "CreditProfile": (credit_profiles, credit_profiles.c.uscc),
             "CreditRecord": (credit_records, credit_records.c.id),
         }[entity]
+        columns = record_columns(fields) if entity == "CreditRecord" else tuple(table.c)
         return self._statements.get(
-            ("many", entity, filter_key(row_filter)),
-            lambda: select(table).where(self._in(column), to_sqlalchemy(row_filter, FILTER_FIELDS[entity])),
+            ("many", entity, filter_key(row_filter), tuple(c.name for c in columns)),
+            lambda: select(*columns).where(self._in(column), to_sqlalchemy(row_filter, FILTER_FIELDS[entity])),
         )
 
     async def fetch_many(self, request: FetchRequest) -> Sequence[Record | None]:
         keys = list(request.keys)
         if request.entity not in FILTER_FIELDS:
             raise InvalidArgument(f"credit does not serve {request.entity}")
-        query = self._by_keys(request.entity, request.row_filter)
+        query = self._by_keys(request.entity, request.row_filter, request.fields)
         if request.entity == "Enterprise":
             rows = await self._rows(query, {KEYS: key_values(keys)})
             found: dict[object, Record | None] = {r["uscc"]: dict(r) for r in rows}
@@ -155,9 +174,13 @@ class CreditConnector(DatabaseBacked):
             found = {str(r["id"]): _record(r) for r in rows}
         return [found.get(k) for k in keys]
 
-    def _related(self, row_filter: RowFilter | None, limited: bool, by_kind: bool) -> Select[tuple[object, ...]]:
+    def _related(
+        self, row_filter: RowFilter | None, limited: bool, by_kind: bool, fields: frozenset[str]
+    ) -> Select[tuple[object, ...]]:
         """Credit records of the enterprises in ``keys`` (of the ``kinds`` when ``by_kind``), at most
-        ``limit`` per enterprise when ``limited``, newest first; cached per shape."""
+        ``limit`` per enterprise when ``limited``, newest first, with the columns ``fields`` need;
+        cached per shape."""
+        columns = record_columns(fields)
 
         def build() -> Select[tuple[object, ...]]:
             conditions: list[ColumnElement[bool]] = [
@@ -167,14 +190,15 @@ class CreditConnector(DatabaseBacked):
             if by_kind:
                 conditions.append(self._in(credit_records.c.kind, "kinds"))
             if not limited:
-                return select(credit_records).where(*conditions).order_by(*_RECORD_ORDER)
+                return select(*columns).where(*conditions).order_by(*_RECORD_ORDER)
             # Cap each enterprise's records, not the batch: a window per uscc, still one statement.
             rank = func.row_number().over(partition_by=credit_records.c.uscc, order_by=_RECORD_ORDER).label("rn")
-            ranked = select(credit_records, rank).where(*conditions).subquery()
-            query = select(*[ranked.c[c.name] for c in credit_records.c]).where(ranked.c.rn <= bindparam("limit"))
+            ranked = select(*columns, rank).where(*conditions).subquery()
+            query = select(*[ranked.c[c.name] for c in columns]).where(ranked.c.rn <= bindparam("limit"))
             return query.order_by(ranked.c.decision_date.desc(), ranked.c.id.desc())
 
-        return self._statements.get(("related", filter_key(row_filter), limited, by_kind), build)
+        shape = ("related", filter_key(row_filter), limited, by_kind, tuple(c.name for c in columns))
+        return self._statements.get(shape, build)
 
     async def fetch_related(self, request: FetchRequest) -> Sequence[Sequence[Record]]:
         if request.entity != "CreditRecord" or request.by != "uscc":
@@ -187,7 +211,7 @@ class CreditConnector(DatabaseBacked):
             params["kinds"] = key_values([str(k) for k in kinds])  # type: ignore[union-attr]
         if request.limit is not None:
             params["limit"] = request.limit
-        query = self._related(request.row_filter, request.limit is not None, by_kind)
+        query = self._related(request.row_filter, request.limit is not None, by_kind, request.fields)
         grouped: dict[str, list[Record]] = {k: [] for k in keys}
         for row in await self._rows(query, params):
             grouped[str(row["uscc"])].append(_record(row))
@@ -219,7 +243,8 @@ class CreditConnector(DatabaseBacked):
             # Implied by the OR, but a bound the planners can seek the (…, decision_date, id)
             # indexes to, instead of reading past every earlier page's rows.
             conditions.append(credit_records.c.decision_date <= after_date)
-        query = select(credit_records).where(*conditions).order_by(*_RECORD_ORDER).limit(request.first + 1)
+        columns = record_columns(request.fields)
+        query = select(*columns).where(*conditions).order_by(*_RECORD_ORDER).limit(request.first + 1)
         rows = await self._rows(query)
         page = rows[: request.first]
         return Page(

@@ -195,3 +195,25 @@ def test_l4_needs_clearance_4(live: LiveServer, token: TokenFactory) -> None:
     assert {e["extensions"]["code"] for e in denied["errors"]} == {"FORBIDDEN"}
     allowed = live.post(query, token(dept="market_supervision", clearance=4), headers=headers).json()
     assert "errors" not in allowed
+
+
+def test_records_read_only_the_columns_the_query_selects(
+    live: LiveServer, token: TokenFactory, statements: list[tuple[str, Any]]
+) -> None:
+    """Data minimisation: a column no selected field reads (the summary text, the internal note)
+    never leaves the credit database; selecting it reads it."""
+    bearer = token(dept="market_supervision", clearance=4)
+    lean = live.post("{ creditRecords(first: 3) { nodes { id title publicityEndsOn } } }", bearer).json()
+    assert "errors" not in lean and all(n["publicityEndsOn"] for n in lean["data"]["creditRecords"]["nodes"])
+    full = live.post("{ creditRecords(first: 3) { nodes { id content } } }", bearer).json()
+    assert "errors" not in full and all(n["content"] for n in full["data"]["creditRecords"]["nodes"])
+    (lean_sql, _), (full_sql, _) = statements
+    assert "credit_records.title" in lean_sql and "credit_records.publicity_end" in lean_sql
+    assert "credit_records.content" not in lean_sql and "credit_records.internal_note" not in lean_sql
+    assert "credit_records.content" in full_sql and "credit_records.title" not in full_sql
+    # Through a link, under the per-enterprise cap, too.
+    linked = live.post(
+        "{ creditRecords(first: 3) { nodes { enterprise { credit { records { kind } } } } } }", bearer
+    ).json()
+    assert "errors" not in linked
+    assert all("credit_records.content" not in sql for sql, _ in statements[2:])
