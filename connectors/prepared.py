@@ -11,8 +11,11 @@ the same ``construct_params`` and expansion of ``IN`` lists, one ``sqlite3`` exe
 
 Only plain SELECTs whose result columns map one to one, by position, onto unique names are
 prepared; for anything else :meth:`PreparedReads.rows` answers ``None`` and the caller runs the
-statement through SQLAlchemy. Statement listeners (``before_cursor_execute``) registered on the
-engine are called as SQLAlchemy calls them, so statement counters and tests see every read.
+statement through SQLAlchemy. ``before_cursor_execute`` listeners on the engine are called with
+the cursor, SQL and parameters (statement counters and tests see every read), but with no
+connection or execution context, and a ``retval=True`` listener cannot rewrite the statement;
+other execution events do not fire. Instrumentation that needs them (tracing, SQL comments) runs
+with inline reads off (``inline_read_budget_ms = 0``), through SQLAlchemy's async engine.
 """
 
 from __future__ import annotations

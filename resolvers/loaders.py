@@ -131,24 +131,32 @@ def _loader(
     return loader
 
 
-async def _settled(loader: DataLoader[str, object], keys: Sequence[str | None]) -> list[object]:
+def _settled(loader: DataLoader[str, object], keys: Sequence[str | None]) -> Awaitable[list[object]]:
     """One result per key, failures as values: ``None`` for a missing key, else the loaded value
-    or the exception the batch failed with. The keys join the loader's current batch together."""
-    if len(keys) == 1:  # one parent (the per-item resolver): no gathering
-        if keys[0] is None:
-            return [None]
-        try:
-            return [await loader.load(keys[0])]
-        except Exception as exc:
-            return [exc]
+    or the exception the batch failed with. The keys join the loader's current batch now, when
+    this is called, not when the result is awaited: a batch resolver's loads land in the same
+    DataLoader dispatch as the per-item resolvers' of the same level."""
     futures = [loader.load(k) if k is not None else None for k in keys]
-    pending = [f for f in futures if f is not None]
-    results = await asyncio.gather(*pending, return_exceptions=True) if pending else []
-    for result in results:
-        if isinstance(result, BaseException) and not isinstance(result, Exception):
-            raise result  # cancellation is the request's, not a value
-    done = iter(results)
-    return [next(done) if f is not None else None for f in futures]
+    return _collect(futures)
+
+
+async def _collect(futures: Sequence[Awaitable[object] | None]) -> list[object]:
+    # One after the other: all were queued before the first await, and one dispatch settles them
+    # together, so only the first await waits (no gather, no task per key).
+    results: list[object] = []
+    for future in futures:
+        if future is None:
+            results.append(None)
+            continue
+        try:
+            results.append(await future)
+        except Exception as exc:  # cancellation is the request's, not a value: it propagates
+            results.append(exc)
+    return results
+
+
+async def _ready(results: list[object]) -> list[object]:
+    return results
 
 
 def first(results: Sequence[object]) -> object | None:
@@ -164,10 +172,11 @@ async def load_one(ctx: RequestContext, connector: str, entity: str, key: str) -
     return first(await load_many(ctx, connector, entity, [key]))
 
 
-async def load_many(ctx: RequestContext, connector: str, entity: str, keys: Sequence[str | None]) -> list[object]:
+def load_many(ctx: RequestContext, connector: str, entity: str, keys: Sequence[str | None]) -> Awaitable[list[object]]:
     """:func:`load_one` for many keys at once (a batch link field): one result per key, a record,
-    ``None`` (no record, or no key) or the error that field gets; no coroutine per key."""
-    return await _settled(_loader(ctx, connector, entity, None, {}), keys)
+    ``None`` (no record, or no key) or the error that field gets; no coroutine per key. The keys
+    are queued when this is called (see :func:`_settled`)."""
+    return _settled(_loader(ctx, connector, entity, None, {}), keys)
 
 
 async def load_entity(ctx: RequestContext, entity: str, key: str, coordinate: str) -> object | None:
@@ -175,16 +184,17 @@ async def load_entity(ctx: RequestContext, entity: str, key: str, coordinate: st
     return first(await load_entities(ctx, entity, [key], coordinate))
 
 
-async def load_entities(ctx: RequestContext, entity: str, keys: Sequence[str], coordinate: str) -> list[object]:
-    """:func:`load_entity` for many keys at once, results as :func:`load_many`'s."""
+def load_entities(ctx: RequestContext, entity: str, keys: Sequence[str], coordinate: str) -> Awaitable[list[object]]:
+    """:func:`load_entity` for many keys at once, results as :func:`load_many`'s; a denied
+    coordinate raises here."""
     owner = ctx.runtime.owners.get(entity)
     if owner is None:
         raise coded_error("FORBIDDEN", f"No connector serves {entity} here.")
     check_coordinate(ctx, owner, entity, coordinate)
     if owner not in ctx.runtime.connectors and entity in ctx.runtime.references:
         reference = ctx.runtime.references[entity]  # subgraph mode: the router asks the owner
-        return [reference(k) for k in keys]
-    return await load_many(ctx, owner, entity, keys)
+        return _ready([reference(k) for k in keys])
+    return load_many(ctx, owner, entity, keys)
 
 
 async def load_related(
@@ -200,17 +210,22 @@ async def load_related(
     return result if isinstance(result, list) else []
 
 
-async def load_related_many(
+def load_related_many(
     ctx: RequestContext,
     connector: str,
     entity: str,
     by: str,
     keys: Sequence[str],
     args: Mapping[str, JSON] | None = None,
-) -> list[object]:
-    """:func:`load_related` for many parents at once: per key a list of records or an error."""
-    results = await _settled(_loader(ctx, connector, entity, by, args or {}), keys)
-    return [r if isinstance(r, list | BaseException) else [] for r in results]
+) -> Awaitable[list[object]]:
+    """:func:`load_related` for many parents at once: per key a list of records or an error. The
+    keys are queued when this is called."""
+    pending = _settled(_loader(ctx, connector, entity, by, args or {}), keys)
+
+    async def lists() -> list[object]:
+        return [r if isinstance(r, list | BaseException) else [] for r in await pending]
+
+    return lists()
 
 
 async def search_page(

@@ -22,7 +22,12 @@ selected without arguments is resolved once for all the items that completed on 
 not once per item: one call returns every item's value, and the values are completed together
 (a nullable object field's values as one more compiled collection, a list field's per item). No
 coroutine, task or DataLoader future per item; the loaders still batch and cache per request.
-A failed value becomes that item's field error, with graphql-core's null propagation.
+A failed value becomes that item's field error, with graphql-core's null propagation. A batch
+resolver runs in a task, one pass of the event loop after its list completed, as graphql-core's
+per-item resolvers do, so loads of different paths at one level still meet in one backend call.
+One difference in errors is possible: when a non-null field nulls an item while a sibling's own
+errors are still in flight, graphql-core keeps the errors recorded before the nulling and drops
+those after, and which come first depends on scheduling, in either executor.
 
 ``FALLBACKS`` counts items and lists that took the generic path, by reason, so an innocent-looking
 change that removes the speed-up shows in ``/metrics`` and in the tests.
@@ -214,6 +219,8 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if awaitables:
                 self.settle_in_background([a for _, _, a in awaitables])
             raise
+        # Each batch resolver is called now, so its loads are queued in this pass, as the
+        # per-item resolvers' would be; the values are completed when they arrive.
         batches = [
             self._run_batch(step, fast, object_type, slot_type, slot_details, path_of, completed, position_context)
             for step in batched
@@ -366,6 +373,15 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if self.complete_list_item_value(item, completed, slot_type, slot_details, info, item_path, position_context):
             awaitables.append((index, None, completed[index]))
 
+    def _call_batch(self, step: _Step, parents: list[tuple[int, dict[str, Any], Any]]) -> Any:
+        """``step``'s batch resolver called for ``parents``: an awaitable of their values, or the
+        exception it raised (every parent's field then fails with it)."""
+        assert step.batch is not None  # noqa: S101 (a _BATCH step)
+        try:
+            return step.batch(self.context_value, [item for _, _, item in parents])
+        except Exception as error:
+            return error
+
     async def _run_batch(
         self,
         step: _Step,
@@ -377,13 +393,19 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         completed: list[Any],
         position_context: Any,
     ) -> None:
-        """Resolve one batch field for every parent completed on the fast path, complete the values
-        and write them into the parents' rows; a failed value fails that parent's field."""
-        assert step.batch is not None and step.field_def is not None  # noqa: S101 (a _BATCH step)
+        """Complete one batch field's values (``called``: :meth:`_call_batch`'s result) for the
+        parents completed on the fast path and write them into the parents' rows; a failed value
+        fails that parent's field."""
+        assert step.field_def is not None  # noqa: S101 (a _BATCH step)
         type_name = object_type.name
         paths = [path_of(index).add_key(step.key, type_name) for index, _, _ in parents]
+        # Called when this runs (a task, one pass after the list was completed), not before: as
+        # graphql-core's per-item resolvers, so the loads of every path at a level meet in one batch.
+        called = self._call_batch(step, parents)
         try:
-            values = list(await step.batch(self.context_value, [item for _, _, item in parents]))
+            if isinstance(called, Exception):
+                raise called
+            values = list(await called)
             if len(values) != len(parents):
                 name = step.details[0].node.name.value
                 raise TypeError(f"{type_name}.{name}: the batch resolver returned {len(values)} results")
@@ -405,12 +427,21 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         pending: list[tuple[int, dict[str, Any], Path, Any]] = []
         for (index, row, _), value, field_path in zip(parents, values, paths, strict=True):
             try:
-                if isinstance(value, Exception):
-                    raise value
-                value = self.complete_value(step.field_type, step.details, info, field_path, value, position_context)
-            except Exception as error:
-                self._field_failed(error, step, field_path, index, slot_type, slot_details, path_of, completed)
-                continue
+                try:
+                    if isinstance(value, Exception):
+                        raise value
+                    value = self.complete_value(
+                        step.field_type, step.details, info, field_path, value, position_context
+                    )
+                except Exception as error:
+                    self._field_failed(error, step, field_path, index, slot_type, slot_details, path_of, completed)
+                    continue
+            except Exception:
+                # The failure propagates past the list: work started for earlier parents is
+                # settled in the background, as graphql-core does for failed siblings.
+                if pending:
+                    self.settle_in_background([p[3] for p in pending])
+                raise
             if self.is_awaitable(value):
                 pending.append((index, row, field_path, value))
             else:

@@ -7,7 +7,7 @@ only root and link fields have resolvers, and those go through ``resolvers`` loa
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, cast
@@ -55,27 +55,27 @@ class CreditRecordKind(StrEnum):
     ADMINISTRATIVE_LICENSE = "ADMINISTRATIVE_LICENSE"
 
 
-async def _enterprises(context: object, parents: Sequence[Any]) -> list[object]:
+def _enterprises(context: object, parents: Sequence[Any]) -> Awaitable[list[object]]:
     """``CreditRecord.enterprise`` of many records (its batch resolver)."""
     keys = [p.uscc for p in parents]
-    return await load_entities(request_context(context), "Enterprise", keys, "CreditRecord.enterprise")
+    return load_entities(request_context(context), "Enterprise", keys, "CreditRecord.enterprise")
 
 
-async def _profiles(context: object, parents: Sequence[Any]) -> list[object]:
+def _profiles(context: object, parents: Sequence[Any]) -> Awaitable[list[object]]:
     """``Enterprise.credit`` of many enterprises (its batch resolver)."""
     ctx = request_context(context)
     check_coordinate(ctx, CONNECTOR, "CreditProfile", "Enterprise.credit")
-    return await load_many(ctx, CONNECTOR, "CreditProfile", [p.uscc for p in parents])
+    return load_many(ctx, CONNECTOR, "CreditProfile", [p.uscc for p in parents])
 
 
-async def _records(
+def _records(
     context: object, parents: Sequence[Any], kinds: list[CreditRecordKind] | None = None
-) -> list[object]:
+) -> Awaitable[list[object]]:
     """``CreditProfile.records`` of many profiles (its batch resolver, called without ``kinds``)."""
     ctx = request_context(context)
     check_coordinate(ctx, CONNECTOR, "CreditRecord", "CreditProfile.records")
     args: dict[str, JSON] = {"kinds": sorted(k.value for k in kinds)} if kinds else {}
-    return await load_related_many(ctx, CONNECTOR, "CreditRecord", "uscc", [p.uscc for p in parents], args)
+    return load_related_many(ctx, CONNECTOR, "CreditRecord", "uscc", [p.uscc for p in parents], args)
 
 
 @strawberry.type(description="信用记录 (a credit record of the public credit platform)")

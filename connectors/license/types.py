@@ -9,7 +9,7 @@ resolver needs after masking has hidden the public one.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, cast
@@ -149,21 +149,21 @@ class LicensePersonFields:
         return cast(list[License], await load_related(ctx, CONNECTOR, "License", "holder_id_number", self.ref, args))
 
 
-async def _legal_representatives(context: object, parents: Sequence[Any]) -> list[object]:
+def _legal_representatives(context: object, parents: Sequence[Any]) -> Awaitable[list[object]]:
     """``Enterprise.legalRepresentative`` of many enterprises (its batch resolver)."""
     ctx = request_context(context)
     check_coordinate(ctx, CONNECTOR, "Person", "Enterprise.legalRepresentative")
-    return await load_many(ctx, CONNECTOR, "Person", [p.legal_rep_ref for p in parents])
+    return load_many(ctx, CONNECTOR, "Person", [p.legal_rep_ref for p in parents])
 
 
-async def _licences_held(
+def _licences_held(
     context: object, parents: Sequence[Any], type: LicenseType | None = None, status: LicenseStatus | None = None
-) -> list[object]:
+) -> Awaitable[list[object]]:
     """``Enterprise.licenses`` of many enterprises (its batch resolver, called without filters)."""
     ctx = request_context(context)
     check_coordinate(ctx, CONNECTOR, "License", "Enterprise.licenses")
     args: dict[str, JSON] = {k: v for k, v in (("type", type), ("status", status)) if v is not None}
-    return await load_related_many(ctx, CONNECTOR, "License", "holder_uscc", [p.uscc for p in parents], args)
+    return load_related_many(ctx, CONNECTOR, "License", "holder_uscc", [p.uscc for p in parents], args)
 
 
 @strawberry.type

@@ -22,6 +22,7 @@ from audit import AuditTrail
 from connectors.base import FetchRequest, Record, SchemaContribution
 from connectors.credit import CreditConnector
 from connectors.errors import ConnectorUnavailable
+from connectors.sql import encode_cursor
 from connectors.testing import FakeConnector
 from policies.engine import StaticPolicyEngine
 from policies.principal import Principal, Purpose
@@ -63,16 +64,22 @@ class FakeCredit(FakeConnector):
     #: Entities whose fetches fail (the backend is down for them).
     failing: frozenset[str] = frozenset()
 
+    def __init__(self, records: Mapping[str, Sequence[Record]]) -> None:
+        super().__init__(records)
+        self.fetches: dict[str, int] = {}  # backend calls per entity
+
     def schema(self) -> SchemaContribution:
         return CreditConnector.schema(self)  # type: ignore[arg-type]
 
     async def fetch_many(self, request: FetchRequest) -> Sequence[Record | None]:
+        self.fetches[request.entity] = self.fetches.get(request.entity, 0) + 1
         if request.entity in self.failing:
             raise ConnectorUnavailable(f"{request.entity} is down")
         by_key = {str(r[self.KEYS[request.entity]]): r for r in self.records.get(request.entity, [])}
         return [by_key.get(k) for k in request.keys]
 
     async def fetch_related(self, request: FetchRequest) -> Sequence[Sequence[Record]]:
+        self.fetches[request.entity] = self.fetches.get(request.entity, 0) + 1
         if request.entity in self.failing:
             raise ConnectorUnavailable(f"{request.entity} is down")
         return await super().fetch_related(request)
@@ -94,10 +101,10 @@ def decision(doc: Mapping[str, Any]) -> object:
     return {"allow": True, "filter": {}, "fields": fields}
 
 
-@pytest.fixture(scope="module")
-def schemas(tmp_path_factory: pytest.TempPathFactory) -> tuple[BuiltSchema, BuiltSchema, Runtime]:
+def build_both(records: list[dict[str, Any]], audit_dir: Any) -> tuple[BuiltSchema, BuiltSchema, Runtime]:
+    """Compiled and generic schemas over one FakeCredit holding ``records``."""
     data = {
-        "CreditRecord": [record(i) for i in range(24)],
+        "CreditRecord": records,
         "Enterprise": [{"uscc": u, "name": f"企业{n}", "district_code": "330203"} for n, u in enumerate(USCCS[:3])],
         "CreditProfile": [
             {"uscc": u, "rating": "A", "score": 900, "assessed_at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC)}
@@ -107,7 +114,7 @@ def schemas(tmp_path_factory: pytest.TempPathFactory) -> tuple[BuiltSchema, Buil
     connector = FakeCredit(data)
     compiled = build_schema({"credit": connector}, Limits(max_cost=10**9), compiled=True)
     generic = build_schema({"credit": connector}, Limits(max_cost=10**9), compiled=False)
-    audit = AuditTrail(f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('audit') / 'a.sqlite'}")
+    audit = AuditTrail(f"sqlite+aiosqlite:///{audit_dir / 'a.sqlite'}")
     runtime = Runtime(
         connectors={"credit": connector},
         engine=StaticPolicyEngine(decision),
@@ -120,6 +127,11 @@ def schemas(tmp_path_factory: pytest.TempPathFactory) -> tuple[BuiltSchema, Buil
         timeouts={"credit": 5},
     )
     return compiled, generic, runtime
+
+
+@pytest.fixture(scope="module")
+def schemas(tmp_path_factory: pytest.TempPathFactory) -> tuple[BuiltSchema, BuiltSchema, Runtime]:
+    return build_both([record(i) for i in range(24)], tmp_path_factory.mktemp("audit"))
 
 
 async def run_both(
@@ -242,3 +254,36 @@ async def test_random_selections_are_identical(schemas: Any, case: tuple[str, di
     query, variables = case
     compiled, generic = await run_both(schemas, query, variables, clearance)
     assert compiled == generic, query
+
+
+# Two root lists of different shapes whose records belong to different enterprises (ids sort as
+# strings: the first page is 0, 1, 10-19, the second the rest), links three levels deep: each
+# level's loads must still meet in one backend call, as with graphql-core.
+SECOND_PAGE = encode_cursor("19")
+NODES = "nodes { enterprise { credit { records { id } } } }"
+EDGES = "edges { node { enterprise { credit { records { id } } } } }"
+PAGE_A, PAGE_B = "a: creditRecords(first: 12)", f'b: creditRecords(first: 12, after: "{SECOND_PAGE}")'
+DISJOINT = [
+    f"{{ {PAGE_A} {{ {NODES} }} {PAGE_B} {{ {EDGES} }} }}",
+    f"{{ {PAGE_A} {{ {NODES} }} {PAGE_B} {{ {NODES} }} }}",
+    LINKS,
+]
+
+
+@pytest.mark.parametrize("query", DISJOINT)
+async def test_batches_cost_no_more_backend_calls_than_graphql_core(
+    tmp_path_factory: pytest.TempPathFactory, query: str
+) -> None:
+    first_page = {str(i) for i in (0, 1, *range(10, 20))}
+    records = [{**record(i), "uscc": USCCS[i % 2 if str(i) in first_page else 2 + i % 2]} for i in range(24)]
+    compiled, generic, runtime = build_both(records, tmp_path_factory.mktemp("audit"))
+    connector = runtime.connectors["credit"]
+    assert isinstance(connector, FakeCredit)
+    calls = []
+    for built in (compiled, generic):
+        connector.fetches = {}
+        results = await run_both((built, built, runtime), query, {}, 4)
+        assert results[0] == results[1]
+        calls.append(dict(connector.fetches))
+    assert calls[0] == calls[1]
+    assert calls[0] and all(count == 2 for count in calls[0].values()), calls[0]  # one per level, run twice
