@@ -193,14 +193,14 @@ class Reader:
     async def rows(self, query: Executable, params: Mapping[str, object] | None = None) -> list[Mapping[str, Any]]:
         """The rows of ``query`` with ``params`` bound; driver errors propagate."""
         bound = dict(params) if params else None
-        if self._inline is not None:
+        inline, prepared = self._inline, self._prepared
+        if inline is not None and prepared is not None:
             self._deadline = time.monotonic() + self._budget_s
             try:
-                assert self._prepared is not None  # noqa: S101 (made with the inline engine)
-                found = self._prepared.rows(query, bound)
+                found = prepared.rows(query, bound)
                 if found is not None:
                     return found
-                with self._inline.connect() as conn:
+                with inline.connect() as conn:
                     return _dicts(conn.execute(query, bound))
             except (OperationalError, sqlite3.OperationalError) as exc:
                 if "interrupted" not in str(getattr(exc, "orig", exc)):

@@ -169,7 +169,8 @@ def first(results: Sequence[object]) -> object | None:
 
 async def load_one(ctx: RequestContext, connector: str, entity: str, key: str) -> object | None:
     """The record of ``entity`` with primary key ``key`` visible under the decision, or None."""
-    return first(await load_many(ctx, connector, entity, [key]))
+    result: object | None = await _loader(ctx, connector, entity, None, {}).load(key)
+    return result
 
 
 def load_many(ctx: RequestContext, connector: str, entity: str, keys: Sequence[str | None]) -> Awaitable[list[object]]:
@@ -206,7 +207,7 @@ async def load_related(
     args: Mapping[str, JSON] | None = None,
 ) -> list[object]:
     """The records of ``entity`` related to ``key`` through ``by``, batched across parents."""
-    result = first(await load_related_many(ctx, connector, entity, by, [key], args))
+    result = await _loader(ctx, connector, entity, by, args or {}).load(key)
     return result if isinstance(result, list) else []
 
 

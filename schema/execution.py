@@ -219,8 +219,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if awaitables:
                 self.settle_in_background([a for _, _, a in awaitables])
             raise
-        # Each batch resolver is called now, so its loads are queued in this pass, as the
-        # per-item resolvers' would be; the values are completed when they arrive.
+        # Batch fields resolve in the settle task below, for every item completed on the fast path.
         batches = [
             self._run_batch(step, fast, object_type, slot_type, slot_details, path_of, completed, position_context)
             for step in batched
@@ -373,15 +372,6 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if self.complete_list_item_value(item, completed, slot_type, slot_details, info, item_path, position_context):
             awaitables.append((index, None, completed[index]))
 
-    def _call_batch(self, step: _Step, parents: list[tuple[int, dict[str, Any], Any]]) -> Any:
-        """``step``'s batch resolver called for ``parents``: an awaitable of their values, or the
-        exception it raised (every parent's field then fails with it)."""
-        assert step.batch is not None  # noqa: S101 (a _BATCH step)
-        try:
-            return step.batch(self.context_value, [item for _, _, item in parents])
-        except Exception as error:
-            return error
-
     async def _run_batch(
         self,
         step: _Step,
@@ -393,31 +383,27 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         completed: list[Any],
         position_context: Any,
     ) -> None:
-        """Complete one batch field's values (``called``: :meth:`_call_batch`'s result) for the
-        parents completed on the fast path and write them into the parents' rows; a failed value
-        fails that parent's field."""
-        assert step.field_def is not None  # noqa: S101 (a _BATCH step)
+        """Resolve one batch field for the parents completed on the fast path, complete the values
+        and write them into the parents' rows; a failed value fails that parent's field."""
+        assert step.batch is not None and step.field_def is not None  # noqa: S101 (a _BATCH step)
         type_name = object_type.name
         paths = [path_of(index).add_key(step.key, type_name) for index, _, _ in parents]
-        # Called when this runs (a task, one pass after the list was completed), not before: as
-        # graphql-core's per-item resolvers, so the loads of every path at a level meet in one batch.
-        called = self._call_batch(step, parents)
+        # Called when this task runs, one pass after the list completed, as graphql-core's per-item
+        # resolvers are: the loads of every path at a level meet in one batch.
         try:
-            if isinstance(called, Exception):
-                raise called
-            values = list(await called)
+            values = list(await step.batch(self.context_value, [item for _, _, item in parents]))
             if len(values) != len(parents):
                 name = step.details[0].node.name.value
                 raise TypeError(f"{type_name}.{name}: the batch resolver returned {len(values)} results")
-        except Exception as error:
+        except Exception as error:  # a denial or a failed batch: every parent's field fails with it
             values = [error] * len(parents)
         info = self.build_resolve_info(step.field_def, to_nodes(step.details), object_type, paths[0])
-        named = step.field_type
-        if isinstance(named, GraphQLObjectType):  # nullable object values: one more collection
-            plan = self._plan(named, step.details, paths[0])
+        field_type = step.field_type
+        if isinstance(field_type, GraphQLObjectType):  # nullable object values: one more collection
+            plan = self._plan(field_type, step.details, paths[0])
             if plan is not None:
                 done = self._complete_items(
-                    plan, named, step.field_type, step.details, info, paths.__getitem__, values, position_context
+                    plan, field_type, field_type, step.details, info, paths.__getitem__, values, position_context
                 )
                 if self.is_awaitable(done):
                     done = await done
@@ -427,21 +413,19 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         pending: list[tuple[int, dict[str, Any], Path, Any]] = []
         for (index, row, _), value, field_path in zip(parents, values, paths, strict=True):
             try:
+                if isinstance(value, Exception):
+                    raise value
+                value = self.complete_value(field_type, step.details, info, field_path, value, position_context)
+            except Exception as error:
                 try:
-                    if isinstance(value, Exception):
-                        raise value
-                    value = self.complete_value(
-                        step.field_type, step.details, info, field_path, value, position_context
-                    )
-                except Exception as error:
                     self._field_failed(error, step, field_path, index, slot_type, slot_details, path_of, completed)
-                    continue
-            except Exception:
-                # The failure propagates past the list: work started for earlier parents is
-                # settled in the background, as graphql-core does for failed siblings.
-                if pending:
-                    self.settle_in_background([p[3] for p in pending])
-                raise
+                except Exception:
+                    # The failure propagates past the list: work started for earlier parents is
+                    # settled in the background, as graphql-core does for failed siblings.
+                    if pending:
+                        self.settle_in_background([p[3] for p in pending])
+                    raise
+                continue
             if self.is_awaitable(value):
                 pending.append((index, row, field_path, value))
             else:
