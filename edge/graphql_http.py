@@ -181,6 +181,8 @@ async def execute_http(request: Request, runtime: Runtime, schema: Any, max_toke
         )
     except (CannotGetOperationTypeError, InvalidOperationTypeError) as exc:
         return _error_response(400, "BAD_REQUEST", f"The operation cannot be executed here: {exc}", media)
+    finally:
+        ctx.close()
     body: dict[str, Any] = {}
     if result.errors:
         body["errors"] = _format_errors(result.errors, ctx.language == "zh")

@@ -67,5 +67,15 @@ class RequestContext:
             return Decision.deny(f"no decision for {connector}/{type_name}")
         return found
 
+    def close(self) -> None:
+        """Drop the request's loaders once its response is built.
+
+        A loader's batch function refers back to this context, so context, loaders, their cached
+        futures and every record they hold form a cycle that only the cyclic garbage collector
+        frees, in pauses of milliseconds on large responses. Dropping the loaders breaks it: the
+        request's objects are freed by reference counting when the response is sent.
+        """
+        self.loaders.clear()
+
 
 __all__ = ["DecisionKey", "RequestContext", "Runtime"]
