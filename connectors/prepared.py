@@ -40,6 +40,10 @@ class _Shape:
     row: Callable[[tuple[Any, ...]], dict[str, Any]]
 
 
+#: A read ready to run: its shape, the SQL and the positional parameters.
+Prepared = tuple[_Shape, str, tuple[Any, ...]]
+
+
 class PreparedReads:
     """Runs read statements for a synchronous SQLite ``engine`` on one held DBAPI connection.
 
@@ -56,14 +60,21 @@ class PreparedReads:
     def rows(self, query: Executable, params: Mapping[str, object] | None) -> list[Mapping[str, Any]] | None:
         """The rows of ``query`` as dicts, or ``None`` when it cannot be run prepared (then run it
         through SQLAlchemy). Driver errors propagate."""
+        ready = self.prepare(query, params)
+        return None if ready is None else self.run(ready)
+
+    def prepare(self, query: Executable, params: Mapping[str, object] | None) -> Prepared | None:
+        """``query`` compiled (from the cache after its first use) and bound, ready for :meth:`run`;
+        ``None`` when it cannot be run prepared."""
         try:
-            prepared = self._prepare(query, params)
+            return self._prepare(query, params)
         except Exception:
             # A statement SQLAlchemy refuses (a missing parameter, say), or internals this module
             # does not know: SQLAlchemy's own execution gives the authoritative answer or error.
             return None
-        if prepared is None:
-            return None
+
+    def run(self, prepared: Prepared) -> list[Mapping[str, Any]]:
+        """Run a prepared read on the held connection; driver errors propagate."""
         shape, sql, args = prepared
         connection = self._dbapi()
         cursor = connection.cursor()
@@ -77,9 +88,7 @@ class PreparedReads:
         row = shape.row
         return [row(r) for r in data]
 
-    def _prepare(
-        self, query: Executable, params: Mapping[str, object] | None
-    ) -> tuple[_Shape, str, tuple[Any, ...]] | None:
+    def _prepare(self, query: Executable, params: Mapping[str, object] | None) -> Prepared | None:
         if not isinstance(query, ClauseElement):
             return None
         keys = sorted(params) if params else []
@@ -170,4 +179,4 @@ def _shape_of(compiled: SQLCompiler, dialect: Any) -> _Shape | None:
     return _Shape(row)
 
 
-__all__ = ["SHAPES", "PreparedReads"]
+__all__ = ["SHAPES", "Prepared", "PreparedReads"]

@@ -195,11 +195,14 @@ class Reader:
         bound = dict(params) if params else None
         inline, prepared = self._inline, self._prepared
         if inline is not None and prepared is not None:
+            # Compiling a statement the first time (milliseconds for a ranked subquery) is not the
+            # database holding the loop: the budget starts when the read does, else a slow first
+            # compile would interrupt a fast read and run it again.
+            ready = prepared.prepare(query, bound)
             self._deadline = time.monotonic() + self._budget_s
             try:
-                found = prepared.rows(query, bound)
-                if found is not None:
-                    return found
+                if ready is not None:
+                    return prepared.run(ready)
                 with inline.connect() as conn:
                     return _dicts(conn.execute(query, bound))
             except (OperationalError, sqlite3.OperationalError) as exc:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Integer, bindparam, column, func, literal_column, select, table, text
@@ -87,6 +89,30 @@ async def test_a_read_over_its_budget_is_interrupted_and_run_again_off_the_loop(
         # A read within budget on the same reader still answers inline.
         rows = await reader.rows(select(numbers.c.n).where(numbers.c.n == 7))
         assert [r["n"] for r in rows] == [7] and _fallbacks("reader-slow") == 1
+    finally:
+        reader.dispose()
+        await engine.dispose()
+
+
+async def test_the_budget_starts_after_the_statement_is_compiled(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow first compile (a ranked subquery on a busy machine) must not interrupt a fast read
+    and run it a second time."""
+    engine = make_engine("reader-compile", f"sqlite+aiosqlite:///{db}", {})
+    reader = Reader("reader-compile", engine, budget_ms=20)
+    assert reader._prepared is not None
+    prepare = reader._prepared.prepare
+
+    def slow_prepare(*args: Any) -> Any:
+        time.sleep(0.05)  # compiling: over the whole budget
+        return prepare(*args)
+
+    monkeypatch.setattr(reader._prepared, "prepare", slow_prepare)
+    before = _counter("reader-compile")
+    try:
+        rows = await reader.rows(select(func.sum(numbers.c.n)))  # thousands of VM steps
+        assert rows == [{"sum_1": sum(range(1, 2001))}]
+        assert _fallbacks("reader-compile") == 0
+        assert _counter("reader-compile") == before + 1  # run once, inline
     finally:
         reader.dispose()
         await engine.dispose()
