@@ -370,6 +370,7 @@ def key_in(column: ColumnElement[Any], keys: Sequence[object], dialect: str) -> 
 
 
 _T = TypeVar("_T")
+_C = TypeVar("_C", bound=ColumnElement[Any])
 
 #: The bind parameter holding a batch's keys in statements built with :func:`keys_in`.
 KEYS = "keys"
@@ -391,6 +392,26 @@ def keys_in(column: ColumnElement[Any], dialect: str, name: str = KEYS) -> Colum
 def key_values(keys: Sequence[object]) -> list[object]:
     """The keys of a batch that a column could hold (:func:`storable`): the others find nothing."""
     return [k for k in keys if not isinstance(k, str) or storable(k)]
+
+
+def projected(
+    columns: Sequence[_C], fields: frozenset[str], always: frozenset[str], reads: Mapping[str, tuple[str, ...]]
+) -> tuple[_C, ...]:
+    """Projection: the ``columns`` that records carrying ``fields`` (Python names) need, in order.
+
+    A field reads the columns ``reads`` names for it, or the column of its own name; ``always``
+    (keys, relations, cursors) are read whatever is selected. An empty ``fields``, or one naming
+    a field this does not know, reads every column: a record is never missing what a resolver
+    might read. Columns are matched by ``key`` (a label's name for labelled columns).
+    """
+    known = {c.key for c in columns}
+    names = set(always)
+    for name in fields:
+        wanted = reads.get(name, (name,))
+        if not known.issuperset(wanted):
+            return tuple(columns)
+        names.update(wanted)
+    return tuple(c for c in columns if not fields or c.key in names)
 
 
 def filter_key(row_filter: object) -> bytes:
@@ -463,5 +484,6 @@ __all__ = [
     "key_values",
     "keys_in",
     "make_engine",
+    "projected",
     "storable",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from graphql import GraphQLError
 
@@ -52,17 +53,20 @@ def plan_for(type_name: str, decision: Decision, catalog: FieldCatalog) -> Recor
 
 
 def materialize(rows: Iterable[Record], cls: type, plan: RecordPlan) -> list[object]:
-    """Build ``cls`` instances from rows with the plan applied (no ``__init__``: rows are trusted)."""
+    """Build ``cls`` instances from rows with the plan applied (no ``__init__``: rows are trusted).
+
+    Each instance gets its own copy of the row as its ``__dict__``: rows may be cached and shared."""
     out: list[object] = []
     new = object.__new__
+    masks, denials = plan.masks, plan.denials
     for row in rows:
-        obj: object = new(cls)
+        obj: Any = new(cls)
         values = dict(row)
-        for name, rule in plan.masks:
+        for name, rule in masks:
             values[name] = apply_mask(values.get(name), rule)
-        for name, error in plan.denials:
+        for name, error in denials:
             values[name] = error
-        obj.__dict__.update(values)
+        obj.__dict__ = values
         out.append(obj)
     return out
 

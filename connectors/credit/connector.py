@@ -32,6 +32,7 @@ from connectors.sql import (
     filter_key,
     key_values,
     keys_in,
+    projected,
     storable,
 )
 from policies.ucast import FieldMap, to_sqlalchemy
@@ -66,15 +67,8 @@ _RECORD_ALWAYS = frozenset({"id", "uscc", "decision_date"})
 
 
 def record_columns(fields: frozenset[str]) -> tuple[Column[Any], ...]:
-    """The ``credit_records`` columns that records carrying ``fields`` need, in table order: all of
-    them when ``fields`` is empty or names a field this connector does not know."""
-    names = set(_RECORD_ALWAYS)
-    for name in fields:
-        columns = _RECORD_FIELD_COLUMNS.get(name, (name,))
-        if not all(c in credit_records.c for c in columns):
-            return tuple(credit_records.c)
-        names.update(columns)
-    return tuple(c for c in credit_records.c if not fields or c.name in names)
+    """The ``credit_records`` columns that records carrying ``fields`` need (:func:`projected`)."""
+    return projected(tuple(credit_records.c), fields, _RECORD_ALWAYS, _RECORD_FIELD_COLUMNS)
 
 
 def _record(row: Mapping[str, object]) -> Record:

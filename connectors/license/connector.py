@@ -34,6 +34,7 @@ from connectors.sql import (
     key_in,
     key_values,
     keys_in,
+    projected,
     storable,
 )
 from policies.ucast import FieldMap, to_sqlalchemy
@@ -76,6 +77,29 @@ _LICENSE_COLUMNS = (
 )
 
 
+# Projection (connectors.sql.projected): what a field reads where it is not the column of its
+# own name; the links read only the always-read key and relation columns.
+_ENTERPRISE_READS: Mapping[str, tuple[str, ...]] = {
+    "industry": ("industry_name",),
+    "legal_representative": ("legal_rep_id_number",),
+    "licenses": (),
+}
+_ENTERPRISE_ALWAYS = frozenset({"uscc", "legal_rep_id_number"})
+_PERSON_READS: Mapping[str, tuple[str, ...]] = {"licenses": ()}
+_PERSON_ALWAYS = frozenset({"id_number"})
+_LICENSE_READS: Mapping[str, tuple[str, ...]] = {"enterprise": ()}
+_LICENSE_ALWAYS = frozenset({"number", "holder_uscc", "holder_id_number"})
+
+
+def _columns(entity: str, fields: frozenset[str]) -> tuple[ColumnElement[Any], ...]:
+    """The columns ``entity``'s records carrying ``fields`` need."""
+    if entity == "Enterprise":
+        return projected(tuple(enterprises.c), fields, _ENTERPRISE_ALWAYS, _ENTERPRISE_READS)
+    if entity == "Person":
+        return projected(tuple(persons.c), fields, _PERSON_ALWAYS, _PERSON_READS)
+    return projected(_LICENSE_COLUMNS, fields, _LICENSE_ALWAYS, _LICENSE_READS)
+
+
 #: Columns licences are related by (``FetchRequest.by``), and the arguments that filter them.
 _RELATED_BY: Mapping[str, ColumnElement[Any]] = {
     "holder_uscc": licenses.c.holder_uscc,
@@ -86,7 +110,8 @@ _RELATED_ARGS: Mapping[str, ColumnElement[Any]] = {"type": licenses.c.type, "sta
 
 def _enterprise(row: Mapping[str, Any]) -> Record:
     out = dict(row)
-    out["industry"] = out.pop("industry_name")
+    if "industry_name" in out:
+        out["industry"] = out.pop("industry_name")
     out["legal_rep_ref"] = out.pop("legal_rep_id_number")
     return out
 
@@ -166,27 +191,32 @@ class LicenseConnector(DatabaseBacked):
     def _in(self, column: ColumnElement[Any], keys: Sequence[object]) -> ColumnElement[bool]:
         return key_in(column, keys, self.db.dialect)
 
-    def _licenses(self, *conditions: ColumnElement[bool]) -> Select[Any]:
-        return select(*_LICENSE_COLUMNS).join(issuers, issuers.c.code == licenses.c.issuer_code).where(*conditions)
+    def _licenses(self, columns: Sequence[ColumnElement[Any]], *conditions: ColumnElement[bool]) -> Select[Any]:
+        # Joined whether or not the issuer is read: a licence without a known issuer is never served.
+        return select(*columns).join(issuers, issuers.c.code == licenses.c.issuer_code).where(*conditions)
 
-    def _by_keys(self, entity: str, row_filter: RowFilter | None) -> Select[Any]:
-        """``entity``'s rows whose key is in the ``keys`` parameter, under ``row_filter``; cached."""
+    def _by_keys(self, entity: str, row_filter: RowFilter | None, fields: frozenset[str]) -> Select[Any]:
+        """``entity``'s rows whose key is in the ``keys`` parameter, under ``row_filter``, with the
+        columns ``fields`` need; cached."""
+        columns = _columns(entity, fields)
 
         def build() -> Select[Any]:
             where = to_sqlalchemy(row_filter, FILTER_FIELDS.get(entity, {}))
             if entity == "Enterprise":
-                return select(enterprises).where(keys_in(enterprises.c.uscc, self.db.dialect), where)
+                return select(*columns).where(keys_in(enterprises.c.uscc, self.db.dialect), where)
             if entity == "Person":
-                return select(persons).where(keys_in(persons.c.id_number, self.db.dialect), where)
-            return self._licenses(keys_in(licenses.c.number, self.db.dialect), where)
+                return select(*columns).where(keys_in(persons.c.id_number, self.db.dialect), where)
+            return self._licenses(columns, keys_in(licenses.c.number, self.db.dialect), where)
 
-        return self._statements.get(("many", entity, filter_key(row_filter)), build)
+        shape = ("many", entity, filter_key(row_filter), tuple(c.key for c in columns))
+        return self._statements.get(shape, build)
 
     async def fetch_many(self, request: FetchRequest) -> Sequence[Record | None]:
         keys = list(request.keys)
         found: dict[str, Record] = {}
         if request.entity in ("Enterprise", "Person", "License"):
-            rows = await self._rows(self._by_keys(request.entity, request.row_filter), {KEYS: key_values(keys)})
+            query = self._by_keys(request.entity, request.row_filter, request.fields)
+            rows = await self._rows(query, {KEYS: key_values(keys)})
             if request.entity == "Enterprise":
                 found = {r["uscc"]: _enterprise(r) for r in rows}
             elif request.entity == "Person":
@@ -206,10 +236,14 @@ class LicenseConnector(DatabaseBacked):
             raise ConnectorUnavailable("license connector is not open")
         return self._verifier
 
-    def _related(self, by: str, row_filter: RowFilter | None, args: tuple[tuple[str, bool], ...]) -> Select[Any]:
+    def _related(
+        self, by: str, row_filter: RowFilter | None, args: tuple[tuple[str, bool], ...], fields: frozenset[str]
+    ) -> Select[Any]:
         """Licences whose ``by`` column is in the ``keys`` parameter, under ``row_filter``, with an
         equality on each argument in ``args`` (bound by name; ``False``: a value no column can
-        hold, which matches nothing); ordered by holder, newest first; cached per shape."""
+        hold, which matches nothing), with the columns ``fields`` need; ordered by holder, newest
+        first; cached per shape."""
+        columns = _columns("License", fields)
 
         def build() -> Select[Any]:
             column = _RELATED_BY[by]
@@ -218,9 +252,10 @@ class LicenseConnector(DatabaseBacked):
                 conditions.append(_RELATED_ARGS[arg] == bindparam(arg) if holdable else false())
             # Ties on the issue date go by number, bytewise as on SQLite whatever the database's locale.
             number = licenses.c.number.collate("C") if self.db.dialect == "postgresql" else licenses.c.number
-            return self._licenses(*conditions).order_by(column, licenses.c.issued_on.desc(), number)
+            return self._licenses(columns, *conditions).order_by(column, licenses.c.issued_on.desc(), number)
 
-        return self._statements.get(("related", by, filter_key(row_filter), args), build)
+        shape = ("related", by, filter_key(row_filter), args, tuple(c.key for c in columns))
+        return self._statements.get(shape, build)
 
     async def fetch_related(self, request: FetchRequest) -> Sequence[Sequence[Record]]:
         by = request.by
@@ -235,7 +270,7 @@ class LicenseConnector(DatabaseBacked):
                 # A value no column can hold matches nothing (PostgreSQL would refuse the parameter).
                 args.append((arg, storable(value)))
                 params[arg] = value
-        rows = await self._rows(self._related(by, request.row_filter, tuple(args)), params)
+        rows = await self._rows(self._related(by, request.row_filter, tuple(args), request.fields), params)
         grouped: dict[str, list[Record]] = {k: [] for k in keys}
         for row in rows:
             group = grouped[str(row[by])]
@@ -271,7 +306,8 @@ class LicenseConnector(DatabaseBacked):
         if request.after:
             (last,) = decode_cursor(request.after, 1)
             conditions.append(c.uscc > last)
-        query = select(enterprises).where(and_(*conditions)).order_by(c.uscc).limit(request.first + 1)
+        columns = _columns("Enterprise", request.fields)
+        query = select(*columns).where(and_(*conditions)).order_by(c.uscc).limit(request.first + 1)
         rows = await self._rows(query)
         page = rows[: request.first]
         return Page(

@@ -230,3 +230,42 @@ def test_invalid_id_numbers_are_never_echoed(live: LiveServer, token: TokenFacto
     ):
         assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
         assert bad not in json.dumps(body) and "19880715" not in json.dumps(body)
+
+
+def test_reads_fetch_only_the_columns_the_query_selects(live: LiveServer, token: TokenFactory) -> None:
+    """Data minimisation: registration, person and licence columns no selected field reads (phone
+    numbers, addresses, licence scopes) never leave the license store; selecting them reads them."""
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        seen.append(statement)
+
+    def sql_from(table: str) -> str:
+        (statement,) = [s for s in seen if f"FROM {table}" in s]
+        return statement
+
+    bearer = token(dept="market_supervision", clearance=4)
+    lean_query = "{ enterprises(first: 3) { nodes { name legalRepresentative { name } licenses { type } } } }"
+    with live.on_statements("license", record):
+        lean = live.post(lean_query, bearer).json()
+    assert "errors" not in lean
+    nodes = lean["data"]["enterprises"]["nodes"]
+    assert len(nodes) == 3 and all(n["name"] and n["legalRepresentative"]["name"] and n["licenses"] for n in nodes)
+    assert "enterprises.name" in sql_from("enterprises")
+    assert not {"enterprises.phone", "enterprises.address"} & set(sql_from("enterprises").replace(",", " ").split())
+    assert "persons.name" in sql_from("persons") and "persons.phone" not in sql_from("persons")
+    assert "persons.address" not in sql_from("persons")
+    assert "licenses.type" in sql_from("licenses") and "licenses.scope" not in sql_from("licenses")
+
+    seen.clear()
+    full_query = """{ enterprises(first: 3) { nodes { address phone legalRepresentative { address phone }
+      licenses { scope issuer } } } }"""
+    with live.on_statements("license", record):
+        police = token(dept="public_security", roles=["investigator"], clearance=3)
+        case = {"X-Purpose-Of-Use": "case_investigation", "X-Case-Ref": "GA-2026-001"}
+        full = live.post(full_query, police, headers=case).json()
+    assert "errors" not in full, full["errors"]
+    nodes = full["data"]["enterprises"]["nodes"]
+    assert all(n["address"] and n["legalRepresentative"]["address"] and n["licenses"][0]["scope"] for n in nodes)
+    assert "enterprises.phone" in sql_from("enterprises") and "persons.phone" in sql_from("persons")
+    assert "licenses.scope" in sql_from("licenses") and "issuers.name" in sql_from("licenses")

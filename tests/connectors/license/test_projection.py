@@ -1,0 +1,29 @@
+"""connectors.license.connector._columns: which columns a selection of fields reads, per entity."""
+
+from __future__ import annotations
+
+from connectors.license.connector import _LICENSE_COLUMNS, _columns
+from connectors.license.tables import enterprises, persons
+
+
+def names(entity: str, fields: set[str]) -> list[str]:
+    return [c.key for c in _columns(entity, frozenset(fields))]
+
+
+def test_key_and_relation_columns_are_always_read() -> None:
+    assert names("Enterprise", {"name"}) == ["uscc", "name", "legal_rep_id_number"]
+    assert names("Person", {"name"}) == ["id_number", "name"]
+    assert names("License", {"type"}) == ["number", "type", "holder_uscc", "holder_id_number"]
+
+
+def test_links_read_only_their_keys_and_renamed_fields_their_columns() -> None:
+    assert names("Enterprise", {"licenses", "legal_representative"}) == ["uscc", "legal_rep_id_number"]
+    assert names("Enterprise", {"industry"}) == ["uscc", "legal_rep_id_number", "industry_name"]
+    assert names("Person", {"licenses"}) == ["id_number"]
+    assert names("License", {"enterprise", "issuer"}) == ["number", "issuer", "holder_uscc", "holder_id_number"]
+
+
+def test_no_fields_or_an_unknown_field_reads_every_column() -> None:
+    assert names("Enterprise", set()) == [c.key for c in enterprises.c]
+    assert names("Person", {"name", "not_a_field_we_know"}) == [c.key for c in persons.c]
+    assert names("License", {"signature"}) == [c.key for c in _LICENSE_COLUMNS]  # not a column read here
