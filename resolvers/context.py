@@ -21,10 +21,16 @@ if TYPE_CHECKING:
     from audit import AuditTrail
     from connectors.base import Connector
     from policies.engine import PolicyEngine
-    from resolvers.records import RecordPlan
+    from resolvers.records import RecordPlan, RecordPlans
     from schema.fieldmeta import FieldCatalog
 
 DecisionKey = tuple[str, str]  # (connector, type)
+
+
+def _record_plans() -> RecordPlans:
+    from resolvers.records import RecordPlans  # a cycle at import time: resolvers.records -> resolvers -> here
+
+    return RecordPlans()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,8 @@ class Runtime:
     max_page_size: int = 500
     #: Subgraph mode: shared entity -> a reference by key, for entities another subgraph owns.
     references: Mapping[str, Callable[[str], object]] = field(default_factory=dict)
+    #: What decisions do to records, compiled once per decision (resolvers.records.RecordPlans).
+    record_plans: RecordPlans = field(default_factory=_record_plans)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from connectors.errors import ConnectorError, FilterError, InvalidArgument
 from policies.decision import Decision
 from resolvers.context import RequestContext
 from resolvers.errors import coded_error, unavailable
-from resolvers.records import RecordPlan, keys_of, materialize, plan_for
+from resolvers.records import RecordPlan, keys_of, materialize
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -52,7 +52,8 @@ async def _call(ctx: RequestContext, connector: str, call: Callable[[], Awaitabl
 def _plan(ctx: RequestContext, connector: str, type_name: str) -> RecordPlan:
     plan = ctx.plans.get(type_name)
     if plan is None:
-        plan = ctx.plans[type_name] = plan_for(type_name, ctx.decision(connector, type_name), ctx.runtime.catalog)
+        decision = ctx.decision(connector, type_name)
+        plan = ctx.plans[type_name] = ctx.runtime.record_plans.get(type_name, decision, ctx.runtime.catalog)
     return plan
 
 
@@ -66,9 +67,7 @@ def _emit(ctx: RequestContext, entity: str, rows: Sequence[Record], connector: s
     return materialize(rows, ctx.runtime.types[type_name], _plan(ctx, connector, type_name))
 
 
-def _emit_groups(
-    ctx: RequestContext, entity: str, groups: Sequence[Sequence[Record]], connector: str
-) -> list[object]:
+def _emit_groups(ctx: RequestContext, entity: str, groups: Sequence[Sequence[Record]], connector: str) -> list[object]:
     """:func:`_emit` for every key's group of a related fetch, in one pass (not one per key)."""
     objects = iter(_emit(ctx, entity, [row for group in groups for row in group], connector))
     return [[next(objects) for _ in group] for group in groups]

@@ -52,6 +52,28 @@ def plan_for(type_name: str, decision: Decision, catalog: FieldCatalog) -> Recor
     return RecordPlan(tuple(masks), tuple(denials))
 
 
+class RecordPlans:
+    """:func:`plan_for`, cached across requests: while the decision cache hands out the same
+    ``Decision`` object, its plan is compiled once, not once per request. An entry holds its
+    decision, so the ``id`` in its key cannot be reused; least recently added out first."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._items: dict[tuple[str, int], tuple[Decision, RecordPlan]] = {}
+
+    def get(self, type_name: str, decision: Decision, catalog: FieldCatalog) -> RecordPlan:
+        """The plan of ``decision`` for records of ``type_name``."""
+        key = (type_name, id(decision))
+        found = self._items.get(key)
+        if found is not None and found[0] is decision:
+            return found[1]
+        plan = plan_for(type_name, decision, catalog)
+        self._items[key] = (decision, plan)
+        if len(self._items) > self._size:
+            del self._items[next(iter(self._items))]
+        return plan
+
+
 def materialize(rows: Iterable[Record], cls: type, plan: RecordPlan) -> list[object]:
     """Build ``cls`` instances from rows with the plan applied (no ``__init__``: rows are trusted).
 
@@ -76,4 +98,4 @@ def keys_of(rows: Sequence[Record], key_field: str) -> list[str]:
     return [str(row.get(key_field)) for row in rows]
 
 
-__all__ = ["SENSITIVE_LEVEL", "RecordPlan", "keys_of", "materialize", "plan_for"]
+__all__ = ["SENSITIVE_LEVEL", "RecordPlan", "RecordPlans", "keys_of", "materialize", "plan_for"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -66,8 +67,10 @@ _RECORD_FIELD_COLUMNS: Mapping[str, tuple[str, ...]] = {"publicity_ends_on": ("p
 _RECORD_ALWAYS = frozenset({"id", "uscc", "decision_date"})
 
 
+@functools.lru_cache(maxsize=1024)
 def record_columns(fields: frozenset[str]) -> tuple[Column[Any], ...]:
-    """The ``credit_records`` columns that records carrying ``fields`` need (:func:`projected`)."""
+    """The ``credit_records`` columns that records carrying ``fields`` need (:func:`projected`;
+    cached: every read asks)."""
     return projected(tuple(credit_records.c), fields, _RECORD_ALWAYS, _RECORD_FIELD_COLUMNS)
 
 

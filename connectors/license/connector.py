@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -91,8 +92,9 @@ _LICENSE_READS: Mapping[str, tuple[str, ...]] = {"enterprise": ()}
 _LICENSE_ALWAYS = frozenset({"number", "holder_uscc", "holder_id_number"})
 
 
+@functools.lru_cache(maxsize=1024)
 def _columns(entity: str, fields: frozenset[str]) -> tuple[ColumnElement[Any], ...]:
-    """The columns ``entity``'s records carrying ``fields`` need."""
+    """The columns ``entity``'s records carrying ``fields`` need (cached: every read asks)."""
     if entity == "Enterprise":
         return projected(tuple(enterprises.c), fields, _ENTERPRISE_ALWAYS, _ENTERPRISE_READS)
     if entity == "Person":

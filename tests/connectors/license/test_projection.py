@@ -7,7 +7,7 @@ from connectors.license.tables import enterprises, persons
 
 
 def names(entity: str, fields: set[str]) -> list[str]:
-    return [c.key for c in _columns(entity, frozenset(fields))]
+    return [str(c.key) for c in _columns(entity, frozenset(fields))]
 
 
 def test_key_and_relation_columns_are_always_read() -> None:
@@ -24,6 +24,6 @@ def test_links_read_only_their_keys_and_renamed_fields_their_columns() -> None:
 
 
 def test_no_fields_or_an_unknown_field_reads_every_column() -> None:
-    assert names("Enterprise", set()) == [c.key for c in enterprises.c]
-    assert names("Person", {"name", "not_a_field_we_know"}) == [c.key for c in persons.c]
-    assert names("License", {"signature"}) == [c.key for c in _LICENSE_COLUMNS]  # not a column read here
+    assert names("Enterprise", set()) == [str(c.key) for c in enterprises.c]
+    assert names("Person", {"name", "not_a_field_we_know"}) == [str(c.key) for c in persons.c]
+    assert names("License", {"signature"}) == [str(c.key) for c in _LICENSE_COLUMNS]  # not a column read here
