@@ -185,8 +185,12 @@ class Reader:
             dbapi_connection.set_progress_handler(lambda: time.monotonic() > self._deadline, 1000)
 
         @event.listens_for(inline, "before_cursor_execute")
-        def _count(*_: object) -> None:
+        def _start(*_: object) -> None:
             counter.inc()
+            # The budget starts when the statement does: compiling it (the first time, milliseconds
+            # for a ranked subquery) is not the database holding the loop, and counting it would
+            # interrupt a fast read and run it again.
+            self._deadline = time.monotonic() + self._budget_s
 
         return inline
 
@@ -195,12 +199,8 @@ class Reader:
         bound = dict(params) if params else None
         inline, prepared = self._inline, self._prepared
         if inline is not None and prepared is not None:
-            # Compiling a statement the first time (milliseconds for a ranked subquery) is not the
-            # database holding the loop: the budget starts when the read does, else a slow first
-            # compile would interrupt a fast read and run it again.
-            ready = prepared.prepare(query, bound)
-            self._deadline = time.monotonic() + self._budget_s
-            try:
+            try:  # the budget starts in the inline engine's before_cursor_execute listener
+                ready = prepared.prepare(query, bound)
                 if ready is not None:
                     return prepared.run(ready)
                 with inline.connect() as conn:

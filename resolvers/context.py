@@ -25,6 +25,13 @@ if TYPE_CHECKING:
     from schema.fieldmeta import FieldCatalog
 
 DecisionKey = tuple[str, str]  # (connector, type)
+LoaderKey = tuple[str, str, str | None, str]  # (connector, entity, relation, arguments)
+
+
+class Loaders(dict[LoaderKey, "DataLoader[str, object]"]):
+    """A request's loaders by key; ``closed`` once its response is built (RequestContext.close)."""
+
+    closed: bool = False
 
 
 def _record_plans() -> RecordPlans:
@@ -64,7 +71,7 @@ class RequestContext:
     language: str = "en"
     decisions: dict[DecisionKey, Decision] = field(default_factory=dict)
     fields: dict[DecisionKey, frozenset[str]] = field(default_factory=dict)
-    loaders: dict[tuple[str, str, str | None, str], DataLoader[str, object]] = field(default_factory=dict)
+    loaders: Loaders = field(default_factory=Loaders)
     returned: dict[str, list[str]] = field(default_factory=dict)
     plans: dict[str, RecordPlan] = field(default_factory=dict)
 
@@ -81,9 +88,12 @@ class RequestContext:
         A loader's batch function refers back to this context, so context, loaders, their cached
         futures and every record they hold form a cycle that only the cyclic garbage collector
         frees, in pauses of milliseconds on large responses. Dropping the loaders breaks it: the
-        request's objects are freed by reference counting when the response is sent.
+        request's objects are freed by reference counting when the response is sent. Work that
+        outlives the response (graphql-core settles failed siblings' work in the background) still
+        gets loaders, which are no longer kept.
         """
         self.loaders.clear()
+        self.loaders.closed = True
 
 
-__all__ = ["DecisionKey", "RequestContext", "Runtime"]
+__all__ = ["DecisionKey", "LoaderKey", "Loaders", "RequestContext", "Runtime"]

@@ -134,7 +134,9 @@ def _loader(
         except GraphQLError as error:
             return [error] * len(keys)
 
-    loader = ctx.loaders[cache_key] = DataLoader(batch_load_fn=batch)
+    loader = DataLoader(batch_load_fn=batch)
+    if not ctx.loaders.closed:  # after the response, a kept loader would only be a cycle again
+        ctx.loaders[cache_key] = loader
     return loader
 
 

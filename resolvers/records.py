@@ -32,10 +32,22 @@ class RecordPlan:
     denials: tuple[tuple[str, GraphQLError], ...]
 
 
-def plan_for(type_name: str, decision: Decision, catalog: FieldCatalog) -> RecordPlan:
-    """Compile a decision into a plan for records of ``type_name``."""
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    """A plan without its error objects: what can be shared between requests."""
+
+    masks: tuple[tuple[str, FieldRule], ...]
+    denials: tuple[tuple[str, str], ...]  # (Python name, error code)
+
+    def plan(self) -> RecordPlan:
+        # Fresh errors for every request: graphql-core raises a denied value, and raising one
+        # object again and again would grow its traceback with every request's frames.
+        return RecordPlan(self.masks, tuple((name, coded_error(code)) for name, code in self.denials))
+
+
+def _rules_for(type_name: str, decision: Decision, catalog: FieldCatalog) -> _Rules:
     masks: list[tuple[str, FieldRule]] = []
-    denials: list[tuple[str, GraphQLError]] = []
+    denials: list[tuple[str, str]] = []
     prefix = type_name + "."
     for meta in catalog.of_type(type_name):
         if not meta.coordinate.startswith(prefix):
@@ -48,30 +60,36 @@ def plan_for(type_name: str, decision: Decision, catalog: FieldCatalog) -> Recor
         if rule.action == "mask":
             masks.append((meta.python_name, rule))
         else:
-            denials.append((meta.python_name, coded_error(rule.code)))
-    return RecordPlan(tuple(masks), tuple(denials))
+            denials.append((meta.python_name, rule.code))
+    return _Rules(tuple(masks), tuple(denials))
+
+
+def plan_for(type_name: str, decision: Decision, catalog: FieldCatalog) -> RecordPlan:
+    """Compile a decision into a plan for records of ``type_name``."""
+    return _rules_for(type_name, decision, catalog).plan()
 
 
 class RecordPlans:
-    """:func:`plan_for`, cached across requests: while the decision cache hands out the same
-    ``Decision`` object, its plan is compiled once, not once per request. An entry holds its
-    decision, so the ``id`` in its key cannot be reused; least recently added out first."""
+    """:func:`plan_for` for one runtime's catalog, its rules compiled once per ``Decision``
+    object: while the decision cache hands out the same object, requests reuse them (each still
+    gets its own error objects). An entry holds its decision, so the ``id`` in its key cannot be
+    reused; the oldest entry goes first."""
 
     def __init__(self, size: int = 1024) -> None:
         self._size = size
-        self._items: dict[tuple[str, int], tuple[Decision, RecordPlan]] = {}
+        self._items: dict[tuple[str, int], tuple[Decision, _Rules]] = {}
 
     def get(self, type_name: str, decision: Decision, catalog: FieldCatalog) -> RecordPlan:
-        """The plan of ``decision`` for records of ``type_name``."""
+        """A new plan of ``decision`` for records of ``type_name`` (``catalog``: the runtime's)."""
         key = (type_name, id(decision))
         found = self._items.get(key)
         if found is not None and found[0] is decision:
-            return found[1]
-        plan = plan_for(type_name, decision, catalog)
-        self._items[key] = (decision, plan)
+            return found[1].plan()
+        rules = _rules_for(type_name, decision, catalog)
+        self._items[key] = (decision, rules)
         if len(self._items) > self._size:
             del self._items[next(iter(self._items))]
-        return plan
+        return rules.plan()
 
 
 def materialize(rows: Iterable[Record], cls: type, plan: RecordPlan) -> list[object]:

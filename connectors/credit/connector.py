@@ -62,8 +62,8 @@ FILTER_FIELDS: Mapping[str, FieldMap] = {
 _RECORD_ORDER = (credit_records.c.decision_date.desc(), credit_records.c.id.desc())
 
 # Projection: the columns a CreditRecord field reads, by Python name (the same name where absent).
-# Key, relation and cursor columns are always read; the link field reads only those.
-_RECORD_FIELD_COLUMNS: Mapping[str, tuple[str, ...]] = {"publicity_ends_on": ("publicity_end",), "enterprise": ()}
+# Key, relation and cursor columns are always read; the link to the enterprise follows ``uscc``.
+_RECORD_FIELD_COLUMNS: Mapping[str, tuple[str, ...]] = {"publicity_ends_on": ("publicity_end",)}
 _RECORD_ALWAYS = frozenset({"id", "uscc", "decision_date"})
 
 

@@ -79,16 +79,13 @@ _LICENSE_COLUMNS = (
 
 
 # Projection (connectors.sql.projected): what a field reads where it is not the column of its
-# own name; the links read only the always-read key and relation columns.
-_ENTERPRISE_READS: Mapping[str, tuple[str, ...]] = {
-    "industry": ("industry_name",),
-    "legal_representative": ("legal_rep_id_number",),
-    "licenses": (),
-}
+# own name. Link fields never reach ``fields`` (the target type's decision governs them); what
+# they follow is among the always-read key and relation columns.
+_ENTERPRISE_READS: Mapping[str, tuple[str, ...]] = {"industry": ("industry_name",)}
 _ENTERPRISE_ALWAYS = frozenset({"uscc", "legal_rep_id_number"})
-_PERSON_READS: Mapping[str, tuple[str, ...]] = {"licenses": ()}
+_PERSON_READS: Mapping[str, tuple[str, ...]] = {}
 _PERSON_ALWAYS = frozenset({"id_number"})
-_LICENSE_READS: Mapping[str, tuple[str, ...]] = {"enterprise": ()}
+_LICENSE_READS: Mapping[str, tuple[str, ...]] = {}
 _LICENSE_ALWAYS = frozenset({"number", "holder_uscc", "holder_id_number"})
 
 

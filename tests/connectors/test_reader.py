@@ -94,25 +94,29 @@ async def test_a_read_over_its_budget_is_interrupted_and_run_again_off_the_loop(
         await engine.dispose()
 
 
-async def test_the_budget_starts_after_the_statement_is_compiled(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("prepared", [True, False], ids=["prepared", "through-sqlalchemy"])
+async def test_the_budget_starts_after_the_statement_is_compiled(
+    db: Path, monkeypatch: pytest.MonkeyPatch, prepared: bool
+) -> None:
     """A slow first compile (a ranked subquery on a busy machine) must not interrupt a fast read
-    and run it a second time."""
-    engine = make_engine("reader-compile", f"sqlite+aiosqlite:///{db}", {})
-    reader = Reader("reader-compile", engine, budget_ms=20)
+    and run it a second time, whether the read runs prepared or through SQLAlchemy."""
+    name = f"reader-compile-{prepared}"
+    engine = make_engine(name, f"sqlite+aiosqlite:///{db}", {})
+    reader = Reader(name, engine, budget_ms=20)
     assert reader._prepared is not None
     prepare = reader._prepared.prepare
 
     def slow_prepare(*args: Any) -> Any:
         time.sleep(0.05)  # compiling: over the whole budget
-        return prepare(*args)
+        return prepare(*args) if prepared else None
 
     monkeypatch.setattr(reader._prepared, "prepare", slow_prepare)
-    before = _counter("reader-compile")
+    before = _counter(name)
     try:
         rows = await reader.rows(select(func.sum(numbers.c.n)))  # thousands of VM steps
         assert rows == [{"sum_1": sum(range(1, 2001))}]
-        assert _fallbacks("reader-compile") == 0
-        assert _counter("reader-compile") == before + 1  # run once, inline
+        assert _fallbacks(name) == 0
+        assert _counter(name) == before + 1  # run once, inline
     finally:
         reader.dispose()
         await engine.dispose()

@@ -22,10 +22,12 @@ from tests.conftest import TokenFactory, make_settings
 
 QUERY = """{ enterprises(first: 5) { nodes { uscc legalRepresentative { name } licenses { type }
   credit { rating records { id title } } } } }"""
+DOSSIER = "query($u: USCC!) { enterprise(uscc: $u) { name phone legalRepresentative { name } } }"
 
 
+@pytest.mark.parametrize("denied", [False, True], ids=["allowed", "with-a-denied-field"])
 def test_records_are_freed_when_the_request_ends(
-    demo_dir: Path, tmp_path: Path, token: TokenFactory, monkeypatch: pytest.MonkeyPatch
+    demo_dir: Path, tmp_path: Path, token: TokenFactory, monkeypatch: pytest.MonkeyPatch, denied: bool
 ) -> None:
     made: list[weakref.ref[object]] = []
     kinds: set[str] = set()
@@ -39,16 +41,29 @@ def test_records_are_freed_when_the_request_ends(
     monkeypatch.setattr(loaders, "materialize", tracked)
     settings = make_settings(demo_dir, audit={"url": f"sqlite+aiosqlite:///{tmp_path / 'audit.sqlite'}"})
     headers = {"Authorization": f"Bearer {token(dept='market_supervision', clearance=4)}"}
+    # A denied field's value is an error that graphql-core raises on the generic path (a single
+    # object): raised from a plan shared across requests, its traceback kept every request alive.
+    query = DOSSIER if denied else QUERY
     with TestClient(create_app(settings)) as client:
         gc.disable()  # only reference counting may free them
         try:
-            body = client.post("/graphql", json={"query": QUERY}, headers=headers).json()
-            assert "errors" not in body
-            assert len(body["data"]["enterprises"]["nodes"]) == 5
+            uscc = client.post("/graphql", json={"query": QUERY}, headers=headers).json()
+            variables = {"u": uscc["data"]["enterprises"]["nodes"][0]["uscc"]}
+            # Clearance 1: the enterprise's phone (L2) is denied.
+            low = {"Authorization": f"Bearer {token(dept='market_supervision', clearance=1)}"} if denied else headers
+            for _ in range(2):
+                body = client.post("/graphql", json={"query": query, "variables": variables}, headers=low).json()
+                codes = {e["extensions"]["code"] for e in body.get("errors", [])}
+                assert codes == ({"FORBIDDEN"} if denied else set())
+                assert body["data"]["enterprises" if not denied else "enterprise"]
             # The response can reach the client a moment before the handler has returned.
             deadline = time.monotonic() + 5
             while any(ref() is not None for ref in made) and time.monotonic() < deadline:
                 time.sleep(0.01)
+            if denied:
+                # A raised error's traceback holds its record: a cycle within the request, for the
+                # collector. What must not happen is a reference from outside the request.
+                gc.collect()
             alive = sorted({type(obj).__name__ for ref in made if (obj := ref()) is not None})
         finally:
             gc.enable()

@@ -34,12 +34,14 @@ def test_plans_are_compiled_once_per_decision_object() -> None:
     plans = RecordPlans(size=2)
     first = decision(name=FieldRule("allow"))
     plan = plans.get("Person", first, CATALOG)
-    assert plans.get("Person", first, CATALOG) is plan
-    assert plan == plan_for("Person", first, CATALOG)
-    # An equal decision from a later cache entry is another object: compiled again, same content.
-    again = decision(name=FieldRule("allow"))
-    assert plans.get("Person", again, CATALOG) is not plan
-    assert plans.get("Person", again, CATALOG) == plan
+    assert plan.denials and plan.masks == ()  # the phone: L3 without a grant
+    reused = plans.get("Person", first, CATALOG)
+    assert plans._items[("Person", id(first))][0] is first
+    assert reused.masks == plan.masks and [n for n, _ in reused.denials] == [n for n, _ in plan.denials]
+    # Each request gets its own error objects: a shared one raised by every request would keep
+    # each request's frames alive in its growing traceback.
+    assert all(a is not b for (_, a), (_, b) in zip(plan.denials, reused.denials, strict=True))
     # Bounded: the oldest entry goes first.
     plans.get("Person", decision(), CATALOG)
-    assert plans.get("Person", first, CATALOG) is not plan
+    plans.get("Person", decision(phone=FieldRule("allow")), CATALOG)
+    assert ("Person", id(first)) not in plans._items

@@ -14,7 +14,7 @@ def names(fields: set[str]) -> list[str]:
 
 def test_key_relation_and_cursor_columns_are_always_read() -> None:
     assert names({"title"}) == ["id", "uscc", "title", "decision_date"]
-    assert names({"enterprise"}) == ["id", "uscc", "decision_date"]  # the link reads only the key
+    assert names({"kind"}) == ["id", "uscc", "kind", "decision_date"]
 
 
 def test_fields_named_otherwise_read_their_columns() -> None:
