@@ -11,12 +11,15 @@ import gc
 import time
 import weakref
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from starlette.testclient import TestClient
 
 from gateway import create_app
 from resolvers import loaders
+from resolvers.context import RequestContext
 from resolvers.records import materialize
 from tests.conftest import TokenFactory, make_settings
 
@@ -77,3 +80,16 @@ def test_young_collections_are_rarer_while_serving(demo_dir: Path, tmp_path: Pat
     with TestClient(create_app(settings)):
         assert gc.get_threshold() == (10_000, *before[1:])
     assert gc.get_threshold() == before  # restored: tests run several apps in one process
+
+
+async def test_loaders_made_after_the_response_are_not_kept() -> None:
+    runtime: Any = SimpleNamespace(connectors={"credit": object()})
+    ctx = RequestContext(runtime=runtime, principal=cast(Any, None), purpose=cast(Any, None), request_id="r")
+    first = loaders._loader(ctx, "credit", "CreditRecord", "uscc", {})
+    assert loaders._loader(ctx, "credit", "CreditRecord", "uscc", {}) is first  # one per key while it runs
+    ctx.close()
+    assert not ctx.loaders
+    # Work graphql-core settles after the response still gets a loader, which is not kept: kept,
+    # it would tie the request's objects into a cycle again.
+    late = loaders._loader(ctx, "credit", "CreditRecord", "uscc", {})
+    assert late is not first and not ctx.loaders
