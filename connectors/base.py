@@ -49,12 +49,15 @@ class FetchRequest:
 
     ``by`` is ``None`` for the entity's primary key, otherwise the name of a relation key the
     connector declared (``fetch_related``), e.g. ``"uscc"`` for an enterprise's credit records.
-    ``args`` carries field arguments that narrow a relation (e.g. record kinds).
+    ``args`` carries field arguments that narrow a relation (e.g. record kinds). ``fields`` names
+    the fields (Python names) the operation selects on the entity under this connector's
+    decision, for projection (``connectors.sql.projected``): empty when it selects only links,
+    ``None`` when not known (read everything).
     """
 
     entity: str
     keys: Sequence[str]
-    fields: frozenset[str]
+    fields: frozenset[str] | None
     row_filter: RowFilter
     by: str | None = None
     args: Mapping[str, JSON] = field(default_factory=dict)
@@ -67,10 +70,11 @@ class SearchRequest:
 
     ``where`` holds the client's criteria, keyed by names the connector documents; values are
     already validated by the schema. ``after`` is an opaque cursor the connector issued.
+    ``fields`` as in :class:`FetchRequest`.
     """
 
     entity: str
-    fields: frozenset[str]
+    fields: frozenset[str] | None
     row_filter: RowFilter
     where: Mapping[str, JSON] = field(default_factory=dict)
     first: int = 50

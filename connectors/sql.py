@@ -395,15 +395,21 @@ def key_values(keys: Sequence[object]) -> list[object]:
 
 
 def projected(
-    columns: Sequence[_C], fields: frozenset[str], always: frozenset[str], reads: Mapping[str, tuple[str, ...]]
+    columns: Sequence[_C],
+    fields: frozenset[str] | None,
+    always: frozenset[str],
+    reads: Mapping[str, tuple[str, ...]],
 ) -> tuple[_C, ...]:
     """Projection: the ``columns`` that records carrying ``fields`` (Python names) need, in order.
 
     A field reads the columns ``reads`` names for it, or the column of its own name; ``always``
-    (keys, relations, cursors) are read whatever is selected. An empty ``fields``, or one naming
-    a field this does not know, reads every column: a record is never missing what a resolver
-    might read. Columns are matched by ``key`` (a label's name for labelled columns).
+    (keys, relations, cursors) are read whatever is selected, and alone when ``fields`` is empty
+    (the operation selects only links). ``None`` (not known), or a field this does not know,
+    reads every column: a record is never missing what a resolver might read. Columns are
+    matched by ``key`` (a label's name for labelled columns).
     """
+    if fields is None:
+        return tuple(columns)
     known = {c.key for c in columns}
     names = set(always)
     for name in fields:
@@ -411,7 +417,7 @@ def projected(
         if not known.issuperset(wanted):
             return tuple(columns)
         names.update(wanted)
-    return tuple(c for c in columns if not fields or c.key in names)
+    return tuple(c for c in columns if c.key in names)
 
 
 def filter_key(row_filter: object) -> bytes:

@@ -52,7 +52,7 @@ class ConnectorComplianceSuite:
     filter_value: ClassVar[str]
 
     def _request(self, keys: Sequence[str], row_filter: Mapping[str, JSON] | None = None) -> FetchRequest:
-        return FetchRequest(entity=self.entity, keys=list(keys), fields=frozenset(), row_filter=row_filter or {})
+        return FetchRequest(entity=self.entity, keys=list(keys), fields=None, row_filter=row_filter or {})
 
     async def test_declares_info_and_capabilities(self, connector: Connector) -> None:
         assert isinstance(connector, Connector)
@@ -95,7 +95,7 @@ class ConnectorComplianceSuite:
         after: str | None = None
         for _ in range(5):
             page = await connector.search(
-                SearchRequest(entity=self.search_entity, fields=frozenset(), row_filter={}, first=3, after=after)
+                SearchRequest(entity=self.search_entity, fields=None, row_filter={}, first=3, after=after)
             )
             assert len(page.records) == len(page.cursors) <= 3
             seen.extend(page.cursors)
@@ -109,7 +109,7 @@ class ConnectorComplianceSuite:
             pytest.skip("connector declares no search capability")
         with pytest.raises(InvalidArgument):
             await connector.search(
-                SearchRequest(entity=self.search_entity, fields=frozenset(), row_filter={}, after="forged")
+                SearchRequest(entity=self.search_entity, fields=None, row_filter={}, after="forged")
             )
 
     @property

@@ -101,7 +101,7 @@ def _request(
     return FetchRequest(
         entity=entity,
         keys=list(keys),
-        fields=ctx.fields.get((connector, entity), frozenset()),
+        fields=ctx.fields.get((connector, entity)),
         row_filter=decision.filter or {},
         by=by,
         args=args,
@@ -255,7 +255,7 @@ async def search_page(
     limit = min(first, ctx.runtime.max_page_size, cap if cap is not None else ctx.runtime.max_page_size)
     request = SearchRequest(
         entity=entity,
-        fields=ctx.fields.get((connector, entity), frozenset()),
+        fields=ctx.fields.get((connector, entity)),
         row_filter=decision.filter or {},
         where=where,
         first=limit,

@@ -68,7 +68,7 @@ _RECORD_ALWAYS = frozenset({"id", "uscc", "decision_date"})
 
 
 @functools.lru_cache(maxsize=1024)
-def record_columns(fields: frozenset[str]) -> tuple[Column[Any], ...]:
+def record_columns(fields: frozenset[str] | None) -> tuple[Column[Any], ...]:
     """The ``credit_records`` columns that records carrying ``fields`` need (:func:`projected`;
     cached: every read asks)."""
     return projected(tuple(credit_records.c), fields, _RECORD_ALWAYS, _RECORD_FIELD_COLUMNS)
@@ -139,7 +139,9 @@ class CreditConnector(DatabaseBacked):
     ) -> list[Mapping[str, object]]:
         return await self.db.rows(query, params)
 
-    def _by_keys(self, entity: str, row_filter: RowFilter | None, fields: frozenset[str]) -> Select[tuple[object, ...]]:
+    def _by_keys(
+        self, entity: str, row_filter: RowFilter | None, fields: frozenset[str] | None
+    ) -> Select[tuple[object, ...]]:
         """``entity``'s rows whose key is in the ``keys`` parameter, under ``row_filter``; cached."""
         table, column = {
             "Enterprise": (credit_subjects, credit_subjects.c.uscc),
@@ -172,7 +174,7 @@ class CreditConnector(DatabaseBacked):
         return [found.get(k) for k in keys]
 
     def _related(
-        self, row_filter: RowFilter | None, limited: bool, by_kind: bool, fields: frozenset[str]
+        self, row_filter: RowFilter | None, limited: bool, by_kind: bool, fields: frozenset[str] | None
     ) -> Select[tuple[object, ...]]:
         """Credit records of the enterprises in ``keys`` (of the ``kinds`` when ``by_kind``), at most
         ``limit`` per enterprise when ``limited``, newest first, with the columns ``fields`` need;

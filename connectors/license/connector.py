@@ -90,7 +90,7 @@ _LICENSE_ALWAYS = frozenset({"number", "holder_uscc", "holder_id_number"})
 
 
 @functools.lru_cache(maxsize=1024)
-def _columns(entity: str, fields: frozenset[str]) -> tuple[ColumnElement[Any], ...]:
+def _columns(entity: str, fields: frozenset[str] | None) -> tuple[ColumnElement[Any], ...]:
     """The columns ``entity``'s records carrying ``fields`` need (cached: every read asks)."""
     if entity == "Enterprise":
         return projected(tuple(enterprises.c), fields, _ENTERPRISE_ALWAYS, _ENTERPRISE_READS)
@@ -194,7 +194,7 @@ class LicenseConnector(DatabaseBacked):
         # Joined whether or not the issuer is read: a licence without a known issuer is never served.
         return select(*columns).join(issuers, issuers.c.code == licenses.c.issuer_code).where(*conditions)
 
-    def _by_keys(self, entity: str, row_filter: RowFilter | None, fields: frozenset[str]) -> Select[Any]:
+    def _by_keys(self, entity: str, row_filter: RowFilter | None, fields: frozenset[str] | None) -> Select[Any]:
         """``entity``'s rows whose key is in the ``keys`` parameter, under ``row_filter``, with the
         columns ``fields`` need; cached."""
         columns = _columns(entity, fields)
@@ -236,7 +236,7 @@ class LicenseConnector(DatabaseBacked):
         return self._verifier
 
     def _related(
-        self, by: str, row_filter: RowFilter | None, args: tuple[tuple[str, bool], ...], fields: frozenset[str]
+        self, by: str, row_filter: RowFilter | None, args: tuple[tuple[str, bool], ...], fields: frozenset[str] | None
     ) -> Select[Any]:
         """Licences whose ``by`` column is in the ``keys`` parameter, under ``row_filter``, with an
         equality on each argument in ``args`` (bound by name; ``False``: a value no column can

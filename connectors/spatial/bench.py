@@ -138,7 +138,7 @@ async def run(path: Path, runs: int, seed: int, postgis: str | None = None) -> l
     }
     for row_filter in (public, officer):  # transformers, thread pool, district lookups
         await connector.search(
-            SearchRequest(entity="Feature", fields=frozenset(), row_filter=row_filter, where=warm_up)
+            SearchRequest(entity="Feature", fields=None, row_filter=row_filter, where=warm_up)
         )
     for name in ("bbox", "near", "within"):
         for who, row_filter in (("public", public), ("district officer", officer)):
@@ -156,7 +156,7 @@ async def run(path: Path, runs: int, seed: int, postgis: str | None = None) -> l
                 else:
                     where["within"] = _hexagon((lon, lat), 700.0)
                 request = SearchRequest(
-                    entity="Feature", fields=frozenset(), row_filter=row_filter, where=where, first=100
+                    entity="Feature", fields=None, row_filter=row_filter, where=where, first=100
                 )
                 t = time.perf_counter()
                 page = await connector.search(request)

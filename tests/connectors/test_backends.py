@@ -55,7 +55,7 @@ Call = Callable[[Any, Sample], Awaitable[object]]
 
 
 def fetch(entity: str, keys: list[str], row_filter: Mapping[str, JSON] | None = None, **kw: Any) -> FetchRequest:
-    return FetchRequest(entity=entity, keys=keys, fields=frozenset(), row_filter=row_filter or {}, **kw)
+    return FetchRequest(entity=entity, keys=keys, fields=None, row_filter=row_filter or {}, **kw)
 
 
 def field(name: str, operator: str, value: JSON) -> dict[str, JSON]:
@@ -68,7 +68,7 @@ async def walk(connector: Any, entity: str, row_filter: Mapping[str, JSON], **wh
     after = None
     while True:
         page: Page = await connector.search(
-            SearchRequest(entity=entity, fields=frozenset(), row_filter=row_filter, where=where, first=7, after=after)
+            SearchRequest(entity=entity, fields=None, row_filter=row_filter, where=where, first=7, after=after)
         )
         out += [*page.records, *page.cursors]
         if not page.has_next_page:
@@ -135,7 +135,7 @@ CREDIT: dict[str, Call] = {
     # a cursor id past PostgreSQL's 32-bit INTEGER must not overflow the parameter
     "cursor-past-int32": lambda c, s: c.search(
         SearchRequest(
-            entity="CreditRecord", fields=frozenset(), row_filter={}, after=encode_cursor("2100-01-01", 2**40)
+            entity="CreditRecord", fields=None, row_filter={}, after=encode_cursor("2100-01-01", 2**40)
         )
     ),
     # more keys than asyncpg's 32767 parameters: one array parameter on PostgreSQL
@@ -144,7 +144,7 @@ CREDIT: dict[str, Call] = {
     "nul-in-keys": lambda c, s: c.fetch_many(fetch("Enterprise", [s.usccs[0], s.usccs[1] + "\x00"])),
     "nul-in-where": lambda c, s: walk(c, "CreditRecord", {}, district="330203\x00"),
     "nul-in-cursor": lambda c, s: c.search(
-        SearchRequest(entity="CreditRecord", fields=frozenset(), row_filter={}, after=encode_cursor("2025-01-01\0", 1))
+        SearchRequest(entity="CreditRecord", fields=None, row_filter={}, after=encode_cursor("2025-01-01\0", 1))
     ),
     "nul-in-row-filter": lambda c, s: c.fetch_many(
         fetch("Enterprise", s.usccs, field("credit_subjects.district_code", "in", ["330203\x00"]))

@@ -126,7 +126,7 @@ def district_officer(*districts: str) -> dict[str, Any]:
 
 async def test_district_officers_page_is_an_index_range_scan(connectors: tuple[CreditConnector, Any]) -> None:
     credit, _ = connectors
-    request = SearchRequest(entity="CreditRecord", fields=frozenset(), row_filter=district_officer("330203"), first=50)
+    request = SearchRequest(entity="CreditRecord", fields=None, row_filter=district_officer("330203"), first=50)
     plan = await plan_of(credit.engine, lambda: credit.search(request))
     # (district_code, decision_date, id) read backwards: already in page order, no sort, stops at the limit.
     assert scans(plan, "credit_records") == [("Index Scan", "ix_credit_records_district")]
@@ -136,7 +136,7 @@ async def test_district_officers_page_is_an_index_range_scan(connectors: tuple[C
 async def test_page_over_several_districts_uses_an_index(connectors: tuple[CreditConnector, Any]) -> None:
     credit, _ = connectors
     request = SearchRequest(
-        entity="CreditRecord", fields=frozenset(), row_filter=district_officer("330203", "330212"), first=50
+        entity="CreditRecord", fields=None, row_filter=district_officer("330203", "330212"), first=50
     )
     plan = await plan_of(credit.engine, lambda: credit.search(request))
     found = scans(plan, "credit_records")
@@ -150,7 +150,7 @@ async def test_records_of_enterprises_use_the_uscc_index(connectors: tuple[Credi
     request = FetchRequest(
         entity="CreditRecord",
         keys=keys,
-        fields=frozenset(),
+        fields=None,
         row_filter=district_officer("330203", "330212"),
         by="uscc",
         limit=5,  # max_rows: the window per enterprise
@@ -165,7 +165,7 @@ async def test_license_store_page_by_district_is_an_index_range_scan(
 ) -> None:
     _, license_ = connectors
     row_filter = {"type": "field", "field": "enterprises.district_code", "operator": "in", "value": ["330212"]}
-    request = SearchRequest(entity="Enterprise", fields=frozenset(), row_filter=row_filter, first=100)
+    request = SearchRequest(entity="Enterprise", fields=None, row_filter=row_filter, first=100)
     plan = await plan_of(license_.engine, lambda: license_.search(request))
     assert scans(plan, "enterprises") == [("Index Scan", "ix_enterprises_district")]
     assert not any(n["Node Type"] == "Sort" for n in nodes(plan))

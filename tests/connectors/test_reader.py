@@ -185,7 +185,7 @@ async def test_the_credit_connector_answers_alike_inline_and_off_the_loop(demo_d
         with sqlite3.connect(demo_dir / "credit.sqlite") as conn:
             usccs = [r[0] for r in conn.execute("SELECT DISTINCT uscc FROM credit_records ORDER BY uscc LIMIT 20")]
         request = FetchRequest(
-            entity="CreditRecord", keys=(*usccs, "nope"), fields=frozenset(), row_filter={}, by="uscc", limit=2
+            entity="CreditRecord", keys=(*usccs, "nope"), fields=None, row_filter={}, by="uscc", limit=2
         )
         assert await inline.fetch_related(request) == await threaded.fetch_related(request)
         assert any(len(group) == 2 for group in await inline.fetch_related(request))

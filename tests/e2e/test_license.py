@@ -269,3 +269,14 @@ def test_reads_fetch_only_the_columns_the_query_selects(live: LiveServer, token:
     assert all(n["address"] and n["legalRepresentative"]["address"] and n["licenses"][0]["scope"] for n in nodes)
     assert "enterprises.phone" in sql_from("enterprises") and "persons.phone" in sql_from("persons")
     assert "licenses.scope" in sql_from("licenses") and "issuers.name" in sql_from("licenses")
+
+    # Only links of the enterprises selected: their keys and relations, nothing else.
+    seen.clear()
+    links = "{ creditRecords(first: 3) { nodes { enterprise { credit { rating } } } } }"
+    with live.on_statements("license", record):
+        linked = live.post(links, bearer).json()
+    assert "errors" not in linked
+    assert all(n["enterprise"]["credit"] for n in linked["data"]["creditRecords"]["nodes"])
+    columns = sql_from("enterprises").split(" FROM ")[0]
+    assert "enterprises.uscc" in columns and "enterprises.name" not in columns
+    assert "enterprises.phone" not in columns and "enterprises.address" not in columns

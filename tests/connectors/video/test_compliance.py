@@ -52,7 +52,7 @@ class TestVideoCameras(ConnectorComplianceSuite):
 
 
 def _related(entity: str, by: str, keys: list[str], **args: object) -> FetchRequest:
-    return FetchRequest(entity=entity, keys=keys, fields=frozenset(), row_filter={}, by=by, args=args)  # type: ignore[arg-type]
+    return FetchRequest(entity=entity, keys=keys, fields=None, row_filter={}, by=by, args=args)  # type: ignore[arg-type]
 
 
 async def test_recordings_overlap_the_window_in_order(video: VideoConnector, demo_dir: Path) -> None:
@@ -89,7 +89,7 @@ async def test_streams_follow_the_row_filter(video: VideoConnector, demo_dir: Pa
     request = FetchRequest(
         entity="LiveStream",
         keys=[mine, theirs],
-        fields=frozenset(),
+        fields=None,
         row_filter=own,
         by="device_id",
         args={"protocol": "RTSP"},
