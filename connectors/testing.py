@@ -108,9 +108,7 @@ class ConnectorComplianceSuite:
         if not connector.capabilities.search:
             pytest.skip("connector declares no search capability")
         with pytest.raises(InvalidArgument):
-            await connector.search(
-                SearchRequest(entity=self.search_entity, fields=None, row_filter={}, after="forged")
-            )
+            await connector.search(SearchRequest(entity=self.search_entity, fields=None, row_filter={}, after="forged"))
 
     @property
     def search_entity(self) -> str:

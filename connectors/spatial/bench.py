@@ -137,9 +137,7 @@ async def run(path: Path, runs: int, seed: int, postgis: str | None = None) -> l
         "near": {"point": {"type": "Point", "coordinates": list(sites[0])}, "radius_m": 500.0},
     }
     for row_filter in (public, officer):  # transformers, thread pool, district lookups
-        await connector.search(
-            SearchRequest(entity="Feature", fields=None, row_filter=row_filter, where=warm_up)
-        )
+        await connector.search(SearchRequest(entity="Feature", fields=None, row_filter=row_filter, where=warm_up))
     for name in ("bbox", "near", "within"):
         for who, row_filter in (("public", public), ("district officer", officer)):
             timings: list[float] = []
@@ -155,9 +153,7 @@ async def run(path: Path, runs: int, seed: int, postgis: str | None = None) -> l
                     where["near"] = {"point": {"type": "Point", "coordinates": [lon, lat]}, "radius_m": 500.0}
                 else:
                     where["within"] = _hexagon((lon, lat), 700.0)
-                request = SearchRequest(
-                    entity="Feature", fields=None, row_filter=row_filter, where=where, first=100
-                )
+                request = SearchRequest(entity="Feature", fields=None, row_filter=row_filter, where=where, first=100)
                 t = time.perf_counter()
                 page = await connector.search(request)
                 timings.append((time.perf_counter() - t) * 1000)

@@ -134,9 +134,7 @@ CREDIT: dict[str, Call] = {
     ),
     # a cursor id past PostgreSQL's 32-bit INTEGER must not overflow the parameter
     "cursor-past-int32": lambda c, s: c.search(
-        SearchRequest(
-            entity="CreditRecord", fields=None, row_filter={}, after=encode_cursor("2100-01-01", 2**40)
-        )
+        SearchRequest(entity="CreditRecord", fields=None, row_filter={}, after=encode_cursor("2100-01-01", 2**40))
     ),
     # more keys than asyncpg's 32767 parameters: one array parameter on PostgreSQL
     "forty-thousand-keys": lambda c, s: c.fetch_many(fetch("CreditRecord", [str(i) for i in range(1, 40_001)])),
