@@ -412,13 +412,17 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 return
         pending: list[tuple[int, dict[str, Any], Path, Any]] = []
         for (index, row, _), value, field_path in zip(parents, values, paths, strict=True):
-            try:
-                if isinstance(value, Exception):
-                    raise value
-                value = self.complete_value(field_type, step.details, info, field_path, value, position_context)
-            except Exception as error:
+            # A failed value is reported as it is, not raised: after a denial every parent holds
+            # the same exception, and raising it once per parent would grow its traceback each time.
+            failure = value if isinstance(value, Exception) else None
+            if failure is None:
                 try:
-                    self._field_failed(error, step, field_path, index, slot_type, slot_details, path_of, completed)
+                    value = self.complete_value(field_type, step.details, info, field_path, value, position_context)
+                except Exception as error:
+                    failure = error
+            if failure is not None:
+                try:
+                    self._field_failed(failure, step, field_path, index, slot_type, slot_details, path_of, completed)
                 except Exception:
                     # The failure propagates past the list: work started for earlier parents is
                     # settled in the background, as graphql-core does for failed siblings.
