@@ -41,12 +41,15 @@ from typing import Any
 
 import structlog
 from graphql import (
+    GraphQLBoolean,
     GraphQLField,
+    GraphQLID,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLString,
     is_leaf_type,
     is_non_null_type,
     is_object_type,
@@ -71,6 +74,11 @@ _LEAF, _TYPENAME, _GENERIC, _BATCH = 0, 1, 2, 3
 
 PathOf = Callable[[int], Path]
 
+#: Built-in scalars whose serialiser returns a value of this exact type unchanged
+#: (``serialize_string``/``serialize_id`` a ``str``, ``serialize_boolean`` a ``bool``): such a
+#: value is copied without the serialiser call or the awaitable check, the same result.
+_PASSTHROUGH: dict[int, type] = {id(GraphQLString): str, id(GraphQLID): str, id(GraphQLBoolean): bool}
+
 
 @dataclass(frozen=True, slots=True)
 class _Step:
@@ -83,6 +91,7 @@ class _Step:
     details: FieldDetailsList
     field_def: GraphQLField | None = None  # batch steps
     batch: BatchResolver | None = None
+    passthrough: type | None = None  # leaf steps: see _PASSTHROUGH
 
 
 class _Bail(Exception):
@@ -175,7 +184,19 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             batch = (getattr(definition, "metadata", None) or {}).get(BATCH)
             if basic and plain and is_leaf_type(named) and isinstance(python_name, str):
                 leaf = named  # is_leaf_type narrowed it
-                steps.append(_Step(response_key, _LEAF, python_name, leaf, nullable, field_type, field_details))
+                passthrough = _PASSTHROUGH.get(id(leaf))
+                steps.append(
+                    _Step(
+                        response_key,
+                        _LEAF,
+                        python_name,
+                        leaf,
+                        nullable,
+                        field_type,
+                        field_details,
+                        passthrough=passthrough,
+                    )
+                )
             elif (
                 callable(batch)
                 and plain
@@ -292,6 +313,9 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             kind = step.kind
             if kind == _LEAF:
                 value = getattr(item, step.python_name, _MISSING)  # type: ignore[arg-type]
+                if type(value) is step.passthrough:
+                    row[step.key] = value
+                    continue
                 if value is None:
                     if not step.nullable:
                         raise _Bail

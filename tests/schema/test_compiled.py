@@ -54,7 +54,19 @@ def record(i: int) -> dict[str, Any]:
         del row["content"]  # a missing attribute
     if i == 11:
         row["amount"] = "not a number"  # Decimal serialiser on a nullable field
+    # Values of String fields that are not exactly a str: the serialiser converts them (the
+    # compiled path copies only exact str values without calling it).
+    if i == 13:
+        row["content"] = 12345
+    if i == 15:
+        row["decision_number"] = _Text("n15-subclass")
+    if i == 17:
+        row["authority"] = True
     return row
+
+
+class _Text(str):
+    """A str subclass: serialize_string returns it as it is, a plain copy must not decide that."""
 
 
 class FakeCredit(FakeConnector):
