@@ -36,6 +36,7 @@ from typing import Any, ClassVar, Literal, NamedTuple, Self, TypeVar, cast
 
 import numpy as np
 import shapely
+from numpy.typing import NDArray
 
 from connectors.base import (
     JSON,
@@ -246,12 +247,21 @@ class SpatialConnector:
         raise InvalidArgument("asOf must be a date (YYYY-MM-DD)")
 
     def _features(
-        self, layer: Layer, rows: Sequence[int], crs: str, distances: Sequence[float] | None = None
+        self,
+        layer: Layer,
+        rows: Sequence[int],
+        crs: str,
+        distances: Sequence[float] | None = None,
+        fields: frozenset[str] | None = None,
     ) -> list[Record]:
-        shapes = geojson.to_geojson_many([layer.geometries[r] for r in rows], crs)
+        """Feature records of ``rows``; with ``fields`` (selected fields) only what they need."""
+        if fields is None or "geometry" in fields:
+            shapes: Sequence[object] = geojson.to_geojson_many([layer.geometries[r] for r in rows], crs)
+        else:
+            shapes = [None] * len(rows)  # not selected: no GeoJSON built
         out: list[Record] = []
         for i, (row, shape) in enumerate(zip(rows, shapes, strict=True)):
-            record = layer.record(int(row))
+            record = layer.record(int(row), fields)
             record["geometry"] = shape
             record["crs"] = crs
             record["distance_meters"] = None if distances is None else round(float(distances[i]), 2)
@@ -328,7 +338,7 @@ class SpatialConnector:
                 rows = np.array([row for _, row in pairs], dtype=np.intp)
                 allowed = self._allowed(layer, request.row_filter, rows)
                 kept = [pair for pair, ok in zip(pairs, allowed.tolist(), strict=True) if ok]
-                records = self._features(layer, [row for _, row in kept], crs)
+                records = self._features(layer, [row for _, row in kept], crs, fields=request.fields)
                 for (position, _), record in zip(kept, records, strict=True):
                     found[position] = record
             return found
@@ -368,7 +378,10 @@ class SpatialConnector:
                 zip(present.tolist(), self._allowed(layer, request.row_filter, present).tolist(), strict=True)
             )
             for row in rows:
-                out.append(self._features(layer, [row], crs) if row is not None and allowed[row] else [])
+                if row is None or not allowed[row]:
+                    out.append([])
+                else:
+                    out.append(self._features(layer, [row], crs, fields=request.fields))
             return out
         if entity == "Feature" and by == "history":
             history: list[list[Record]] = []
@@ -381,7 +394,7 @@ class SpatialConnector:
                     history.append([])
                     continue
                 keep = versions[self._allowed(of, request.row_filter, versions)]
-                history.append(self._features(of, keep.tolist(), crs))
+                history.append(self._features(of, keep.tolist(), crs, fields=request.fields))
             return history
         if entity == "District" and by in ("adcode", "uscc"):
             return self._related_districts(keys, by, request.row_filter, crs, day)
@@ -689,19 +702,9 @@ class SpatialConnector:
                 if len(chosen) > request.first:
                     break
         else:
-            ranked: list[tuple[float, str, str, Layer, int]] = []
-            for layer in layers:
-                rows, distances = matching(layer)
-                ranked.extend(
-                    (round(d, 2), layer.name, str(layer.fids[r]), layer, r)
-                    for r, d in zip(rows.tolist(), distances.tolist(), strict=True)
-                )
-            ranked.sort(key=lambda c: (c[0], c[1], c[2]))
-            if after is not None:
-                ranked = [c for c in ranked if (c[0], c[1], c[2]) > after]
-            chosen = [(d, layer, r) for d, _, _, layer, r in ranked[: request.first + 1]]
+            chosen = _closest([(layer, *matching(layer)) for layer in layers], after, request.first + 1)
         page = chosen[: request.first]
-        records = self._records_of(page, crs, with_distance=centre is not None)
+        records = self._records_of(page, crs, with_distance=centre is not None, fields=request.fields)
         cursors = [
             encode_cursor(repr(d) if centre is not None else "-", layer.name, str(layer.fids[r]))
             for d, layer, r in page
@@ -741,7 +744,14 @@ class SpatialConnector:
         except ValueError as exc:
             raise InvalidArgument("after: not a cursor issued by this API") from exc
 
-    def _records_of(self, page: Sequence[tuple[float, Layer, int]], crs: str, *, with_distance: bool) -> list[Record]:
+    def _records_of(
+        self,
+        page: Sequence[tuple[float, Layer, int]],
+        crs: str,
+        *,
+        with_distance: bool,
+        fields: frozenset[str] | None = None,
+    ) -> list[Record]:
         """Records for (distance, layer, row) in page order, geometry converted per layer at once."""
         by_layer: dict[str, list[int]] = {}
         for i, (_, layer, _) in enumerate(page):
@@ -751,7 +761,7 @@ class SpatialConnector:
             layer = page[positions[0]][1]
             rows = [page[i][2] for i in positions]
             distances = [page[i][0] for i in positions] if with_distance else None
-            for i, record in zip(positions, self._features(layer, rows, crs, distances), strict=True):
+            for i, record in zip(positions, self._features(layer, rows, crs, distances, fields), strict=True):
                 out[i] = record
         return [r for r in out if r is not None]
 
@@ -849,6 +859,53 @@ class SpatialConnector:
         records = self._records_of(page, crs, with_distance=True)
         cursors = [encode_cursor(repr(d), layer.name, str(layer.fids[r])) for d, layer, r in page]
         return Page(records=records, cursors=cursors, has_next_page=False)
+
+
+def _round_cm(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``round(v, 2)`` of each value, equal to Python's (which cursors and ordering use).
+
+    ``rint(v * 100) / 100`` is the same float unless ``v * 100`` lies next to a half, where
+    the product's rounding error can tip it: those few are rounded by Python itself."""
+    scaled = values * 100.0
+    out: NDArray[np.float64] = np.rint(scaled) / 100.0
+    for i in np.flatnonzero(np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6).tolist():
+        out[i] = round(float(values[i]), 2)
+    return out
+
+
+def _closest(
+    candidates: Sequence[tuple[Layer, Indices, NDArray[np.float64]]],
+    after: tuple[float, str, str] | None,
+    count: int,
+) -> list[tuple[float, Layer, int]]:
+    """The first ``count`` of (layer, rows, distances) in (distance to the cm, layer name, fid)
+    order after the cursor position ``after``, as (rounded distance, layer, row).
+
+    Sorted in numpy, not as Python tuples (thousands of candidates within a radius). Within a
+    layer the row order is the fid order (layers are stored sorted by fid, then version), so
+    (distance, layer name, row) sorts as (distance, layer name, fid) with a stable sort would."""
+    candidates = sorted(candidates, key=lambda c: c[0].name)
+    distances = _round_cm(np.concatenate([np.asarray(d, dtype=np.float64) for _, _, d in candidates]))
+    rows = np.concatenate([np.asarray(r, dtype=np.intp) for _, r, _ in candidates])
+    which = np.concatenate([np.full(len(r), i, dtype=np.intp) for i, (_, r, _) in enumerate(candidates)])
+    if after is not None:
+        distance, name, fid = after
+        keep = distances > distance
+        tied = distances == distance
+        for i, (layer, layer_rows, _) in enumerate(candidates):
+            mine = which == i
+            if layer.name > name:
+                keep |= tied & mine
+            elif layer.name == name and len(layer_rows):
+                later = np.zeros(len(rows), dtype=np.bool_)
+                later[mine] = np.asarray(layer.fids[layer_rows] > fid, dtype=np.bool_)
+                keep |= tied & later
+        distances, rows, which = distances[keep], rows[keep], which[keep]
+    order = np.lexsort((rows, which, distances))[:count]
+    return [
+        (d, candidates[w][0], r)
+        for d, w, r in zip(distances[order].tolist(), which[order].tolist(), rows[order].tolist(), strict=True)
+    ]
 
 
 def _no_districts(adcodes: tuple[str, ...]) -> Mask:

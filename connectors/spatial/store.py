@@ -121,21 +121,29 @@ class Layer:
         code = int(found.codes[row])
         return found.categories[code] if code >= 0 else None
 
-    def record(self, row: int) -> dict[str, Any]:
-        """The row's values except the geometry (the caller adds it in the requested CRS)."""
+    def record(self, row: int, fields: frozenset[str] | None = None) -> dict[str, Any]:
+        """The row's values except the geometry (the caller adds it in the requested CRS).
+
+        With ``fields`` (the request's selected fields) kind, name, valid_from and properties are
+        read only when selected; ``None`` (not known) reads them all. Keys and what links read
+        (id, fid, layer, district_code, valid_to) are always there."""
+        selected = fields or frozenset()
+        every = fields is None
         fid = str(self.fids[row])
         end = int(self.valid_to[row])
-        return {
-            "id": f"{self.name}:{fid}",
-            "fid": fid,
-            "layer": self.name,
-            "kind": self.text("kind", row),
-            "name": self.names[row],
-            "district_code": self.text("district_code", row),
-            "valid_from": from_day_number(int(self.valid_from[row])),
-            "valid_to": None if end == OPEN_END else from_day_number(end),
-            "properties": {k: _plain(v[row]) for k, v in self.properties.items()},
-        }
+        # In the order the records have always had (callers may compare them as JSON text).
+        record: dict[str, Any] = {"id": f"{self.name}:{fid}", "fid": fid, "layer": self.name}
+        if every or "kind" in selected:
+            record["kind"] = self.text("kind", row)
+        if every or "name" in selected:
+            record["name"] = self.names[row]
+        record["district_code"] = self.text("district_code", row)
+        if every or "valid_from" in selected:
+            record["valid_from"] = from_day_number(int(self.valid_from[row]))
+        record["valid_to"] = None if end == OPEN_END else from_day_number(end)
+        if every or "properties" in selected:
+            record["properties"] = {k: _plain(v[row]) for k, v in self.properties.items()}
+        return record
 
     def metric_points(self) -> NDArray[np.float64] | None:
         """Every row's position in the metric CRS as an (n, 2) array when the layer holds only

@@ -434,3 +434,21 @@ def test_districts_their_enterprises_and_a_device_link(live: LiveServer, token: 
     )
     for node in devices["features"]["nodes"]:
         assert node["id"] == f"iot_devices:{node['device']['id']}" and node["device"]["unit"] in {"W", "%", "m"}
+
+
+def test_a_lean_selection_serves_the_same_features(live: LiveServer, gpkg: Path) -> None:
+    """Records carry only the selected fields (projection): what is selected, and what links read
+    (a feature's district as of its last valid day), is what a full selection serves."""
+    near = {"point": {"type": "Point", "coordinates": list(CENTRE)}, "radiusMeters": 9000}
+    full_query = """query($near: NearInput, $after: String) { features(layer: "pois", near: $near, first: 50,
+      after: $after) { nodes { id kind name properties geometry validFrom validTo districtCode distanceMeters
+      district { adcode } } pageInfo { hasNextPage endCursor } } }"""
+    full = all_pages(live, full_query, None, {"near": near})
+    assert len(full) > 5
+    for selection in ("id district { adcode }", "id name validFrom", "id properties geometry"):
+        query = full_query.replace(full_query[full_query.index("nodes {") : full_query.index("pageInfo")],
+                                   f"nodes {{ {selection} }} ")  # fmt: skip
+        lean = all_pages(live, query, None, {"near": near})
+        assert lean == [{k: node[k] for k in lean[0]} for node in full]
+    names = dict(zip(layer(gpkg, "pois")["fid"], layer(gpkg, "pois")["name"], strict=True))
+    assert all(node["name"] == names[node["id"].split(":", 1)[1]] for node in full)

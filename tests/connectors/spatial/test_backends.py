@@ -103,13 +103,13 @@ SEARCHES: list[tuple[str, dict[str, JSON], dict[str, JSON]]] = [
 async def test_searches_are_identical(
     both: Pair, entity: str, where: dict[str, JSON], row_filter: dict[str, JSON]
 ) -> None:
-    request = SearchRequest(entity, frozenset(), row_filter, where, first=17)
+    request = SearchRequest(entity, None, row_filter, where, first=17)
     (a, flags_a), (b, flags_b) = [await walk(c, request) for c in both]
     assert a and canonical(a) == canonical(b) and flags_a == flags_b
 
 
 async def _keys(connector: SpatialConnector, layer: str, n: int) -> list[str]:
-    page = await connector.search(SearchRequest("Feature", frozenset(), {}, {"layer": layer}, first=n))
+    page = await connector.search(SearchRequest("Feature", None, {}, {"layer": layer}, first=n))
     return [str(r["fid"]) for r in page.records]
 
 
@@ -120,18 +120,18 @@ async def test_fetches_are_identical(both: Pair) -> None:
     devices = await _keys(embedded, "iot_devices", 30)
     window = {"from": (dt.datetime.now(dt.UTC) - dt.timedelta(days=60)).isoformat(), "every": "1d"}
     requests = [
-        FetchRequest("Feature", features, frozenset(), OWN),
-        FetchRequest("Feature", features, frozenset(), {}, by="history", args={"crs": "EPSG:3857"}),
-        FetchRequest("Feature", enterprises, frozenset(), {}, by="uscc", args={"as_of": "2015-06-01"}),
-        FetchRequest("District", ["330203", "330204", "330212", "x"], frozenset(), {}),
-        FetchRequest("District", enterprises, frozenset(), {}, by="uscc"),
-        FetchRequest("District", ["330204"], frozenset(), {}, by="adcode", args={"as_of": "2010-01-01"}),
-        FetchRequest("Device", devices, frozenset(), {}),
-        FetchRequest("Device", devices, frozenset(), OWN | {"field": "devices.geometry"}, by="id"),
-        FetchRequest("Layer", ["pois", "parcels", "x"], frozenset(), {}),
-        FetchRequest("DeviceReading", devices[:4], frozenset(), {}, by="device_id", args=window),
-        FetchRequest("DeviceReading", devices[:4], frozenset(), {}, by="device_id", args={"every": "15m"}),
-        FetchRequest("DeviceReading", devices[:2], frozenset(), {}, by="device_id"),
+        FetchRequest("Feature", features, None, OWN),
+        FetchRequest("Feature", features, None, {}, by="history", args={"crs": "EPSG:3857"}),
+        FetchRequest("Feature", enterprises, None, {}, by="uscc", args={"as_of": "2015-06-01"}),
+        FetchRequest("District", ["330203", "330204", "330212", "x"], None, {}),
+        FetchRequest("District", enterprises, None, {}, by="uscc"),
+        FetchRequest("District", ["330204"], None, {}, by="adcode", args={"as_of": "2010-01-01"}),
+        FetchRequest("Device", devices, None, {}),
+        FetchRequest("Device", devices, None, OWN | {"field": "devices.geometry"}, by="id"),
+        FetchRequest("Layer", ["pois", "parcels", "x"], None, {}),
+        FetchRequest("DeviceReading", devices[:4], None, {}, by="device_id", args=window),
+        FetchRequest("DeviceReading", devices[:4], None, {}, by="device_id", args={"every": "15m"}),
+        FetchRequest("DeviceReading", devices[:2], None, {}, by="device_id"),
     ]
     for request in requests:
         results = [await (c.fetch_many(request) if request.by is None else c.fetch_related(request)) for c in both]
@@ -157,7 +157,7 @@ async def test_bad_input_fails_the_same_way(both: Pair, where: dict[str, JSON]) 
     messages = []
     for connector in both:
         with pytest.raises(InvalidArgument) as caught:
-            await connector.search(SearchRequest("Feature", frozenset(), {}, where))
+            await connector.search(SearchRequest("Feature", None, {}, where))
         messages.append(str(caught.value))
     assert messages[0] == messages[1]
 
@@ -180,7 +180,7 @@ async def test_bad_row_filters_deny_the_same_way(both: Pair, row_filter: Any) ->
     failures: list[Sequence[str]] = []
     for connector in both:
         with pytest.raises(FilterError) as caught:
-            await connector.search(SearchRequest("Feature", frozenset(), row_filter, {"layer": "parcels"}))
+            await connector.search(SearchRequest("Feature", None, row_filter, {"layer": "parcels"}))
         failures.append((type(caught.value).__name__, str(caught.value)))
     assert failures[0] == failures[1]
 
@@ -190,7 +190,7 @@ async def test_a_layerless_query_over_layers_with_different_columns(both: Pair) 
     row_filter = {"type": "field", "field": "features.uscc", "operator": "eq", "value": "x"}
     for connector in both:
         with pytest.raises(FilterError, match="not filterable here"):
-            await connector.fetch_many(FetchRequest("Feature", ["pois:1"], frozenset(), row_filter))
+            await connector.fetch_many(FetchRequest("Feature", ["pois:1"], None, row_filter))
 
 
 @pytest.mark.parametrize(
@@ -213,7 +213,7 @@ async def test_an_unmigrated_database_is_unavailable_not_fatal(pg_empty: str, tm
     health = await connector.health()
     assert not health.ok and "not migrated" in health.detail
     with pytest.raises(ConnectorUnavailable):
-        await connector.search(SearchRequest("Feature", frozenset(), {}, {}))
+        await connector.search(SearchRequest("Feature", None, {}, {}))
     await connector.aclose()
 
 

@@ -139,7 +139,7 @@ SQUARE = [[121.40, 29.80], [121.44, 29.80], [121.44, 29.84], [121.40, 29.84], [1
 async def test_policy_filtered_spatial_queries_use_the_gist_indexes(
     spatial: PostgisSpatialConnector, where: dict[str, JSON], row_filter: dict[str, JSON], index: str | None
 ) -> None:
-    plan = await _plan(spatial, SearchRequest("Feature", frozenset(), row_filter, where, first=50))
+    plan = await _plan(spatial, SearchRequest("Feature", None, row_filter, where, first=50))
     assert (index in gist_scans(plan)) if index else gist_scans(plan), plan
     assert not seq_scans(plan), plan
     # Nor a btree scan over a whole layer ANDed with the GiST one (what the planner chose for a

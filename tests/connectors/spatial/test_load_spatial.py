@@ -113,7 +113,7 @@ def exports(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
 async def _pages(connector: SpatialConnector, where: dict[str, Any]) -> list[Any]:
     await connector.open()
     try:
-        page = await connector.search(SearchRequest("Feature", frozenset(), {}, where, first=500))
+        page = await connector.search(SearchRequest("Feature", None, {}, where, first=500))
         return list(page.records)
     finally:
         await connector.aclose()
