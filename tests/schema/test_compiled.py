@@ -62,6 +62,8 @@ def record(i: int) -> dict[str, Any]:
         row["decision_number"] = _Text("n15-subclass")
     if i == 17:
         row["authority"] = True
+    if i == 19:
+        row["decision_date"] = dt.datetime(2025, 1, 19, 8, 30)  # a datetime in a Date field
     return row
 
 
