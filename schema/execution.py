@@ -114,6 +114,11 @@ class _Step:
     coercions: dict[type, Coerce | None] | None = None  # leaf steps: see _coercions
 
 
+def _items_of(path: Path) -> PathOf:
+    """The paths of a list's items at ``path``."""
+    return lambda index: path.add_key(index, None)
+
+
 class _Bail(Exception):
     """This item must be completed by graphql-core itself."""
 
@@ -147,8 +152,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if plan is None:
             return super().complete_list_value(return_type, field_details_list, info, path, result, position_context)
         return self._complete_items(
-            plan, object_type, item_type, field_details_list, info, lambda i: path.add_key(i, None), result,
-            position_context,
+            plan, object_type, item_type, field_details_list, info, _items_of(path), result, position_context,
         )  # fmt: skip
 
     def _has_middleware(self) -> bool:
@@ -462,6 +466,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 for (_, row, _), value in zip(parents, done, strict=True):
                     row[step.key] = value
                 return
+        lists = self._list_plan(field_type, step.details, paths[0])
         pending: list[tuple[int, dict[str, Any], Path, Any]] = []
         for (index, row, _), value, field_path in zip(parents, values, paths, strict=True):
             # A failed value is reported as it is, not raised: after a denial every parent holds
@@ -469,7 +474,15 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             failure = value if isinstance(value, Exception) else None
             if failure is None:
                 try:
-                    value = self.complete_value(field_type, step.details, info, field_path, value, position_context)
+                    if lists is not None and isinstance(value, list | tuple):
+                        # What complete_value would come to for a list: straight to its items.
+                        item_plan, item_object, item_type = lists
+                        value = self._complete_items(
+                            item_plan, item_object, item_type, step.details, info, _items_of(field_path), value,
+                            position_context,
+                        )  # fmt: skip
+                    else:
+                        value = self.complete_value(field_type, step.details, info, field_path, value, position_context)
                 except Exception as error:
                     failure = error
             if failure is not None:
@@ -496,6 +509,22 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 self._field_failed(error, step, field_path, index, slot_type, slot_details, path_of, completed)
 
         await gather_with_cancel(*(settle(*p) for p in pending))
+
+    def _list_plan(
+        self, field_type: GraphQLOutputType, details: FieldDetailsList, path: Path
+    ) -> tuple[list[_Step], GraphQLObjectType, GraphQLOutputType] | None:
+        """For a field of type ``[T]`` or ``[T]!`` of an object type ``T`` that can be compiled, the
+        items' plan, ``T`` and the item slot type; else None. A list value of such a field is
+        completed by ``complete_value`` -> ``complete_list_value`` -> this plan, nothing else."""
+        list_type = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
+        if not isinstance(list_type, GraphQLList):
+            return None
+        item_type = list_type.of_type
+        item_object = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+        if not is_object_type(item_object) or self._has_middleware():
+            return None
+        plan = self._plan(item_object, details, path)
+        return None if plan is None else (plan, item_object, item_type)
 
     def _field_failed(
         self,

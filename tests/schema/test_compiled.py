@@ -175,6 +175,9 @@ REFERENCE = [
     "records { id kind title amount } } } } } } }",
     "query($s: Boolean!) { creditRecords(first: 24) { nodes { a: id b: title ...F @skip(if: $s) "
     "... on CreditRecord { kind @include(if: $s) amount } } } } fragment F on CreditRecord { decisionDate authority }",
+    # A batch link whose values are lists, with surprises in the items of several parents' lists.
+    "query($s: Boolean!) { creditRecords(first: 24) { nodes { id enterprise { uscc credit { rating "
+    "records { id kind @skip(if: $s) content decisionNumber decisionDate amount } } } } } }",
 ]
 
 
