@@ -809,13 +809,16 @@ class SpatialConnector:
         self, layer: Layer, rows: Indices | None, centre: shapely.Point, radius: float
     ) -> tuple[Indices, np.ndarray]:
         """Rows within ``radius`` metres of ``centre`` (distances in UTM 51N), with their distances."""
-        hits = np.unique(layer.tree.query(self._search_box(centre, radius), predicate="intersects")).astype(np.intp)
+        points = layer.metric_points()
+        # A point intersects the (axis-aligned) search box exactly when its envelope does: for a
+        # point layer the index's envelope test is the whole test, with no predicate to evaluate.
+        predicate: Predicate | None = None if points is not None else "intersects"
+        hits = np.unique(layer.tree.query(self._search_box(centre, radius), predicate=predicate)).astype(np.intp)
         if rows is not None:
             hits = np.intersect1d(hits, rows, assume_unique=True).astype(np.intp)
         if len(hits) == 0:
             return hits, np.zeros(0)
         metric_centre = crs_mod.to_metric(centre)
-        points = layer.metric_points()
         if points is not None:  # a point layer: distances from positions projected once per layer
             cx, cy = shapely.get_coordinates(metric_centre)[0]
             dx, dy = points[hits, 0] - cx, points[hits, 1] - cy
