@@ -20,7 +20,7 @@ import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 import orjson
 from prometheus_client import Counter
@@ -459,6 +459,42 @@ def encode_cursor(*parts: object) -> str:
     return base64.urlsafe_b64encode(f"v1|{raw}".encode()).decode().rstrip("=")
 
 
+class Cursors(Sequence[str], Generic[_T]):
+    """A page's cursors, each encoded (``encode_cursor(*parts(item))``) only when read.
+
+    A connector answers a cursor for every record, and most operations read only the last
+    (``pageInfo.endCursor``): a list of nodes needs none of the others."""
+
+    __slots__ = ("_items", "_parts")
+
+    def __init__(self, items: Sequence[_T], parts: Callable[[_T], tuple[object, ...]]) -> None:
+        self._items = items
+        self._parts = parts
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [encode_cursor(*self._parts(item)) for item in self._items[index]]
+        return encode_cursor(*self._parts(self._items[index]))
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to a list or ``Cursors`` of the same cursors, as a list would be."""
+        if isinstance(other, Cursors | list):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-sequence semantics, as a list's
+
+    def __repr__(self) -> str:
+        return f"Cursors({list(self)!r})"
+
+
 def decode_cursor(cursor: str, count: int) -> list[str]:
     """The parts of a cursor from ``encode_cursor``; raises InvalidArgument when forged or stale."""
     try:
@@ -483,6 +519,7 @@ __all__ = [
     "async_url",
     "decode_cursor",
     "StatementCache",
+    "Cursors",
     "encode_cursor",
     "filter_key",
     "inline_budget_ms",

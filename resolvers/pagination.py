@@ -29,17 +29,24 @@ class Edge(Generic[T]):
 
 @strawberry.type(description="分页结果 (a page of results with cursors)")
 class Connection(Generic[T]):
-    edges: list[Edge[T]]
+    edges: list[Edge[T]] = strawberry.field(resolver=lambda root: root.edge_list())
     nodes: list[T]
     page_info: PageInfo
+    cursors: strawberry.Private[Sequence[str]]
+
+    def edge_list(self) -> list[Edge[T]]:
+        # Built only when selected: most lists select nodes, and a cursor costs its encoding.
+        return [Edge(cursor=c, node=o) for c, o in zip(self.cursors, self.nodes, strict=True)]
 
 
 def connection(objects: Sequence[T], page: Page) -> Connection[T]:
     """Wrap materialised records and the connector's page into a Relay connection."""
+    if len(page.cursors) != len(objects):
+        raise ValueError(f"a page of {len(objects)} records has {len(page.cursors)} cursors")
     return Connection(
-        edges=[Edge(cursor=c, node=o) for c, o in zip(page.cursors, objects, strict=True)],
         nodes=list(objects),
         page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        cursors=page.cursors,
     )
 
 

@@ -15,14 +15,14 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from audit import AuditQuery
-from connectors.base import SchemaContribution
+from connectors.base import Page, SchemaContribution
 from connectors.errors import InvalidArgument
-from connectors.sql import decode_cursor, encode_cursor
+from connectors.sql import Cursors, decode_cursor
 from edge.identity import InvalidToken, principal_from_claims
 from policies.principal import Purpose
 from resolvers import Connection, check_coordinate, check_first, coded_error, context_of
 from resolvers.loaders import emit_records
-from resolvers.pagination import Edge, PageInfo
+from resolvers.pagination import connection
 from schema.directives import classified, resolved
 from schema.explain import ExplainError, explain
 
@@ -174,12 +174,8 @@ class OfficerQuery:
             row["coordinates"] = list(row["coordinates"])
             row["record_keys"] = {k: list(v) for k, v in dict(row["record_keys"]).items()}
         objects = cast(list[AuditRecordEntry], emit_records(ctx, GATEWAY, "AuditRecord", rows))
-        cursors = [encode_cursor(r.seq) for r in page]
-        return Connection(
-            edges=[Edge(cursor=c, node=o) for c, o in zip(cursors, objects, strict=True)],
-            nodes=objects,
-            page_info=PageInfo(has_next_page=len(found) > size, end_cursor=cursors[-1] if cursors else None),
-        )
+        cursors = Cursors(page, lambda r: (r.seq,))
+        return connection(objects, Page(records=rows, cursors=cursors, has_next_page=len(found) > size))
 
 
 def vars_of(obj: object) -> dict[str, Any]:

@@ -25,11 +25,11 @@ from connectors.credit.tables import credit_profiles, credit_records, credit_sub
 from connectors.errors import ConnectorConfigError, InvalidArgument
 from connectors.sql import (
     KEYS,
+    Cursors,
     Database,
     DatabaseBacked,
     StatementCache,
     decode_cursor,
-    encode_cursor,
     filter_key,
     key_values,
     keys_in,
@@ -262,7 +262,7 @@ class CreditConnector(DatabaseBacked):
         page = rows[: request.first]
         return Page(
             records=[_record(r) for r in page],
-            cursors=[encode_cursor(r["decision_date"], r["id"]) for r in page],
+            cursors=Cursors(page, lambda r: (r["decision_date"], r["id"])),
             has_next_page=len(rows) > request.first,
         )
 

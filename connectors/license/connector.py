@@ -26,11 +26,11 @@ from connectors.license.tables import enterprises, issuers, licenses, metadata, 
 from connectors.license.verification import Verifier
 from connectors.sql import (
     KEYS,
+    Cursors,
     Database,
     DatabaseBacked,
     StatementCache,
     decode_cursor,
-    encode_cursor,
     filter_key,
     key_in,
     key_values,
@@ -311,7 +311,7 @@ class LicenseConnector(DatabaseBacked):
         page = rows[: request.first]
         return Page(
             records=[_enterprise(r) for r in page],
-            cursors=[encode_cursor(r["uscc"]) for r in page],
+            cursors=Cursors(page, lambda r: (r["uscc"],)),
             has_next_page=len(rows) > request.first,
         )
 

@@ -61,7 +61,7 @@ from connectors.spatial.store import (
     layer_summaries,
     open_store,
 )
-from connectors.sql import decode_cursor, encode_cursor, storable
+from connectors.sql import Cursors, decode_cursor, encode_cursor, storable
 
 T = TypeVar("T")
 Predicate = Literal["intersects", "contains"]
@@ -705,10 +705,8 @@ class SpatialConnector:
             chosen = _closest([(layer, *matching(layer)) for layer in layers], after, request.first + 1)
         page = chosen[: request.first]
         records = self._records_of(page, crs, with_distance=centre is not None, fields=request.fields)
-        cursors = [
-            encode_cursor(repr(d) if centre is not None else "-", layer.name, str(layer.fids[r]))
-            for d, layer, r in page
-        ]
+        near = centre is not None
+        cursors = Cursors(page, lambda c: (repr(c[0]) if near else "-", c[1].name, str(c[1].fids[c[2]])))
         return Page(records=records, cursors=cursors, has_next_page=len(chosen) > request.first)
 
     def _query_geometries(self, where: Mapping[str, JSON], crs: str) -> list[tuple[shapely.Geometry, Predicate]]:
@@ -859,8 +857,8 @@ class SpatialConnector:
             radius = min(radius * 4, self.max_radius_m)
         found.sort(key=lambda c: (c[0], c[1], c[2]))
         page = [(round(d, 2), layer, row) for d, _, _, layer, row in found[:k]]
-        records = self._records_of(page, crs, with_distance=True)
-        cursors = [encode_cursor(repr(d), layer.name, str(layer.fids[r])) for d, layer, r in page]
+        records = self._records_of(page, crs, with_distance=True, fields=request.fields)
+        cursors = Cursors(page, lambda c: (repr(c[0]), c[1].name, str(c[1].fids[c[2]])))
         return Page(records=records, cursors=cursors, has_next_page=False)
 
 
