@@ -259,14 +259,12 @@ class SpatialConnector:
             shapes: Sequence[object] = geojson.to_geojson_many([layer.geometries[r] for r in rows], crs)
         else:
             shapes = [None] * len(rows)  # not selected: no GeoJSON built
-        out: list[Record] = []
-        for i, (row, shape) in enumerate(zip(rows, shapes, strict=True)):
-            record = layer.record(int(row), fields)
+        records = layer.records(rows, fields)
+        for i, (record, shape) in enumerate(zip(records, shapes, strict=True)):
             record["geometry"] = shape
             record["crs"] = crs
             record["distance_meters"] = None if distances is None else round(float(distances[i]), 2)
-            out.append(record)
-        return out
+        return list(records)
 
     def _district_records(self, rows: Sequence[int], crs: str) -> list[Record]:
         return [self._as_district(r, crs) for r in self._features(self.store.layers[DISTRICTS], rows, crs)]

@@ -121,29 +121,55 @@ class Layer:
         code = int(found.codes[row])
         return found.categories[code] if code >= 0 else None
 
-    def record(self, row: int, fields: frozenset[str] | None = None) -> dict[str, Any]:
-        """The row's values except the geometry (the caller adds it in the requested CRS).
+    def texts(self, column: str, rows: Indices) -> list[str | None]:
+        """A text column's values of ``rows`` (None where null or absent from the layer)."""
+        found = self.columns.get(column)
+        if found is None:
+            return [None] * len(rows)
+        categories = found.categories
+        return [categories[code] if code >= 0 else None for code in found.codes[rows].tolist()]
+
+    def records(self, rows: Sequence[int], fields: frozenset[str] | None = None) -> list[dict[str, Any]]:
+        """The rows' values except the geometry (the caller adds it in the requested CRS), read
+        column by column.
 
         With ``fields`` (the request's selected fields) kind, name, valid_from and properties are
         read only when selected; ``None`` (not known) reads them all. Keys and what links read
         (id, fid, layer, district_code, valid_to) are always there."""
+        index = np.asarray(rows, dtype=np.intp)
         selected = fields or frozenset()
         every = fields is None
-        fid = str(self.fids[row])
-        end = int(self.valid_to[row])
-        # In the order the records have always had (callers may compare them as JSON text).
-        record: dict[str, Any] = {"id": f"{self.name}:{fid}", "fid": fid, "layer": self.name}
-        if every or "kind" in selected:
-            record["kind"] = self.text("kind", row)
-        if every or "name" in selected:
-            record["name"] = self.names[row]
-        record["district_code"] = self.text("district_code", row)
-        if every or "valid_from" in selected:
-            record["valid_from"] = from_day_number(int(self.valid_from[row]))
-        record["valid_to"] = None if end == OPEN_END else from_day_number(end)
-        if every or "properties" in selected:
-            record["properties"] = {k: _plain(v[row]) for k, v in self.properties.items()}
-        return record
+        fids: list[str] = self.fids[index].tolist()
+        districts = self.texts("district_code", index)
+        ends: list[int] = self.valid_to[index].tolist()
+        kinds = self.texts("kind", index) if every or "kind" in selected else None
+        names = [self.names[r] for r in index.tolist()] if every or "name" in selected else None
+        starts: list[int] | None = self.valid_from[index].tolist() if every or "valid_from" in selected else None
+        properties = self.properties.items() if every or "properties" in selected else None
+        days: dict[int, dt.date | None] = {OPEN_END: None}  # few distinct days: each converted once
+
+        def day(number: int) -> dt.date | None:
+            if number not in days:
+                days[number] = from_day_number(number)
+            return days[number]
+
+        out: list[dict[str, Any]] = []
+        for i, row in enumerate(index.tolist()):
+            fid = fids[i]
+            # In the order the records have always had (callers may compare them as JSON text).
+            record: dict[str, Any] = {"id": f"{self.name}:{fid}", "fid": fid, "layer": self.name}
+            if kinds is not None:
+                record["kind"] = kinds[i]
+            if names is not None:
+                record["name"] = names[i]
+            record["district_code"] = districts[i]
+            if starts is not None:
+                record["valid_from"] = day(starts[i])
+            record["valid_to"] = day(ends[i])
+            if properties is not None:
+                record["properties"] = {k: _plain(v[row]) for k, v in properties}
+            out.append(record)
+        return out
 
     def metric_points(self) -> NDArray[np.float64] | None:
         """Every row's position in the metric CRS as an (n, 2) array when the layer holds only
