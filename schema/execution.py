@@ -38,9 +38,10 @@ change that removes the speed-up shows in ``/metrics`` and in the tests.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 import structlog
@@ -85,8 +86,15 @@ _PLAIN: tuple[type, ...] = (str, int, float, bool, dt.date, dt.datetime, dt.time
 #: Built-in scalars whose coercion returns a value of this exact type unchanged
 #: (``serialize_string``/``serialize_id`` a ``str``, ``serialize_boolean`` a ``bool``): copied.
 _PASSTHROUGH: dict[int, type] = {id(GraphQLString): str, id(GraphQLID): str, id(GraphQLBoolean): bool}
-_NOT_PLAIN = object()
+
+
+def _not_plain(value: Any) -> Any:  # pragma: no cover - a marker, never called
+    """Marks a value of no plain type in a coercion table lookup."""
+    raise AssertionError(value)
+
+
 Coerce = Callable[[Any], Any]
+_NO_COERCIONS: Mapping[type, Coerce | None] = MappingProxyType({})
 
 
 def _coercions(leaf: GraphQLLeafType) -> dict[type, Coerce | None]:
@@ -111,7 +119,7 @@ class _Step:
     details: FieldDetailsList
     field_def: GraphQLField | None = None  # batch steps
     batch: BatchResolver | None = None
-    coercions: dict[type, Coerce | None] | None = None  # leaf steps: see _coercions
+    coercions: Mapping[type, Coerce | None] = _NO_COERCIONS  # leaf steps: see _coercions
 
 
 def _items_of(path: Path) -> PathOf:
@@ -336,13 +344,13 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             kind = step.kind
             if kind == _LEAF:
                 value = getattr(item, step.python_name, _MISSING)  # type: ignore[arg-type]
-                coerce = step.coercions.get(type(value), _NOT_PLAIN)  # type: ignore[union-attr]
+                coerce = step.coercions.get(type(value), _not_plain)
                 if coerce is None:
                     row[step.key] = value
                     continue
-                if coerce is not _NOT_PLAIN:
+                if coerce is not _not_plain:
                     try:
-                        coerced = coerce(value)  # type: ignore[operator]
+                        coerced = coerce(value)
                     except Exception:
                         coerced = None  # below, graphql-core's own call raises it again at its path
                     if coerced is not None and coerced is not Undefined:
@@ -466,7 +474,8 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 for (_, row, _), value in zip(parents, done, strict=True):
                     row[step.key] = value
                 return
-        lists = self._list_plan(field_type, step.details, paths[0])
+        lists: tuple[list[_Step], GraphQLObjectType, GraphQLOutputType] | None = None
+        planned = False  # the list plan is built when the first list value needs it
         pending: list[tuple[int, dict[str, Any], Path, Any]] = []
         for (index, row, _), value, field_path in zip(parents, values, paths, strict=True):
             # A failed value is reported as it is, not raised: after a denial every parent holds
@@ -474,6 +483,8 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             failure = value if isinstance(value, Exception) else None
             if failure is None:
                 try:
+                    if not planned and isinstance(value, list | tuple):
+                        lists, planned = self._list_plan(field_type, step.details, paths[0]), True
                     if lists is not None and isinstance(value, list | tuple):
                         # What complete_value would come to for a list: straight to its items.
                         item_plan, item_object, item_type = lists

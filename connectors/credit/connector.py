@@ -59,6 +59,9 @@ FILTER_FIELDS: Mapping[str, FieldMap] = {
     },
 }
 
+#: The most rows a capped related read reads before capping in Python; a larger bound (a large
+#: ``max_rows`` or batch) is ranked by the window function in SQL from the start.
+_PLAIN_CAP_ROWS = 100_000
 _RECORD_ORDER = (credit_records.c.decision_date.desc(), credit_records.c.id.desc())
 
 # Projection: the columns a CreditRecord field reads, by Python name (the same name where absent).
@@ -218,9 +221,11 @@ class CreditConnector(DatabaseBacked):
             # much on SQLite). Only when that bound is reached, which is when some enterprise
             # may hold more than the cap, does a window per enterprise rank them in SQL.
             total = limit * len(keys)
-            query = self._related(request.row_filter, "total", by_kind, request.fields)
-            rows = await self._rows(query, {**params, "total": total + 1})
-            if len(rows) > total:
+            rows = []
+            if total <= _PLAIN_CAP_ROWS:
+                query = self._related(request.row_filter, "total", by_kind, request.fields)
+                rows = await self._rows(query, {**params, "total": total + 1})
+            if total > _PLAIN_CAP_ROWS or len(rows) > total:
                 query = self._related(request.row_filter, "window", by_kind, request.fields)
                 rows = await self._rows(query, {**params, "limit": limit})
         grouped: dict[str, list[Record]] = {k: [] for k in keys}

@@ -883,6 +883,8 @@ def _closest(
     Sorted in numpy, not as Python tuples (thousands of candidates within a radius). Within a
     layer the row order is the fid order (layers are stored sorted by fid, then version), so
     (distance, layer name, row) sorts as (distance, layer name, fid) with a stable sort would."""
+    if not candidates:
+        return []
     candidates = sorted(candidates, key=lambda c: c[0].name)
     distances = _round_cm(np.concatenate([np.asarray(d, dtype=np.float64) for _, _, d in candidates]))
     rows = np.concatenate([np.asarray(r, dtype=np.intp) for _, r, _ in candidates])

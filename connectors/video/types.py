@@ -243,7 +243,9 @@ class VideoEnterpriseFields:
         2,
         "附近摄像机 (cameras within radiusMeters of the enterprise's location, nearest first; needs spatial)",
         resource="Camera",
-        reads=("Enterprise.location",),
+        # It reads the enterprise's location feature and that feature's geometry: both decided
+        # (and the geometry read, with projection) as if the operation had selected them.
+        reads=("Enterprise.location", "Feature.geometry"),
     )
     async def nearby_cameras(
         self,

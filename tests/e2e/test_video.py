@@ -378,6 +378,20 @@ def test_nearby_cameras_are_batched_and_their_distances_are_geodesic(
     assert found_any, "the demo places cameras around enterprises"
 
 
+@pytest.mark.parametrize("location", ["", "location { name }"])
+def test_nearby_cameras_need_no_location_in_the_selection(live: LiveServer, police: str, location: str) -> None:
+    """The resolver reads the location's geometry whatever the operation selects of it."""
+    query = f"""{{ enterprises(first: 30) {{ nodes {{ uscc {location}
+      nearbyCameras(radiusMeters: 300) {{ deviceId distanceMeters }} }} }} }}"""
+    alone = body(live, query, police)
+    assert "errors" not in alone, alone
+    full = body(live, NEARBY, police, n=30)["data"]["enterprises"]["nodes"]
+    expected = [[{"deviceId": c["deviceId"], "distanceMeters": c["distanceMeters"]} for c in n["nearbyCameras"] or []]
+                for n in full]  # fmt: skip
+    assert [n["nearbyCameras"] or [] for n in alone["data"]["enterprises"]["nodes"]] == expected
+    assert any(expected)
+
+
 def test_nearby_cameras_without_the_spatial_connector_are_unavailable(
     demo_dir: Path, key_file: Path, police: str, tmp_path: Path
 ) -> None:

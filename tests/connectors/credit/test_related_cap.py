@@ -78,3 +78,7 @@ async def test_each_enterprise_keeps_its_newest_records(
     caps.clear()
     capped = await _related(credit, [top, *UNKNOWN], most - 1)
     assert caps == ["total"] and len(capped[0]) == most - 1
+    # A bound past what a plain read should hold (a large max_rows): ranked in SQL from the start.
+    caps.clear()
+    huge = await _related(credit, keys, 2**62)
+    assert caps == ["window"] and [list(g) for g in huge] == [list(g) for g in every]

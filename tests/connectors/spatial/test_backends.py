@@ -99,6 +99,29 @@ SEARCHES: list[tuple[str, dict[str, JSON], dict[str, JSON]]] = [
 ]
 
 
+def _projected(records: list[Any], like: list[Any]) -> list[Any]:
+    """``records`` (every column) cut down to the keys of ``like`` (projected), geometry as built."""
+    return [{k: (v if k != "geometry" or p[k] is not None else None) for k, v in r.items() if k in p}
+            for r, p in zip(records, like, strict=True)]  # fmt: skip
+
+
+@pytest.mark.parametrize("fields", [frozenset(), frozenset({"name"}), frozenset({"geometry", "properties", "kind"})])
+@pytest.mark.parametrize(("entity", "where", "row_filter"), [s for s in SEARCHES if s[0] == "Feature"])
+async def test_projected_searches_serve_what_postgis_serves(
+    both: Pair, fields: frozenset[str], entity: str, where: dict[str, JSON], row_filter: dict[str, JSON]
+) -> None:
+    """The embedded engine reads only the selected fields; the values it serves are PostGIS's."""
+    embedded, postgis = both
+    (lean, flags_a), (full, flags_b) = [
+        await walk(c, SearchRequest(entity, f, row_filter, where, first=17))
+        for c, f in ((embedded, fields), (postgis, None))
+    ]
+    assert lean and flags_a == flags_b
+    always = {"id", "fid", "layer", "district_code", "valid_to", "crs", "distance_meters", "geometry"}
+    assert all(set(r) <= always | fields for r in lean)
+    assert canonical(lean) == canonical(_projected(full, lean))
+
+
 @pytest.mark.parametrize(("entity", "where", "row_filter"), SEARCHES)
 async def test_searches_are_identical(
     both: Pair, entity: str, where: dict[str, JSON], row_filter: dict[str, JSON]

@@ -74,3 +74,7 @@ def test_closest_ranks_and_pages_as_python_tuples(seed: int) -> None:
         for count in (1, 7, 10_000):
             found = _closest(cast(Any, candidates), after, count)
             assert [(d, layer.name, r) for d, layer, r in found] == _reference(candidates, after, count)
+
+
+def test_no_layers_no_candidates() -> None:
+    assert _closest([], None, 10) == [] and _closest([], (1.0, "pois", "F001"), 10) == []
