@@ -39,9 +39,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
-from types import MappingProxyType
 from typing import Any
 
 import structlog
@@ -94,7 +93,6 @@ def _not_plain(value: Any) -> Any:  # pragma: no cover - a marker, never called
 
 
 Coerce = Callable[[Any], Any]
-_NO_COERCIONS: Mapping[type, Coerce | None] = MappingProxyType({})
 
 
 def _coercions(leaf: GraphQLLeafType) -> dict[type, Coerce | None]:
@@ -119,7 +117,7 @@ class _Step:
     details: FieldDetailsList
     field_def: GraphQLField | None = None  # batch steps
     batch: BatchResolver | None = None
-    coercions: Mapping[type, Coerce | None] = _NO_COERCIONS  # leaf steps: see _coercions
+    coercions: Mapping[type, Coerce | None] = field(default_factory=dict)  # leaf steps: see _coercions
 
 
 def _items_of(path: Path) -> PathOf:
