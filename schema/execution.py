@@ -120,6 +120,10 @@ class _Step:
     coercions: Mapping[type, Coerce | None] = field(default_factory=dict)  # leaf steps: see _coercions
 
 
+#: A list's items to complete on the fast path: their plan, object type and slot type.
+_Items = tuple[list[_Step], GraphQLObjectType, GraphQLOutputType]
+
+
 def _items_of(path: Path) -> PathOf:
     """The paths of a list's items at ``path``."""
     return lambda index: path.add_key(index, None)
@@ -150,13 +154,10 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         result: Any,
         position_context: Any,
     ) -> Any:
-        item_type = return_type.of_type
-        object_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
-        if not isinstance(result, list | tuple) or not is_object_type(object_type) or self._has_middleware():
+        found = self._items_plan(return_type, field_details_list, path) if isinstance(result, list | tuple) else None
+        if found is None:
             return super().complete_list_value(return_type, field_details_list, info, path, result, position_context)
-        plan = self._plan(object_type, field_details_list, path)
-        if plan is None:
-            return super().complete_list_value(return_type, field_details_list, info, path, result, position_context)
+        plan, object_type, item_type = found
         return self._complete_items(
             plan, object_type, item_type, field_details_list, info, _items_of(path), result, position_context,
         )  # fmt: skip
@@ -472,8 +473,13 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 for (_, row, _), value in zip(parents, done, strict=True):
                     row[step.key] = value
                 return
-        lists: tuple[list[_Step], GraphQLObjectType, GraphQLOutputType] | None = None
-        planned = False  # the list plan is built when the first list value needs it
+        # A list value goes straight to its items' plan, where complete_value would take it.
+        list_type = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
+        lists = (
+            self._items_plan(list_type, step.details, paths[0])
+            if isinstance(list_type, GraphQLList) and any(isinstance(v, list | tuple) for v in values)
+            else None
+        )
         pending: list[tuple[int, dict[str, Any], Path, Any]] = []
         for (index, row, _), value, field_path in zip(parents, values, paths, strict=True):
             # A failed value is reported as it is, not raised: after a denial every parent holds
@@ -481,10 +487,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             failure = value if isinstance(value, Exception) else None
             if failure is None:
                 try:
-                    if not planned and isinstance(value, list | tuple):
-                        lists, planned = self._list_plan(field_type, step.details, paths[0]), True
                     if lists is not None and isinstance(value, list | tuple):
-                        # What complete_value would come to for a list: straight to its items.
                         item_plan, item_object, item_type = lists
                         value = self._complete_items(
                             item_plan, item_object, item_type, step.details, info, _items_of(field_path), value,
@@ -519,21 +522,17 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
         await gather_with_cancel(*(settle(*p) for p in pending))
 
-    def _list_plan(
-        self, field_type: GraphQLOutputType, details: FieldDetailsList, path: Path
-    ) -> tuple[list[_Step], GraphQLObjectType, GraphQLOutputType] | None:
-        """For a field of type ``[T]`` or ``[T]!`` of an object type ``T`` that can be compiled, the
-        items' plan, ``T`` and the item slot type; else None. A list value of such a field is
-        completed by ``complete_value`` -> ``complete_list_value`` -> this plan, nothing else."""
-        list_type = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
-        if not isinstance(list_type, GraphQLList):
-            return None
+    def _items_plan(
+        self, list_type: GraphQLList[GraphQLOutputType], details: FieldDetailsList, path: Path
+    ) -> _Items | None:
+        """The plan for the items of a list of ``list_type`` — their plan, object type and slot
+        type — when they are of an object type that can be compiled; else None (graphql-core's)."""
         item_type = list_type.of_type
-        item_object = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
-        if not is_object_type(item_object) or self._has_middleware():
+        object_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+        if not is_object_type(object_type) or self._has_middleware():
             return None
-        plan = self._plan(item_object, details, path)
-        return None if plan is None else (plan, item_object, item_type)
+        plan = self._plan(object_type, details, path)
+        return None if plan is None else (plan, object_type, item_type)
 
     def _field_failed(
         self,

@@ -264,7 +264,7 @@ class SpatialConnector:
             record["geometry"] = shape
             record["crs"] = crs
             record["distance_meters"] = None if distances is None else round(float(distances[i]), 2)
-        return list(records)
+        return list(records)  # as list[Record] (list is invariant)
 
     def _district_records(self, rows: Sequence[int], crs: str) -> list[Record]:
         return [self._as_district(r, crs) for r in self._features(self.store.layers[DISTRICTS], rows, crs)]
