@@ -195,8 +195,19 @@ def live_each(request: pytest.FixtureRequest) -> LiveServer:
     return server
 
 
+def demo_url(request: pytest.FixtureRequest, demo_dir: Path, name: str) -> str:
+    """The async URL of connector ``name``'s demo data on ``request.param``'s backend (a fixture
+    parametrised by ``BACKENDS``): the SQLite file, or its copy in PostgreSQL (``pg_demo``)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{demo_dir / f'{name}.sqlite'}"
+    demo: PgDemo = request.getfixturevalue("pg_demo")
+    url: str = getattr(demo, name)
+    return url
+
+
 __all__ = [
     "BACKENDS",
+    "demo_url",
     "execute",
     "live_each",
     "live_pg",

@@ -10,7 +10,7 @@ import pytest
 
 from connectors.credit import CreditConnector
 from connectors.testing import ConnectorComplianceSuite, FakeConnector
-from tests.postgres import BACKENDS, PgDemo
+from tests.postgres import BACKENDS, demo_url
 
 
 class TestCreditEnterprises(ConnectorComplianceSuite):
@@ -25,10 +25,7 @@ class TestCreditEnterprises(ConnectorComplianceSuite):
     @pytest.fixture(params=BACKENDS)
     def url(self, request: pytest.FixtureRequest, demo_dir: Path) -> str:
         """The demo database on each backend (the same rows: ``tests/postgres.py`` copies them)."""
-        if request.param == "sqlite":
-            return f"sqlite+aiosqlite:///{demo_dir / 'credit.sqlite'}"
-        demo: PgDemo = request.getfixturevalue("pg_demo")
-        return demo.credit
+        return demo_url(request, demo_dir, "credit")
 
     @pytest.fixture
     async def connector(self, url: str) -> AsyncIterator[CreditConnector]:

@@ -13,17 +13,14 @@ import pytest
 
 from connectors.base import FetchRequest, Record
 from connectors.credit import CreditConnector
-from tests.postgres import BACKENDS, PgDemo
+from tests.postgres import BACKENDS, demo_url
 
 UNKNOWN = ["91330200AAAAAAAAA1", "91330200AAAAAAAAA2", "91330200AAAAAAAAA3"]  # no records
 
 
 @pytest.fixture(params=BACKENDS)
 def url(request: pytest.FixtureRequest, demo_dir: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{demo_dir / 'credit.sqlite'}"
-    demo: PgDemo = request.getfixturevalue("pg_demo")
-    return demo.credit
+    return demo_url(request, demo_dir, "credit")
 
 
 @pytest.fixture

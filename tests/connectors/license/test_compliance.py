@@ -10,7 +10,7 @@ import pytest
 
 from connectors.license import LicenseConnector
 from connectors.testing import ConnectorComplianceSuite
-from tests.postgres import BACKENDS, PgDemo
+from tests.postgres import BACKENDS, demo_url
 
 
 class TestLicenseEnterprises(ConnectorComplianceSuite):
@@ -21,10 +21,7 @@ class TestLicenseEnterprises(ConnectorComplianceSuite):
     @pytest.fixture(params=BACKENDS)
     def url(self, request: pytest.FixtureRequest, demo_dir: Path) -> str:
         """The demo database on each backend (the same rows: ``tests/postgres.py`` copies them)."""
-        if request.param == "sqlite":
-            return f"sqlite+aiosqlite:///{demo_dir / 'license.sqlite'}"
-        demo: PgDemo = request.getfixturevalue("pg_demo")
-        return demo.license
+        return demo_url(request, demo_dir, "license")
 
     @pytest.fixture
     async def connector(self, url: str) -> AsyncIterator[LicenseConnector]:

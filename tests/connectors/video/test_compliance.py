@@ -14,16 +14,13 @@ from connectors.base import JSON, FetchRequest, SearchRequest
 from connectors.errors import InvalidArgument
 from connectors.testing import ConnectorComplianceSuite
 from connectors.video import VideoConnector
-from tests.postgres import BACKENDS, PgDemo
+from tests.postgres import BACKENDS, demo_url
 
 
 @pytest.fixture(params=BACKENDS)
 def url(request: pytest.FixtureRequest, demo_dir: Path) -> str:
     """The demo's video library on each backend (the same rows: ``tests/postgres.py`` copies them)."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{demo_dir / 'video.sqlite'}"
-    demo: PgDemo = request.getfixturevalue("pg_demo")
-    return demo.video
+    return demo_url(request, demo_dir, "video")
 
 
 @pytest.fixture
