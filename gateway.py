@@ -354,7 +354,8 @@ def serve(
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
-        log_level="info",
+        log_level=settings.log_level,
+        access_log=settings.access_log,
         proxy_headers=False,
     )
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,14 +74,15 @@ def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def environment(config: Path) -> dict[str, str]:
+def environment(config: Path, **extra: str) -> dict[str, str]:
     # The secret comes from the environment, never the shared file; every replica gets the same one.
-    return {**os.environ, "CITYGRAPH_CONFIG": str(config), "CITYGRAPH_AUTH__SECRET": SECRET}
+    return {**os.environ, "CITYGRAPH_CONFIG": str(config), "CITYGRAPH_AUTH__SECRET": SECRET, **extra}
 
 
 @contextlib.contextmanager
-def replicas(config: Path, count: int) -> Iterator[list[Replica]]:
-    """``count`` gateway processes on free ports, ready; all stopped afterwards, also on failure."""
+def replicas(config: Path, count: int, first_env: Mapping[str, str] | None = None) -> Iterator[list[Replica]]:
+    """``count`` gateway processes on free ports, ready; all stopped afterwards, also on failure.
+    ``first_env`` is extra environment for the first replica only."""
     started: list[Replica] = []
     try:
         for n in range(count):
@@ -89,7 +90,7 @@ def replicas(config: Path, count: int) -> Iterator[list[Replica]]:
             with log.open("wb") as out:
                 process = subprocess.Popen(
                     [CITYGRAPH, "serve", "--port", str(port)],
-                    env=environment(config),
+                    env=environment(config, **((first_env or {}) if n == 0 else {})),
                     cwd=config.parent,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -149,7 +150,8 @@ def test_replicas_keep_one_audit_chain(pg_demo: PgDemo, audit_url: str, tmp_path
         body: dict[str, object] = response.json()
         return body
 
-    with replicas(config, REPLICAS) as running:
+    # The first replica turns uvicorn's access log on; the others keep the default (off).
+    with replicas(config, REPLICAS, first_env={"CITYGRAPH_ACCESS_LOG": "true"}) as running:
         jobs = [(n, running[n % REPLICAS]) for n in range(REPLICAS * REQUESTS_PER_REPLICA)]
         with ThreadPoolExecutor(IN_FLIGHT) as pool:
             bodies = list(pool.map(lambda job: read(*job), jobs))
@@ -159,6 +161,9 @@ def test_replicas_keep_one_audit_chain(pg_demo: PgDemo, audit_url: str, tmp_path
     # uvicorn re-raises the SIGTERM it handled once shutdown is complete; the log says it was clean.
     assert [r.process.returncode for r in running] == [-signal.SIGTERM] * REPLICAS
     assert all("Application shutdown complete." in r.log.read_text() for r in running)
+    logs = [r.log.read_text() for r in running]
+    assert '"POST /graphql HTTP/1.1" 200' in logs[0]
+    assert not any("POST /graphql" in log for log in logs[1:])
 
     verified = cli(config, "audit", "verify")
     total = REPLICAS * REQUESTS_PER_REPLICA
