@@ -9,6 +9,12 @@ result columns with their result processors — and runs a read as SQLAlchemy's 
 the same ``construct_params`` and expansion of ``IN`` lists, one ``sqlite3`` execute and
 ``fetchall``, the same processors. Rows are the dicts the SQLAlchemy path returns.
 
+Expanding an ``IN`` list rewrites the SQL text, which cost about as much as the rest of a small
+read's preparation. For a statement whose only execution-time parameters are plain (not tuple,
+not literal) ``IN`` lists, the expansion depends only on the lists' lengths: SQLAlchemy expands it
+once per (statement, lengths), and later reads with lists of those lengths reuse the SQL and the
+position of each value (:class:`_Expansion`).
+
 Only plain SELECTs whose result columns map one to one, by position, onto unique names are
 prepared; for anything else :meth:`PreparedReads.rows` answers ``None`` and the caller runs the
 statement through SQLAlchemy. ``before_cursor_execute`` listeners on the engine are called with
@@ -35,9 +41,20 @@ SHAPES = 512
 
 @dataclass(frozen=True, slots=True)
 class _Shape:
-    """What one compiled SELECT needs at execution: a function from a DBAPI row to its dict."""
+    """What one compiled SELECT needs at execution: a function from a DBAPI row to its dict, and
+    the names of its ``IN``-list parameters when their expansions can be reused (else ``None``)."""
 
     row: Callable[[tuple[Any, ...]], dict[str, Any]]
+    lists: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Expansion:
+    """One statement's ``IN`` lists expanded for one set of lengths: the SQL, and for each
+    positional parameter its name, its index in that list (-1: not a list) and its processor."""
+
+    sql: str
+    params: tuple[tuple[str, int, Callable[[Any], Any] | None], ...]
 
 
 #: A read ready to run: its shape, the SQL and the positional parameters.
@@ -55,6 +72,8 @@ class PreparedReads:
         self._dialect = engine.dialect
         self._compiled: LRUCache[Any, Any] = LRUCache(SHAPES)
         self._shapes: LRUCache[SQLCompiler, _Shape | None] = LRUCache(SHAPES)
+        # A shape meets lists of a few lengths (batches of 1 key, of a page's 100, ...).
+        self._expansions: LRUCache[tuple[object, ...], _Expansion] = LRUCache(SHAPES * 8)
         self._connection: Any = None  # the pool's proxied DBAPI connection, once checked out
 
     def rows(self, query: Executable, params: Mapping[str, object] | None) -> list[Mapping[str, Any]] | None:
@@ -102,12 +121,11 @@ class PreparedReads:
             shape = self._shapes[compiled] = _shape_of(compiled, self._dialect)
         if shape is None:
             return None
-        sql, args = self._bind(compiled, params, extracted, collected)
+        sql, args = self._bind(compiled, shape, params, extracted, collected)
         return shape, sql, args
 
-    @staticmethod
     def _bind(
-        compiled: SQLCompiler, params: Mapping[str, object] | None, extracted: Any, collected: Any
+        self, compiled: SQLCompiler, shape: _Shape, params: Mapping[str, object] | None, extracted: Any, collected: Any
     ) -> tuple[str, tuple[Any, ...]]:
         # As sqlalchemy.engine.default.DefaultExecutionContext._init_compiled, single execution.
         if params:
@@ -119,6 +137,16 @@ class PreparedReads:
             values = compiled.construct_params(
                 escape_names=False, extracted_parameters=extracted, _collected_params=collected
             )
+        if shape.lists:
+            key = (compiled, *(len(values[name]) for name in shape.lists))
+            expansion = self._expansions.get(key)
+            if expansion is None:
+                expansion = self._expansions[key] = _expansion_of(compiled, dict(values))
+            bound: list[Any] = []
+            for name, index, process in expansion.params:
+                value = values[name] if index < 0 else values[name][index]
+                bound.append(value if process is None else process(value))
+            return expansion.sql, tuple(bound)
         processors: Mapping[str, Any] = compiled._bind_processors
         sql = compiled.string
         positions: Sequence[str] = compiled.positiontup or ()
@@ -176,7 +204,31 @@ def _shape_of(compiled: SQLCompiler, dialect: Any) -> _Shape | None:
             scope[f"p{index}"] = process
             items.append(f"{names[index]!r}: p{index}(r[{index}])")
     row = eval(f"lambda r: {{{', '.join(items)}}}", scope)  # noqa: S307 (source built from reprs above)
-    return _Shape(row)
+    return _Shape(row, _reusable_lists(compiled))
+
+
+def _reusable_lists(compiled: SQLCompiler) -> tuple[str, ...] | None:
+    """The names of ``compiled``'s ``IN``-list parameters when they are its only execution-time
+    parameters and each expands by its length alone (not a tuple ``IN``); else ``None``."""
+    params = compiled.post_compile_params
+    if not params or compiled.literal_execute_params:
+        return None
+    if any(not p.expanding or p.literal_execute or p.type._is_tuple_type for p in params):
+        return None
+    return tuple(sorted(compiled.bind_names[p] for p in params))
+
+
+def _expansion_of(compiled: SQLCompiler, values: dict[str, Any]) -> _Expansion:
+    """Expand ``compiled``'s ``IN`` lists through SQLAlchemy and note where each value goes."""
+    expanded = compiled._process_parameters_for_postcompile(values)
+    origin = {new: (name, i) for name, names in expanded.parameter_expansion.items() for i, new in enumerate(names)}
+    # The statement's own processors, and those SQLAlchemy gives the lists' elements.
+    processors: Mapping[str, Any] = {**compiled._bind_processors, **expanded.processors}
+    params = []
+    for position in expanded.positiontup or ():
+        name, index = origin.get(position, (position, -1))
+        params.append((name, index, processors.get(position)))
+    return _Expansion(expanded.statement, tuple(params))
 
 
 __all__ = ["SHAPES", "Prepared", "PreparedReads"]

@@ -27,6 +27,7 @@ from sqlalchemy import (
     literal,
     select,
     text,
+    tuple_,
 )
 
 from connectors.prepared import PreparedReads
@@ -77,8 +78,21 @@ ranked = select(things, rank).where(keys_in(things.c.owner, "sqlite")).subquery(
 STATEMENTS: list[tuple[str, Any, dict[str, object] | None]] = [
     ("keys", select(things).where(keys_in(things.c.owner, "sqlite")), {"keys": ["o1", "o2", "nobody"]}),
     ("no keys", select(things).where(keys_in(things.c.owner, "sqlite")), {"keys": []}),
+    (
+        "keys and a processed value",  # a Decimal reaches sqlite3 only through Numeric's bind processor
+        select(things.c.id, things.c.price).where(
+            keys_in(things.c.owner, "sqlite"), things.c.price > bindparam("least", type_=Numeric(12, 2))
+        ),
+        {"keys": ["o0", "o2"], "least": Decimal("3.25")},
+    ),
+    (
+        "two lists",
+        select(things.c.id).where(keys_in(things.c.owner, "sqlite"), things.c.id.in_(bindparam("ids", expanding=True))),
+        {"keys": ["o1", "o2"], "ids": [1, 2, 5, 8, 11, 40]},
+    ),
     ("literal values", select(things).where(things.c.made_on < dt.date(2025, 1, 9), things.c.id > 3), None),
     ("literal list", select(things.c.id, things.c.price).where(things.c.id.in_([2, 4, 8])), None),
+    ("tuple list", select(things.c.id).where(tuple_(things.c.owner, things.c.id).in_([("o1", 1), ("o1", 4)])), None),
     ("limit", select(things).order_by(things.c.id.desc()).limit(bindparam("limit")), {"limit": 7}),
     (
         "ranked",
@@ -108,6 +122,29 @@ def test_one_shape_serves_statements_with_other_values(engine: Engine) -> None:
         query = select(things.c.id).where(things.c.made_on < dt.date(2025, 1, day))  # a new statement each time
         assert prepared.rows(query, None) == reference(engine, query, None)
     assert len(prepared._shapes) == 1
+    prepared.close()
+
+
+def test_in_list_expansions_are_reused_by_length(engine: Engine) -> None:
+    prepared = PreparedReads(engine)
+    least = bindparam("least", type_=Numeric(12, 2))
+    query = select(things.c.id, things.c.price).where(keys_in(things.c.owner, "sqlite"), things.c.price > least)
+    answers = []
+    for keys in (["o0"], ["o1"], ["o0", "o1"], [], ["o2", "o0"], ["o1"], ("o2",)):
+        params: dict[str, object] = {"keys": keys, "least": Decimal("2")}
+        answers.append(prepared.rows(query, params))
+        assert answers[-1] == reference(engine, query, params)
+    assert answers[0] != answers[1] and answers[1] == answers[5]  # same length, the values of each read
+    assert len(prepared._expansions) == 3  # lengths 1, 2 and 0
+    prepared.close()
+
+
+def test_tuple_lists_are_expanded_by_sqlalchemy_each_time(engine: Engine) -> None:
+    prepared = PreparedReads(engine)
+    query = select(things.c.id).where(tuple_(things.c.owner, things.c.id).in_(bindparam("pairs", expanding=True)))
+    for pairs in ([("o1", 1), ("o1", 4)], [("o2", 2), ("o0", 3)]):
+        assert prepared.rows(query, {"pairs": pairs}) == reference(engine, query, {"pairs": pairs})
+    assert len(prepared._expansions) == 0
     prepared.close()
 
 
