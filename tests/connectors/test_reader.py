@@ -9,12 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Integer, bindparam, column, func, literal_column, select, table, text
+from sqlalchemy import Integer, MetaData, Table, bindparam, column, func, literal_column, select, table, text
 
 from connectors.base import FetchRequest
 from connectors.credit import CreditConnector
 from connectors.errors import ConnectorConfigError
-from connectors.sql import INLINE_FALLBACKS, STATEMENTS, Reader, StatementCache, inline_budget_ms, make_engine
+from connectors.sql import (
+    INLINE_FALLBACKS,
+    STATEMENTS,
+    Database,
+    Reader,
+    StatementCache,
+    inline_budget_ms,
+    make_engine,
+    sqlite_cache_kib,
+)
 
 numbers = table("numbers", column("n", Integer))
 
@@ -156,6 +165,31 @@ def test_the_inline_budget_option_is_checked(value: object) -> None:
     with pytest.raises(ConnectorConfigError, match="inline_read_budget_ms"):
         inline_budget_ms("credit", {"inline_read_budget_ms": value})  # type: ignore[dict-item]
     assert inline_budget_ms("credit", {}) == 20.0 and inline_budget_ms("credit", {"inline_read_budget_ms": 0}) == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "pragma"), [({}, -16_000), ({"sqlite_cache_kib": 4096}, -4096), ({"sqlite_cache_kib": 0}, -2000)]
+)
+async def test_sqlite_connections_get_the_configured_page_cache(db: Path, options: dict[str, Any], pragma: int) -> None:
+    """Inline and aiosqlite connections alike; 0 leaves SQLite's default (2,000 KiB)."""
+    database = Database("reader-cache", f"sqlite:///{db}", options, MetaData(), Table("numbers", MetaData()))
+    database.open()
+    try:
+        async with database.engine.connect() as conn:  # aiosqlite's thread
+            assert (await conn.exec_driver_sql("PRAGMA cache_size")).scalar() == pragma
+        inline = database.reader.engines[1]
+        with inline.connect() as conn:  # the event loop's own, for inline reads
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == pragma
+    finally:
+        await database.aclose()
+
+
+@pytest.mark.parametrize("value", [-1, "16000", True, 1.5, None])
+def test_the_page_cache_option_is_checked(value: object) -> None:
+    with pytest.raises(ConnectorConfigError, match="sqlite_cache_kib"):
+        sqlite_cache_kib("credit", {"sqlite_cache_kib": value})  # type: ignore[dict-item]
+    with pytest.raises(ConnectorConfigError, match="sqlite_cache_kib"):
+        make_engine("credit", "sqlite:///x.sqlite", {"sqlite_cache_kib": value})  # type: ignore[dict-item]
 
 
 def test_the_statement_cache_builds_once_per_key_and_drops_the_least_recently_used() -> None:
