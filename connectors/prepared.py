@@ -10,10 +10,10 @@ the same ``construct_params`` and expansion of ``IN`` lists, one ``sqlite3`` exe
 ``fetchall``, the same processors. Rows are the dicts the SQLAlchemy path returns.
 
 Expanding an ``IN`` list rewrites the SQL text, which cost about as much as the rest of a small
-read's preparation. For a statement whose only execution-time parameters are plain (not tuple,
-not literal) ``IN`` lists, the expansion depends only on the lists' lengths: SQLAlchemy expands it
-once per (statement, lengths), and later reads with lists of those lengths reuse the SQL and the
-position of each value (:class:`_Expansion`).
+read's preparation. For a statement whose only execution-time parameters are plain (typed, not
+tuple, not literal) ``IN`` lists, the expansion depends only on the lists' lengths: SQLAlchemy
+expands it once per (statement, lengths), and later reads whose lists are ``list`` or ``tuple``
+values of those lengths reuse the SQL and the position of each value (:class:`_Expansion`).
 
 Only plain SELECTs whose result columns map one to one, by position, onto unique names are
 prepared; for anything else :meth:`PreparedReads.rows` answers ``None`` and the caller runs the
@@ -137,7 +137,7 @@ class PreparedReads:
             values = compiled.construct_params(
                 escape_names=False, extracted_parameters=extracted, _collected_params=collected
             )
-        if shape.lists:
+        if shape.lists and all(type(values[name]) in _SEQUENCES for name in shape.lists):
             key = (compiled, *(len(values[name]) for name in shape.lists))
             expansion = self._expansions.get(key)
             if expansion is None:
@@ -171,6 +171,8 @@ class PreparedReads:
 
 
 _UNSEEN: Any = object()
+#: List values the cached expansion indexes; SQLAlchemy iterates anything else (a set, a mapping).
+_SEQUENCES = (list, tuple)
 
 
 def _shape_of(compiled: SQLCompiler, dialect: Any) -> _Shape | None:
@@ -209,11 +211,12 @@ def _shape_of(compiled: SQLCompiler, dialect: Any) -> _Shape | None:
 
 def _reusable_lists(compiled: SQLCompiler) -> tuple[str, ...] | None:
     """The names of ``compiled``'s ``IN``-list parameters when they are its only execution-time
-    parameters and each expands by its length alone (not a tuple ``IN``); else ``None``."""
+    parameters and each expands by its length alone: not a tuple ``IN``, and not untyped (then
+    SQLAlchemy expands as tuples or not by looking at the first value); else ``None``."""
     params = compiled.post_compile_params
     if not params or compiled.literal_execute_params:
         return None
-    if any(not p.expanding or p.literal_execute or p.type._is_tuple_type for p in params):
+    if any(not p.expanding or p.literal_execute or p.type._is_tuple_type or p.type._isnull for p in params):
         return None
     return tuple(sorted(compiled.bind_names[p] for p in params))
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     select,
     text,
     tuple_,
@@ -145,6 +146,20 @@ def test_tuple_lists_are_expanded_by_sqlalchemy_each_time(engine: Engine) -> Non
     for pairs in ([("o1", 1), ("o1", 4)], [("o2", 2), ("o0", 3)]):
         assert prepared.rows(query, {"pairs": pairs}) == reference(engine, query, {"pairs": pairs})
     assert len(prepared._expansions) == 0
+    prepared.close()
+
+
+def test_untyped_lists_and_other_iterables_are_expanded_by_sqlalchemy(engine: Engine) -> None:
+    """An untyped list expands as tuples or not by its first value; a mapping or set is iterated,
+    not indexed: neither may reuse an expansion."""
+    prepared = PreparedReads(engine)
+    untyped = select(things.c.id).where(literal_column("owner").in_(bindparam("keys", expanding=True)))
+    for keys in (["o1"], [("o1",)]):
+        assert prepared.rows(untyped, {"keys": keys}) == reference(engine, untyped, {"keys": keys})
+    typed = select(things.c.id).where(keys_in(things.c.owner, "sqlite"))
+    for value in ({0: "o2"}, {"o2"}, ["o1"], {0: "o2"}):
+        assert prepared.rows(typed, {"keys": value}) == reference(engine, typed, {"keys": value})
+    assert len(prepared._expansions) == 1  # the typed statement's list of one
     prepared.close()
 
 
