@@ -148,14 +148,15 @@ SQLITE_CACHE_KIB = 16_000
 def sqlite_cache_kib(connector: str, options: Mapping[str, JSON]) -> int:
     """The connector option ``sqlite_cache_kib`` (default :data:`SQLITE_CACHE_KIB`; 0: SQLite's own)."""
     value = options.get("sqlite_cache_kib", SQLITE_CACHE_KIB)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConnectorConfigError(f"{connector}: sqlite_cache_kib must be a whole number of KiB >= 0")
+    # SQLite reads the pragma as a 32-bit number: a larger one would silently become no cache.
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+        raise ConnectorConfigError(f"{connector}: sqlite_cache_kib must be a whole number of KiB, 0 to 2147483647")
     return value
 
 
 def page_cache(engine: Engine, kib: int) -> None:
-    """Give each new SQLite connection of ``engine`` a page cache of ``kib`` KiB (0: leave SQLite's).
-    Pages are allocated as they are read, so an idle connection costs nothing."""
+    """Give each new SQLite connection of ``engine`` a page cache of up to ``kib`` KiB (0: leave
+    SQLite's). A connection's cache grows as it reads pages, and keeps them."""
     if kib == 0:
         return
 

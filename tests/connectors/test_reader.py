@@ -184,7 +184,7 @@ async def test_sqlite_connections_get_the_configured_page_cache(db: Path, option
         await database.aclose()
 
 
-@pytest.mark.parametrize("value", [-1, "16000", True, 1.5, None])
+@pytest.mark.parametrize("value", [-1, 2**31, "16000", True, 1.5, None])
 def test_the_page_cache_option_is_checked(value: object) -> None:
     with pytest.raises(ConnectorConfigError, match="sqlite_cache_kib"):
         sqlite_cache_kib("credit", {"sqlite_cache_kib": value})  # type: ignore[dict-item]
