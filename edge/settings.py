@@ -118,7 +118,8 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     #: uvicorn's plain-text line per HTTP request. Off by default: the audit trail records every
     #: sensitive read with its request id, /metrics counts requests, and the line costs about 2.5%
-    #: of a small request's CPU. Turn it on where no proxy in front keeps an access log.
+    #: of a small request's CPU. Turn it on where no proxy in front keeps an access log; its lines
+    #: are info lines, so they need log_level info or debug.
     access_log: bool = False
     auth: AuthSettings = Field(default_factory=AuthSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)

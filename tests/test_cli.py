@@ -134,3 +134,18 @@ def test_audit_export_jsonl_and_csv_with_filters(tmp_path: Path) -> None:
         cli, ["audit", "export", "--url", url, "--record-key", "1", "--format", "csv", "--out", str(csv_out)]
     )
     assert by_key.exit_code == 0 and len(csv_out.read_text().splitlines()) == 2  # header + seq 2
+
+
+def test_serve_gives_uvicorn_the_log_level_and_access_log_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``serve`` hands uvicorn (the replicas test runs real servers with the access log on and off)."""
+    import uvicorn
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    result = runner.invoke(cli, ["serve", "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    assert (seen["log_level"], seen["access_log"], seen["port"]) == ("info", False, 8123)
+    monkeypatch.setenv("CITYGRAPH_LOG_LEVEL", "warning")
+    monkeypatch.setenv("CITYGRAPH_ACCESS_LOG", "true")
+    assert runner.invoke(cli, ["serve"]).exit_code == 0
+    assert (seen["log_level"], seen["access_log"]) == ("warning", True)
