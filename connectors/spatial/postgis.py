@@ -101,6 +101,16 @@ def _valid_on(day: int, table: Any = F) -> ColumnElement[bool]:
 
 
 _COLUMNS = (F.c.layer, F.c.fid, F.c.kind, F.c.name, F.c.district_code, F.c.valid_from, F.c.valid_to, F.c.properties)
+#: Columns a Feature record carries only when its field is selected (as on the embedded engine).
+_OPTIONAL = frozenset({"kind", "name", "valid_from", "properties"})
+
+
+def _wanted(fields: frozenset[str] | None) -> tuple[tuple[ColumnElement[Any], ...], bool]:
+    """The columns Feature records carrying ``fields`` read, and whether they need the geometry;
+    ``None`` (not known) reads everything."""
+    if fields is None:
+        return _COLUMNS, True
+    return tuple(c for c in _COLUMNS if c.name not in _OPTIONAL or c.name in fields), "geometry" in fields
 
 
 class PostgisSpatialConnector(SpatialConnector):
@@ -235,43 +245,59 @@ class PostgisSpatialConnector(SpatialConnector):
     # --- records -------------------------------------------------------------------------------
 
     @staticmethod
-    def _select(*extra: ColumnElement[Any]) -> Select[Any]:
-        wkb = func.ST_AsBinary(F.c.geom, type_=LargeBinary).label("wkb")
-        return select(*_COLUMNS, wkb, *extra)
+    def _select(*extra: ColumnElement[Any], fields: frozenset[str] | None = None) -> Select[Any]:
+        """Feature rows with the columns ``fields`` need (every column when ``None``)."""
+        columns, geometry = _wanted(fields)
+        if geometry:
+            columns = (*columns, func.ST_AsBinary(F.c.geom, type_=LargeBinary).label("wkb"))
+        return select(*columns, *extra)
 
     @staticmethod
     def _records(rows: Sequence[Mapping[str, Any]], crs: str, distances: Sequence[float] | None = None) -> list[Record]:
-        shapes = geojson.to_geojson_many(list(shapely.from_wkb([bytes(r["wkb"]) for r in rows])), crs)
+        """Feature records of rows from :meth:`_select`, with what the rows carry: the optional
+        fields and the GeoJSON geometry only when read (the keys in the embedded engine's order)."""
+        if rows and "wkb" in rows[0]:
+            shapes: Sequence[object] = geojson.to_geojson_many(
+                list(shapely.from_wkb([bytes(r["wkb"]) for r in rows])), crs
+            )
+        else:
+            shapes = [None] * len(rows)  # not selected: neither read nor built
         out: list[Record] = []
         for i, (row, shape) in enumerate(zip(rows, shapes, strict=True)):
-            out.append(
-                {
-                    "id": f"{row['layer']}:{row['fid']}",
-                    "fid": row["fid"],
-                    "layer": row["layer"],
-                    "kind": row["kind"],
-                    "name": row["name"],
-                    "district_code": row["district_code"],
-                    "valid_from": row["valid_from"],
-                    "valid_to": row["valid_to"],
-                    "properties": dict(row["properties"]),
-                    "geometry": shape,
-                    "crs": crs,
-                    "distance_meters": None if distances is None else round(float(distances[i]), 2),
-                }
-            )
+            record: dict[str, Any] = {"id": f"{row['layer']}:{row['fid']}", "fid": row["fid"], "layer": row["layer"]}
+            if "kind" in row:
+                record["kind"] = row["kind"]
+            if "name" in row:
+                record["name"] = row["name"]
+            record["district_code"] = row["district_code"]
+            if "valid_from" in row:
+                record["valid_from"] = row["valid_from"]
+            record["valid_to"] = row["valid_to"]
+            if "properties" in row:
+                record["properties"] = dict(row["properties"])
+            record["geometry"] = shape
+            record["crs"] = crs
+            record["distance_meters"] = None if distances is None else round(float(distances[i]), 2)
+            out.append(record)
         return out
 
     async def _current_rows(
-        self, layer: str, keys: Sequence[str], day: int, row_filter: RowFilter, prefix: str = "features"
+        self,
+        layer: str,
+        keys: Sequence[str],
+        day: int,
+        row_filter: RowFilter,
+        prefix: str = "features",
+        fields: frozenset[str] | None = None,
     ) -> dict[str, Mapping[str, Any]]:
-        """Per key of ``layer``: its version valid on ``day`` if the filter allows it (else absent).
+        """Per key of ``layer``: its version valid on ``day`` if the filter allows it (else absent),
+        with the columns Feature ``fields`` need.
 
         The version is found first and the filter applied to it, as on the embedded engine.
         """
         allowed = self._policy(row_filter, layer, prefix).label("allowed")
         query = (
-            self._select(allowed)
+            self._select(allowed, fields=fields)
             .where(F.c.layer == layer, self._in(F.c.fid, keys), _valid_on(day))
             .order_by(F.c.fid, F.c.valid_from)
         )
@@ -296,7 +322,7 @@ class PostgisSpatialConnector(SpatialConnector):
                     wanted.setdefault(layer, []).append(fid)
             found: dict[str, Record] = {}
             for layer, fids in wanted.items():
-                rows = await self._current_rows(layer, fids, today, request.row_filter)
+                rows = await self._current_rows(layer, fids, today, request.row_filter, fields=request.fields)
                 for record in self._records(list(rows.values()), crs):
                     found[str(record["id"])] = record
             return [found.get(k) for k in keys]
@@ -320,12 +346,12 @@ class PostgisSpatialConnector(SpatialConnector):
         entity, by = request.entity, request.by
         if entity == "Feature" and by == "uscc":
             self._layer_name(ENTERPRISES, self._layers)
-            rows = await self._current_rows(ENTERPRISES, keys, day, request.row_filter)
+            rows = await self._current_rows(ENTERPRISES, keys, day, request.row_filter, fields=request.fields)
             records = {str(r["fid"]): r for r in self._records(list(rows.values()), crs)}
             return [[records[k]] if k in records else [] for k in keys]
         if entity == "Feature" and by == "history":
             self._validate("Feature", request.row_filter)
-            return await self._history(keys, request.row_filter, crs)
+            return await self._history(keys, request.row_filter, crs, request.fields)
         if entity == "District" and by in ("adcode", "uscc"):
             return await self._related_districts_pg(keys, by, request.row_filter, crs, day)
         if entity == "Device" and by == "id":
@@ -334,7 +360,9 @@ class PostgisSpatialConnector(SpatialConnector):
             return await self._readings_pg(keys, request.row_filter, request.args)
         raise InvalidArgument(f"spatial cannot relate {entity} by {by}")
 
-    async def _history(self, keys: Sequence[str], row_filter: RowFilter, crs: str) -> list[list[Record]]:
+    async def _history(
+        self, keys: Sequence[str], row_filter: RowFilter, crs: str, fields: frozenset[str] | None
+    ) -> list[list[Record]]:
         wanted: dict[str, list[str]] = {}
         for key in keys:
             layer, _, fid = key.partition(":")
@@ -343,7 +371,7 @@ class PostgisSpatialConnector(SpatialConnector):
         grouped: dict[str, list[Record]] = {}
         for layer, fids in wanted.items():
             query = (
-                self._select()
+                self._select(fields=fields)
                 .where(F.c.layer == layer, self._in(F.c.fid, fids), self._policy(row_filter, layer))
                 .order_by(F.c.fid, F.c.valid_from)
             )
@@ -569,7 +597,7 @@ class PostgisSpatialConnector(SpatialConnector):
         if centre is None:
             if after is not None:
                 conditions.append(tuple_(F.c.layer, F.c.fid) > tuple_(literal(after[1]), literal(after[2])))
-            query = self._select().where(*conditions).order_by(F.c.layer, F.c.fid, F.c.valid_from)
+            query = self._select(fields=request.fields).where(*conditions).order_by(F.c.layer, F.c.fid, F.c.valid_from)
             rows = await self._rows(query.limit(request.first + 1))
             page = rows[: request.first]
             return Page(
@@ -593,7 +621,7 @@ class PostgisSpatialConnector(SpatialConnector):
                 tuple_(func.ST_Distance(F.c.geom_m, point), F.c.layer, F.c.fid)
                 > tuple_(bindparam(None, after[0], type_=Float), literal(after[1]), literal(after[2]))
             )
-        query = self._select(distance).where(*conditions).order_by(distance, F.c.layer, F.c.fid)
+        query = self._select(distance, fields=request.fields).where(*conditions).order_by(distance, F.c.layer, F.c.fid)
         rows = await self._rows(query.limit(request.first + 1))
         page = rows[: request.first]
         return Page(
@@ -620,7 +648,7 @@ class PostgisSpatialConnector(SpatialConnector):
             raise InvalidArgument("near.point is too far from the city for metric distances")
         bound = _geometry(metric, METRIC_SRID)
         distance = func.ST_Distance(F.c.geom_m, bound, type_=Float)
-        base = self._select(distance.label("distance")).where(
+        base = self._select(distance.label("distance"), fields=request.fields).where(
             self._layers_in(layers), _valid_on(day), self._policies(request.row_filter, layers)
         )
         # KNN: the GiST index yields rows by distance, so ORDER BY holds the distance alone (no

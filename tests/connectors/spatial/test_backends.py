@@ -105,21 +105,48 @@ def _projected(records: list[Any], like: list[Any]) -> list[Any]:
             for r, p in zip(records, like, strict=True)]  # fmt: skip
 
 
-@pytest.mark.parametrize("fields", [frozenset(), frozenset({"name"}), frozenset({"geometry", "properties", "kind"})])
+PROJECTIONS = [frozenset(), frozenset({"name"}), frozenset({"geometry", "properties", "kind", "valid_from"})]
+ALWAYS = {"id", "fid", "layer", "district_code", "valid_to", "crs", "distance_meters", "geometry"}
+
+
+@pytest.mark.parametrize("fields", PROJECTIONS)
 @pytest.mark.parametrize(("entity", "where", "row_filter"), [s for s in SEARCHES if s[0] == "Feature"])
-async def test_projected_searches_serve_what_postgis_serves(
+async def test_projected_searches_serve_what_full_searches_serve(
     both: Pair, fields: frozenset[str], entity: str, where: dict[str, JSON], row_filter: dict[str, JSON]
 ) -> None:
-    """The embedded engine reads only the selected fields; the values it serves are PostGIS's."""
+    """Both engines read only the selected fields (the geometry only when selected), and serve
+    the same records as each other and as a full read, cut down."""
     embedded, postgis = both
-    (lean, flags_a), (full, flags_b) = [
+    (lean, flags_a), (pg_lean, flags_b), (full, flags_c) = [
         await walk(c, SearchRequest(entity, f, row_filter, where, first=17))
-        for c, f in ((embedded, fields), (postgis, None))
+        for c, f in ((embedded, fields), (postgis, fields), (postgis, None))
     ]
-    assert lean and flags_a == flags_b
-    always = {"id", "fid", "layer", "district_code", "valid_to", "crs", "distance_meters", "geometry"}
-    assert all(set(r) <= always | fields for r in lean)
-    assert canonical(lean) == canonical(_projected(full, lean))
+    assert lean and flags_a == flags_b == flags_c
+    assert all(set(r) <= ALWAYS | fields for r in lean)
+    assert all((r["geometry"] is not None) == ("geometry" in fields) for r in pg_lean)
+    assert canonical(pg_lean) == canonical(lean) == canonical(_projected(full, lean))
+
+
+@pytest.mark.parametrize("fields", PROJECTIONS)
+async def test_projected_fetches_serve_what_full_fetches_serve(both: Pair, fields: frozenset[str]) -> None:
+    embedded, postgis = both
+    features = [f"parcels:{k}" for k in await _keys(embedded, "parcels", 30)] + ["nope:1"]
+    enterprises = await _keys(embedded, "enterprise_locations", 20)
+    many = FetchRequest("Feature", features, fields, {})
+    lean, pg_lean = await embedded.fetch_many(many), await postgis.fetch_many(many)
+    full = await postgis.fetch_many(FetchRequest("Feature", features, None, {}))
+    found = [r for r in lean if r is not None]
+    assert found and all(set(r) <= ALWAYS | fields for r in found)
+    assert canonical(pg_lean) == canonical(lean)
+    assert canonical(found) == canonical(_projected([r for r in full if r is not None], found))
+    for by, keys, args in (("history", features, {"crs": "EPSG:3857"}), ("uscc", enterprises, {})):
+        related = FetchRequest("Feature", keys, fields, {}, by=by, args=args)
+        groups, pg_groups = await embedded.fetch_related(related), await postgis.fetch_related(related)
+        full_groups = await postgis.fetch_related(FetchRequest("Feature", keys, None, {}, by=by, args=args))
+        flat = [r for g in groups for r in g]
+        assert flat and all(set(r) <= ALWAYS | fields for r in flat), by
+        assert canonical(pg_groups) == canonical(groups), by
+        assert canonical(flat) == canonical(_projected([r for g in full_groups for r in g], flat)), by
 
 
 @pytest.mark.parametrize(("entity", "where", "row_filter"), SEARCHES)
