@@ -125,6 +125,7 @@ async def test_projected_searches_serve_what_full_searches_serve(
     assert all(set(r) <= ALWAYS | fields for r in lean)
     assert all((r["geometry"] is not None) == ("geometry" in fields) for r in pg_lean)
     assert canonical(pg_lean) == canonical(lean) == canonical(_projected(full, lean))
+    assert [list(r) for r in pg_lean] == [list(r) for r in lean]  # the same keys in the same order
 
 
 @pytest.mark.parametrize("fields", PROJECTIONS)
@@ -138,6 +139,7 @@ async def test_projected_fetches_serve_what_full_fetches_serve(both: Pair, field
     found = [r for r in lean if r is not None]
     assert found and all(set(r) <= ALWAYS | fields for r in found)
     assert canonical(pg_lean) == canonical(lean)
+    assert [list(r or ()) for r in pg_lean] == [list(r or ()) for r in lean]  # key order too
     assert canonical(found) == canonical(_projected([r for r in full if r is not None], found))
     for by, keys, args in (("history", features, {"crs": "EPSG:3857"}), ("uscc", enterprises, {})):
         related = FetchRequest("Feature", keys, fields, {}, by=by, args=args)
@@ -146,6 +148,7 @@ async def test_projected_fetches_serve_what_full_fetches_serve(both: Pair, field
         flat = [r for g in groups for r in g]
         assert flat and all(set(r) <= ALWAYS | fields for r in flat), by
         assert canonical(pg_groups) == canonical(groups), by
+        assert [list(r) for g in pg_groups for r in g] == [list(r) for r in flat], by
         assert canonical(flat) == canonical(_projected([r for g in full_groups for r in g], flat)), by
 
 
