@@ -68,7 +68,7 @@ from connectors.spatial.connector import (
 )
 from connectors.spatial.filters import Categorical, Target, select as select_rows
 from connectors.spatial.sqlfilters import where as filter_where
-from connectors.spatial.store import FILTERABLE, day_number, from_day_number
+from connectors.spatial.store import FILTERABLE, OPTIONAL_FIELDS, day_number, from_day_number
 from connectors.spatial.tables import METRIC_SRID, STORAGE_SRID, spatial_features, spatial_layers, spatial_readings
 from connectors.sql import encode_cursor, key_in, make_engine, storable
 
@@ -101,8 +101,6 @@ def _valid_on(day: int, table: Any = F) -> ColumnElement[bool]:
 
 
 _COLUMNS = (F.c.layer, F.c.fid, F.c.kind, F.c.name, F.c.district_code, F.c.valid_from, F.c.valid_to, F.c.properties)
-#: Columns a Feature record carries only when its field is selected (as on the embedded engine).
-_OPTIONAL = frozenset({"kind", "name", "valid_from", "properties"})
 
 
 def _wanted(fields: frozenset[str] | None) -> tuple[tuple[ColumnElement[Any], ...], bool]:
@@ -110,7 +108,7 @@ def _wanted(fields: frozenset[str] | None) -> tuple[tuple[ColumnElement[Any], ..
     ``None`` (not known) reads everything."""
     if fields is None:
         return _COLUMNS, True
-    return tuple(c for c in _COLUMNS if c.name not in _OPTIONAL or c.name in fields), "geometry" in fields
+    return tuple(c for c in _COLUMNS if c.name not in OPTIONAL_FIELDS or c.name in fields), "geometry" in fields
 
 
 class PostgisSpatialConnector(SpatialConnector):

@@ -34,6 +34,9 @@ from connectors.sql import storable
 CORE = ("fid", "kind", "name", "district_code", "valid_from", "valid_to")
 #: Text columns policies may filter on, when a layer has them (low cardinality, or small layers).
 FILTERABLE = ("kind", "district_code", "uscc")
+#: A Feature record's fields read only when selected (projection, on both backends); keys and what
+#: links read (id, fid, layer, district_code, valid_to) are always there.
+OPTIONAL_FIELDS = frozenset({"kind", "name", "valid_from", "properties"})
 _EPOCH = dt.date(1970, 1, 1)
 OPEN_END = np.iinfo(np.int64).max
 READINGS = "iot_readings"
@@ -137,15 +140,14 @@ class Layer:
         read only when selected; ``None`` (not known) reads them all. Keys and what links read
         (id, fid, layer, district_code, valid_to) are always there."""
         index = np.asarray(rows, dtype=np.intp)
-        selected = fields or frozenset()
-        every = fields is None
+        read = OPTIONAL_FIELDS if fields is None else OPTIONAL_FIELDS & fields
         fids: list[str] = self.fids[index].tolist()
         districts = self.texts("district_code", index)
         ends: list[int] = self.valid_to[index].tolist()
-        kinds = self.texts("kind", index) if every or "kind" in selected else None
-        names = [self.names[r] for r in index.tolist()] if every or "name" in selected else None
-        starts: list[int] | None = self.valid_from[index].tolist() if every or "valid_from" in selected else None
-        properties = self.properties.items() if every or "properties" in selected else None
+        kinds = self.texts("kind", index) if "kind" in read else None
+        names = [self.names[r] for r in index.tolist()] if "name" in read else None
+        starts: list[int] | None = self.valid_from[index].tolist() if "valid_from" in read else None
+        properties = self.properties.items() if "properties" in read else None
         days: dict[int, dt.date | None] = {OPEN_END: None}  # few distinct days: each converted once
 
         def day(number: int) -> dt.date | None:
@@ -319,6 +321,7 @@ __all__ = [
     "CORE",
     "FILTERABLE",
     "OPEN_END",
+    "OPTIONAL_FIELDS",
     "READINGS",
     "Layer",
     "Store",
