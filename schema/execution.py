@@ -38,6 +38,7 @@ change that removes the speed-up shows in ``/metrics`` and in the tests.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -95,7 +96,8 @@ def _not_plain(value: Any) -> Any:  # pragma: no cover - a marker, never called
 Coerce = Callable[[Any], Any]
 
 
-def _coercions(leaf: GraphQLLeafType) -> dict[type, Coerce | None]:
+@functools.lru_cache(maxsize=256)  # once per leaf type, not per plan: shared, read only
+def _coercions(leaf: GraphQLLeafType) -> Mapping[type, Coerce | None]:
     """How a leaf's plain values are coerced, by their exact type (None: the value itself)."""
     table: dict[type, Coerce | None] = dict.fromkeys(_PLAIN, leaf.coerce_output_value)
     same = _PASSTHROUGH.get(id(leaf))
