@@ -183,8 +183,8 @@ class CreditConnector(DatabaseBacked):
     def _related(
         self, row_filter: RowFilter | None, cap: str | None, by_kind: bool, fields: frozenset[str] | None
     ) -> Select[tuple[object, ...]]:
-        """Credit records of the enterprises in ``keys`` (of the ``kinds`` when ``by_kind``), newest
-        first, with the columns ``fields`` need; cached per shape. ``cap``: None reads them all,
+        """Credit records of the enterprises in ``keys`` (of the ``kinds`` when ``by_kind``), each
+        enterprise's newest first, with the columns ``fields`` need; cached per shape. ``cap``: None reads them all,
         ``"total"`` at most ``total`` rows in all, ``"window"`` at most ``limit`` per enterprise."""
         columns = record_columns(fields)
 
