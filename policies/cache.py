@@ -49,7 +49,35 @@ class CachingEngine:
         self.hits = 0
         self.misses = 0
 
+    def lookup(self, input_doc: Mapping[str, object]) -> Decision | None:
+        """The fresh cached decision for ``input_doc``, or ``None``; never calls the engine.
+
+        A caller deciding many documents at once reads hits here without a task per decision
+        (``schema.policy.decide_all``) and sends only the misses to ``decide``.
+        """
+        key = self._key(input_doc)
+        return None if key is None else self._fresh(key[0])
+
     async def decide(self, input_doc: Mapping[str, object]) -> Decision:
+        key = self._key(input_doc)
+        if key is None:
+            return await self.engine.decide(input_doc)
+        found = self._fresh(key[0])
+        if found is not None:
+            return found
+        self.misses += 1
+        asked = time.monotonic()  # the entry's life counts from the question, not the answer
+        decision = await self.engine.decide(input_doc)
+        cacheable = decision.allow or decision.code != "POLICY_UNAVAILABLE"
+        if cacheable and self.engine.status().revision == key[1]:
+            self._entries[key[0]] = (asked + self.ttl_s, decision)
+            self._entries.move_to_end(key[0])
+            while len(self._entries) > self.maxsize:
+                self._entries.popitem(last=False)
+        return decision
+
+    def _key(self, input_doc: Mapping[str, object]) -> tuple[bytes, str] | None:
+        """The cache key and the revision it was made under; ``None``: decide uncached."""
         # The revision is read before and after everything else that depends on the bundle: a
         # reload landing in between (it swaps bundles from a worker thread) could otherwise pair
         # one bundle's "never reads args" with the next one's revision, or file a decision the
@@ -61,24 +89,18 @@ class CachingEngine:
             with_args = getattr(self.engine, "reads_operation_args", True) is not False
             key = cache_key(input_doc, revision, with_args=with_args)
         except (TypeError, orjson.JSONEncodeError):
-            return await self.engine.decide(input_doc)  # not JSON: the engine refuses it (deny)
+            return None  # not JSON: the engine refuses it (deny)
         if self.engine.status().revision != revision:
-            return await self.engine.decide(input_doc)
-        now = time.monotonic()
+            return None
+        return key, revision
+
+    def _fresh(self, key: bytes) -> Decision | None:
         found = self._entries.get(key)
-        if found is not None and found[0] > now:
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return found[1]
-        self.misses += 1
-        decision = await self.engine.decide(input_doc)
-        cacheable = decision.allow or decision.code != "POLICY_UNAVAILABLE"
-        if cacheable and self.engine.status().revision == revision:
-            self._entries[key] = (now + self.ttl_s, decision)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.maxsize:
-                self._entries.popitem(last=False)
-        return decision
+        if found is None or found[0] <= time.monotonic():
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return found[1]
 
     def status(self) -> EngineStatus:
         return self.engine.status()

@@ -21,6 +21,7 @@ from graphql import DocumentNode, GraphQLError, parse, print_ast
 from strawberry.extensions import SchemaExtension
 
 from audit import AuditEntry, AuditWriteError
+from policies.cache import CachingEngine
 from policies.decision import Decision
 from resolvers.context import DecisionKey, RequestContext
 from resolvers.errors import coded_error
@@ -99,10 +100,19 @@ def _needs_audit(groups: dict[DecisionKey, list[FieldMeta]], decisions: dict[Dec
 async def decide_all(ctx: RequestContext, summary: OperationSummary) -> dict[DecisionKey, list[FieldMeta]]:
     """Ask the engine once per (connector, type), concurrently; fill ``ctx.decisions`` and ``ctx.fields``."""
     groups = groups_of(ctx, summary)
-    keys = list(groups)
-    results = await asyncio.gather(*(ctx.runtime.engine.decide(input_doc(ctx, k, groups[k], summary)) for k in keys))
-    for key, decision in zip(keys, results, strict=True):
-        ctx.decisions[key] = decision
+    engine = ctx.runtime.engine
+    docs = {key: input_doc(ctx, key, metas, summary) for key, metas in groups.items()}
+    decisions: dict[DecisionKey, Decision] = {}
+    if isinstance(engine, CachingEngine):  # hits are read in place: a task each cost more than the lookup
+        for key, doc in docs.items():
+            hit = engine.lookup(doc)
+            if hit is not None:
+                decisions[key] = hit
+    missing = [key for key in docs if key not in decisions]
+    if missing:
+        decisions.update(zip(missing, await asyncio.gather(*(engine.decide(docs[k]) for k in missing)), strict=True))
+    for key in groups:  # in the operation's order, as the audit record lists them
+        ctx.decisions[key] = decisions[key]
         prefix = key[1] + "."
         ctx.fields[key] = frozenset(m.python_name for m in groups[key] if m.coordinate.startswith(prefix))
     return groups
@@ -127,11 +137,13 @@ class PolicyExtension(SchemaExtension):
             return
         summary = self.summarize()
         groups = await decide_all(ctx, summary)
+        # Debug only: the decision log (policies/decisionlog.py) is the record of decisions, and a
+        # timestamped line per decision per request costs more CPU than a cached decision. Bound
+        # once: structlog's module-level proxy builds a logger on every attribute read.
+        debug = log.debug
         for key in groups:
             decision = ctx.decisions[key]
-            # Debug only: the decision log (policies/decisionlog.py) is the record of decisions, and
-            # a timestamped line per decision per request costs more CPU than a cached decision.
-            log.debug(
+            debug(
                 "decision",
                 request_id=ctx.request_id,
                 connector=key[0],

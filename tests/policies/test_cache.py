@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
+from starlette.testclient import TestClient
 
+from gateway import create_app
 from policies.cache import CachingEngine
 from policies.decision import Decision
 from policies.engine import StaticPolicyEngine
+from tests.conftest import TokenFactory, make_settings
 
 BASE = {
     "subject": {"id": "a", "department": "x", "roles": [], "districts": ["330203"], "clearance": 2},
@@ -162,3 +167,64 @@ async def test_a_decision_made_across_a_reload_is_not_cached() -> None:
     inner._revision = "r1"  # back to the revision it was asked under: nothing was filed for it
     await engine.decide(BASE)
     assert len(inner.inputs) == 2 and engine.hits == 0
+
+
+async def test_lookup_reads_only_fresh_entries_and_never_asks_the_engine() -> None:
+    inner = StaticPolicyEngine(answer, revision="r1")
+    engine = CachingEngine(inner)
+    assert engine.lookup(BASE) is None and inner.inputs == []
+    decided = await engine.decide(BASE)
+    assert engine.lookup({**BASE, "context": {"today": "2026-11-27", "now_ns": 9, "request_id": "r9"}}) is decided
+    assert engine.lookup({**BASE, "subject": {**BASE["subject"], "districts": ["330212"]}}) is None  # type: ignore[dict-item]
+    assert engine.lookup({**BASE, "context": {"today": "2026-11-27", "now_ns": 1, "bad": {1, 2}}}) is None  # not JSON
+    inner._revision = "r2"
+    assert engine.lookup(BASE) is None
+    assert len(inner.inputs) == 1 and (engine.hits, engine.misses) == (1, 1)
+    expiring = CachingEngine(StaticPolicyEngine(answer), ttl_s=0.0)
+    await expiring.decide(BASE)
+    assert expiring.lookup(BASE) is None
+
+
+class CountingCache(CachingEngine):
+    """Counts the decisions that went through ``decide`` (a task each) instead of ``lookup``."""
+
+    asked = 0
+
+    async def decide(self, input_doc: Mapping[str, object]) -> Decision:
+        self.asked += 1
+        return await super().decide(input_doc)
+
+
+def test_the_gateway_reads_cached_decisions_in_place(demo_dir: Path, tmp_path: Path, token: TokenFactory) -> None:
+    """A repeated operation's decisions are all hits, read without ``decide``; only a new
+    (connector, type) is asked; a cached deny still denies."""
+
+    def rules(doc: Mapping[str, object]) -> object:
+        if doc["resource"]["type"] == "Person":  # type: ignore[index]
+            return {"allow": False, "code": "FORBIDDEN"}
+        return {"allow": True, "filter": {}, "fields": {}}
+
+    inner = StaticPolicyEngine(rules)
+    engine = CountingCache(inner)
+    settings = make_settings(demo_dir, audit={"url": f"sqlite+aiosqlite:///{tmp_path / 'audit.sqlite'}"})
+    headers = {"Authorization": f"Bearer {token(dept='market_supervision', clearance=4)}"}
+    records = "{ creditRecords(first: 3) { nodes { id title } } }"
+    with_rep = "{ enterprises(first: 2) { nodes { uscc legalRepresentative { name } } } }"
+    with TestClient(create_app(settings, engine=engine)) as client:
+
+        def post(query: str) -> dict[str, Any]:
+            response = client.post("/graphql", json={"query": query}, headers=headers)
+            assert response.status_code == 200
+            body: dict[str, Any] = response.json()
+            return body
+
+        first = post(records)
+        asked = (engine.asked, len(inner.inputs))
+        assert asked[0] >= 1 and asked[1] == asked[0]
+        assert post(records) == first and (engine.asked, len(inner.inputs)) == asked  # hits only
+        denied = post(with_rep)
+        assert engine.asked > asked[0] and denied["data"]["enterprises"]["nodes"][0]["legalRepresentative"] is None
+        asked = (engine.asked, len(inner.inputs))
+        again = post(with_rep)
+    assert again == denied and {e["extensions"]["code"] for e in again["errors"]} == {"FORBIDDEN"}
+    assert (engine.asked, len(inner.inputs)) == asked
