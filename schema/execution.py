@@ -131,6 +131,11 @@ def _items_of(path: Path) -> PathOf:
     return lambda index: path.add_key(index, None)
 
 
+def _items_at(path_at: PathOf, position: int) -> PathOf:
+    """The paths of the items of a list at ``path_at(position)``, made when asked for."""
+    return lambda index: path_at(position).add_key(index, None)
+
+
 class _Bail(Exception):
     """This item must be completed by graphql-core itself."""
 
@@ -452,7 +457,13 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         and write them into the parents' rows; a failed value fails that parent's field."""
         assert step.batch is not None and step.field_def is not None  # noqa: S101 (a _BATCH step)
         type_name = object_type.name
-        paths = [path_of(index).add_key(step.key, type_name) for index, _, _ in parents]
+        indexes = [index for index, _, _ in parents]
+
+        # A value's path is made only when something reads it (an info, an error, a generic
+        # completion): most never are, and two Path tuples per parent were ~4% of a page of 100.
+        def path_at(position: int) -> Path:
+            return path_of(indexes[position]).add_key(step.key, type_name)
+
         # Called when this task runs, one pass after the list completed, as graphql-core's per-item
         # resolvers are: the loads of every path at a level meet in one batch.
         try:
@@ -462,13 +473,14 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 raise TypeError(f"{type_name}.{name}: the batch resolver returned {len(values)} results")
         except Exception as error:  # a denial or a failed batch: every parent's field fails with it
             values = [error] * len(parents)
-        info = self.build_resolve_info(step.field_def, to_nodes(step.details), object_type, paths[0])
+        first = path_at(0)
+        info = self.build_resolve_info(step.field_def, to_nodes(step.details), object_type, first)
         field_type = step.field_type
         if isinstance(field_type, GraphQLObjectType):  # nullable object values: one more collection
-            plan = self._plan(field_type, step.details, paths[0])
+            plan = self._plan(field_type, step.details, first)
             if plan is not None:
                 done = self._complete_items(
-                    plan, field_type, field_type, step.details, info, paths.__getitem__, values, position_context
+                    plan, field_type, field_type, step.details, info, path_at, values, position_context
                 )
                 if self.is_awaitable(done):
                     done = await done
@@ -478,12 +490,12 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # A list value goes straight to its items' plan, where complete_value would take it.
         list_type = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
         lists = (
-            self._items_plan(list_type, step.details, paths[0])
+            self._items_plan(list_type, step.details, first)
             if isinstance(list_type, GraphQLList) and any(isinstance(v, list | tuple) for v in values)
             else None
         )
         pending: list[tuple[int, dict[str, Any], Path, Any]] = []
-        for (index, row, _), value, field_path in zip(parents, values, paths, strict=True):
+        for position, ((index, row, _), value) in enumerate(zip(parents, values, strict=True)):
             # A failed value is reported as it is, not raised: after a denial every parent holds
             # the same exception, and raising it once per parent would grow its traceback each time.
             failure = value if isinstance(value, Exception) else None
@@ -492,16 +504,20 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     if lists is not None and isinstance(value, list | tuple):
                         item_plan, item_object, item_type = lists
                         value = self._complete_items(
-                            item_plan, item_object, item_type, step.details, info, _items_of(field_path), value,
-                            position_context,
+                            item_plan, item_object, item_type, step.details, info, _items_at(path_at, position),
+                            value, position_context,
                         )  # fmt: skip
                     else:
-                        value = self.complete_value(field_type, step.details, info, field_path, value, position_context)
+                        value = self.complete_value(
+                            field_type, step.details, info, path_at(position), value, position_context
+                        )
                 except Exception as error:
                     failure = error
             if failure is not None:
                 try:
-                    self._field_failed(failure, step, field_path, index, slot_type, slot_details, path_of, completed)
+                    self._field_failed(
+                        failure, step, path_at(position), index, slot_type, slot_details, path_of, completed
+                    )
                 except Exception:
                     # The failure propagates past the list: work started for earlier parents is
                     # settled in the background, as graphql-core does for failed siblings.
@@ -510,7 +526,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     raise
                 continue
             if self.is_awaitable(value):
-                pending.append((index, row, field_path, value))
+                pending.append((index, row, path_at(position), value))
             else:
                 row[step.key] = value
         if not pending:
