@@ -16,11 +16,10 @@ from policies.decision import Decision
 from policies.principal import Principal, Purpose
 
 if TYPE_CHECKING:
-    from aiodataloader import DataLoader
-
     from audit import AuditTrail
     from connectors.base import Connector
     from policies.engine import PolicyEngine
+    from resolvers.batching import BatchLoader
     from resolvers.records import RecordPlan, RecordPlans
     from schema.fieldmeta import FieldCatalog
 
@@ -28,7 +27,7 @@ DecisionKey = tuple[str, str]  # (connector, type)
 LoaderKey = tuple[str, str, str | None, str]  # (connector, entity, relation, arguments)
 
 
-class Loaders(dict[LoaderKey, "DataLoader[str, object]"]):
+class Loaders(dict[LoaderKey, "BatchLoader[str, object]"]):
     """A request's loaders by key; ``closed`` once its response is built (RequestContext.close)."""
 
     closed: bool = False

@@ -12,12 +12,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
 import structlog
-from aiodataloader import DataLoader
 from graphql import GraphQLError
 
 from connectors.base import JSON, FetchRequest, Page, Record, SearchRequest
 from connectors.errors import ConnectorError, FilterError, InvalidArgument
 from policies.decision import Decision
+from resolvers.batching import BatchLoader
 from resolvers.context import RequestContext
 from resolvers.errors import coded_error, unavailable
 from resolvers.records import RecordPlan, keys_of, materialize
@@ -111,7 +111,7 @@ def _request(
 
 def _loader(
     ctx: RequestContext, connector: str, entity: str, by: str | None, args: Mapping[str, JSON]
-) -> DataLoader[str, object]:
+) -> BatchLoader[str, object]:
     args_key = repr(sorted(args.items()))
     cache_key = (connector, entity, by, args_key)
     found = ctx.loaders.get(cache_key)
@@ -134,34 +134,10 @@ def _loader(
         except GraphQLError as error:
             return [error] * len(keys)
 
-    loader = DataLoader(batch_load_fn=batch)
+    loader: BatchLoader[str, object] = BatchLoader(batch)
     if not ctx.loaders.closed:  # after the response, a kept loader would only be a cycle again
         ctx.loaders[cache_key] = loader
     return loader
-
-
-def _settled(loader: DataLoader[str, object], keys: Sequence[str | None]) -> Awaitable[list[object]]:
-    """One result per key, failures as values: ``None`` for a missing key, else the loaded value
-    or the exception the batch failed with. The keys join the loader's current batch now, when
-    this is called, not when the result is awaited: a batch resolver's loads land in the same
-    DataLoader dispatch as the per-item resolvers' of the same level."""
-    futures = [loader.load(k) if k is not None else None for k in keys]
-    return _collect(futures)
-
-
-async def _collect(futures: Sequence[Awaitable[object] | None]) -> list[object]:
-    # One after the other: all were queued before the first await, and one dispatch settles them
-    # together, so only the first await waits (no gather, no task per key).
-    results: list[object] = []
-    for future in futures:
-        if future is None:
-            results.append(None)
-            continue
-        try:
-            results.append(await future)
-        except Exception as exc:  # cancellation is the request's, not a value: it propagates
-            results.append(exc)
-    return results
 
 
 async def _ready(results: list[object]) -> list[object]:
@@ -178,15 +154,14 @@ def first(results: Sequence[object]) -> object | None:
 
 async def load_one(ctx: RequestContext, connector: str, entity: str, key: str) -> object | None:
     """The record of ``entity`` with primary key ``key`` visible under the decision, or None."""
-    result: object | None = await _loader(ctx, connector, entity, None, {}).load(key)
-    return result
+    return first(await _loader(ctx, connector, entity, None, {}).load_many([key]))
 
 
 def load_many(ctx: RequestContext, connector: str, entity: str, keys: Sequence[str | None]) -> Awaitable[list[object]]:
     """:func:`load_one` for many keys at once (a batch link field): one result per key, a record,
     ``None`` (no record, or no key) or the error that field gets; no coroutine per key. The keys
-    are queued when this is called (see :func:`_settled`)."""
-    return _settled(_loader(ctx, connector, entity, None, {}), keys)
+    are queued when this is called, so they join the batch of the per-item loads of that level."""
+    return _loader(ctx, connector, entity, None, {}).load_many(keys)
 
 
 async def load_entity(ctx: RequestContext, entity: str, key: str, coordinate: str) -> object | None:
@@ -216,7 +191,7 @@ async def load_related(
     args: Mapping[str, JSON] | None = None,
 ) -> list[object]:
     """The records of ``entity`` related to ``key`` through ``by``, batched across parents."""
-    result = await _loader(ctx, connector, entity, by, args or {}).load(key)
+    result = first(await _loader(ctx, connector, entity, by, args or {}).load_many([key]))
     return result if isinstance(result, list) else []
 
 
@@ -230,7 +205,7 @@ def load_related_many(
 ) -> Awaitable[list[object]]:
     """:func:`load_related` for many parents at once: per key a list of records or an error. The
     keys are queued when this is called."""
-    pending = _settled(_loader(ctx, connector, entity, by, args or {}), keys)
+    pending = _loader(ctx, connector, entity, by, args or {}).load_many(keys)
 
     async def lists() -> list[object]:
         return [r if isinstance(r, list | BaseException) else [] for r in await pending]

@@ -46,7 +46,7 @@ class Classification:
 #: awaitable of one result per parent (a value, ``None`` or the exception that parent's field
 #: gets), as the field's own resolver would for each parent called without arguments. It queues
 #: its loads when called, not when awaited (``resolvers.load_many`` and its kin do), so they join
-#: the DataLoader batch of everything else at that level; a denial may raise right away.
+#: the loader batch of everything else at that level; a denial may raise right away.
 BatchResolver = Callable[[Any, Sequence[Any]], Awaitable[Sequence[object]]]
 
 #: Where :func:`resolved` keeps a field's batch resolver (strawberry field metadata).

@@ -23,7 +23,7 @@ A link field declared with a batch resolver (``schema.directives.resolved(batch=
 selected without arguments is resolved once for all the items that completed on the fast path,
 not once per item: one call returns every item's value, and the values are completed together
 (a nullable object field's values as one more compiled collection, a list field's per item). No
-coroutine, task or DataLoader future per item; the loaders still batch and cache per request.
+coroutine, task or loader future per item; the loaders still batch and cache per request.
 A failed value becomes that item's field error, with graphql-core's null propagation. A batch
 resolver runs in a task, one pass of the event loop after its list completed, as graphql-core's
 per-item resolvers do, so loads of different paths at one level still meet in one backend call.
