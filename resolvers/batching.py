@@ -1,25 +1,28 @@
-"""A request's batch loader: the keys asked for while the event loop turns are read together, once.
+"""A request's batch loader: the keys asked for while the event loop turns are read together.
 
 It does what a DataLoader does (aiodataloader's, which CityGraph used before), with one
 difference that matters on lists: ``load_many`` takes the keys of a whole list at once and
 returns one awaitable for all of them. A DataLoader made a future, a queue entry and an ``await``
-per key, about 5% of a page of 100 enterprises' CPU. What stays as it was (the tests pin it):
+per key, about 5% of a page of 100 enterprises' CPU. ``load`` is a DataLoader's ``load``: one
+future per key, for per-item resolvers. What stays as it was (the tests pin it):
 
-* **One read per key per request.** A key's value (a record, ``None``, or the error the read
-  returned for it, as a value) is kept and handed to every later ask.
+* **A key read is kept.** A key's value (a record, ``None``, or the error the read returned for
+  it, as a value) is kept for the loader's life, one request, and handed to every later ask; a
+  key being read is not read again.
 * **One batch per turn.** Keys asked for before the dispatch runs join one batch. The dispatch is
   scheduled as DataLoader schedules it, when the first key is queued: a callback starts a task
-  that starts the batch's task. Loads from different paths at one level still meet in one read.
+  that starts the batch's task; each caller awaits a future of its own that the batch's task
+  settles, as with a DataLoader. Loads from different paths at one level still meet in one read.
 * **A failed read is not kept.** If the fetch function itself raises, every key of that batch
   gets the exception and none is kept: a later ask reads again. A cancellation is not a value:
-  it propagates to the waiters.
+  it propagates to the waiters. A cancelled caller cancels only its own future.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -28,15 +31,21 @@ Fetch = Callable[[list[K]], Awaitable[Sequence[V]]]
 
 
 class _Batch(Generic[K]):
-    """The keys of one dispatch; ``done`` settles when their values (or ``failure``) are in."""
+    """The keys of one dispatch and the futures waiting for it, settled when its fetch is done."""
 
-    __slots__ = ("done", "failure", "keys", "task")
+    __slots__ = ("failure", "keys", "task", "waiters")
 
-    def __init__(self, done: asyncio.Future[None]) -> None:
+    def __init__(self) -> None:
         self.keys: list[K] = []
-        self.done = done
+        # (key, future) of a one-key load, settled with the key's value; (_ALL, future) of a
+        # many-key load, settled with None (the caller reads the values). Each caller has its own
+        # future, so a cancelled caller cancels nothing another one waits for.
+        self.waiters: list[tuple[object, asyncio.Future[Any]]] = []
         self.failure: BaseException | None = None
         self.task: asyncio.Task[None] | None = None  # kept: the loop holds tasks only weakly
+
+
+_ALL = object()
 
 
 class BatchLoader(Generic[K, V]):
@@ -50,39 +59,55 @@ class BatchLoader(Generic[K, V]):
         self._pending: dict[K, _Batch[K]] = {}
         self._queue: _Batch[K] | None = None
 
+    def load(self, key: K) -> asyncio.Future[V]:
+        """One key's value; an exception value, or the exception the fetch raised, is raised. The
+        key is queued now, when this is called (one future per key, as a DataLoader's)."""
+        future: asyncio.Future[V] = self._loop.create_future()
+        if key in self._values:
+            _settle(future, self._values[key])
+        else:
+            self._batch_of(key).waiters.append((key, future))
+        return future
+
     def load_many(self, keys: Sequence[K | None]) -> Awaitable[list[V | BaseException | None]]:
         """One result per key: its value, ``None`` for a ``None`` key, or the exception its batch's
         fetch raised. The keys are queued now, when this is called, not when it is awaited."""
-        values, pending = self._values, self._pending
+        values = self._values
         waits: list[_Batch[K]] = []
         for key in keys:
             if key is None or key in values:
                 continue
-            batch = pending.get(key)
-            if batch is None:
-                batch = pending[key] = self._queued()
-                batch.keys.append(key)
+            batch = self._batch_of(key)
             if batch not in waits:  # at most two: the one in flight and the one queued
                 waits.append(batch)
-        return self._results(keys, waits)
-
-    async def _results(self, keys: Sequence[K | None], waits: list[_Batch[K]]) -> list[V | BaseException | None]:
-        failed: dict[K, BaseException] = {}
+        futures: list[asyncio.Future[None]] = []
         for batch in waits:
-            # Shielded: a cancelled waiter must not cancel the batch the other waiters share.
-            await asyncio.shield(batch.done)
+            future: asyncio.Future[None] = self._loop.create_future()
+            batch.waiters.append((_ALL, future))
+            futures.append(future)
+        return self._results(keys, waits, futures)
+
+    async def _results(
+        self, keys: Sequence[K | None], waits: list[_Batch[K]], futures: list[asyncio.Future[None]]
+    ) -> list[V | BaseException | None]:
+        failed: dict[K, BaseException] = {}
+        for batch, future in zip(waits, futures, strict=True):
+            await future  # raises a cancellation of the fetch: it is the request's, not a value
             if batch.failure is not None:
-                if not isinstance(batch.failure, Exception):
-                    raise batch.failure  # a cancellation is the request's, not a value
                 failed.update(dict.fromkeys(batch.keys, batch.failure))
         values = self._values
         return [None if key is None else failed[key] if key in failed else values[key] for key in keys]
 
-    def _queued(self) -> _Batch[K]:
-        batch = self._queue
+    def _batch_of(self, key: K) -> _Batch[K]:
+        """The batch that reads ``key``: the one in flight, or the queued one it joins now."""
+        batch = self._pending.get(key)
         if batch is None:
-            batch = self._queue = _Batch(self._loop.create_future())
-            self._loop.call_soon(asyncio.ensure_future, self._dispatch())
+            batch = self._queue
+            if batch is None:
+                batch = self._queue = _Batch()
+                self._loop.call_soon(asyncio.ensure_future, self._dispatch())
+            batch.keys.append(key)
+            self._pending[key] = batch
         return batch
 
     async def _dispatch(self) -> None:
@@ -100,15 +125,32 @@ class BatchLoader(Generic[K, V]):
             batch.failure = exc
             for key in keys:
                 self._pending.pop(key, None)
+            for waiting, future in batch.waiters:
+                if future.done():
+                    continue
+                if not isinstance(exc, Exception):
+                    future.cancel()
+                elif waiting is _ALL:
+                    future.set_result(None)  # the caller reads batch.failure
+                else:
+                    future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
         else:
             self._values.update(zip(keys, values, strict=True))
             for key in keys:
                 del self._pending[key]
-        finally:
-            if not batch.done.done():
-                batch.done.set_result(None)
+            for waiting, future in batch.waiters:
+                if not future.done():
+                    _settle(future, None if waiting is _ALL else self._values[cast(K, waiting)])
+
+
+def _settle(future: asyncio.Future[Any], value: object) -> None:
+    """A one-key future gets its value, raised when it is an exception (as a DataLoader's)."""
+    if isinstance(value, BaseException):
+        future.set_exception(value)
+    else:
+        future.set_result(value)
 
 
 __all__ = ["BatchLoader"]

@@ -84,8 +84,8 @@ class RequestContext:
     def close(self) -> None:
         """Drop the request's loaders once its response is built.
 
-        A loader's batch function refers back to this context, so context, loaders, their cached
-        futures and every record they hold form a cycle that only the cyclic garbage collector
+        A loader's batch function refers back to this context, so context, loaders, their kept
+        values and every record they hold form a cycle that only the cyclic garbage collector
         frees, in pauses of milliseconds on large responses. Dropping the loaders breaks it: the
         request's objects are freed by reference counting when the response is sent. Work that
         outlives the response (graphql-core settles failed siblings' work in the background) still

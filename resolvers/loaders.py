@@ -148,13 +148,16 @@ def first(results: Sequence[object]) -> object | None:
     """The one result of a batch helper called for a single parent; a failure is raised."""
     (result,) = results
     if isinstance(result, BaseException):
-        raise result
+        # One error object is every parent's when a batch failed: raised without the traceback
+        # of earlier raises, which would otherwise grow (and keep frames alive) with each one.
+        raise result.with_traceback(None)
     return result
 
 
 async def load_one(ctx: RequestContext, connector: str, entity: str, key: str) -> object | None:
     """The record of ``entity`` with primary key ``key`` visible under the decision, or None."""
-    return first(await _loader(ctx, connector, entity, None, {}).load_many([key]))
+    result: object | None = await _loader(ctx, connector, entity, None, {}).load(key)
+    return result
 
 
 def load_many(ctx: RequestContext, connector: str, entity: str, keys: Sequence[str | None]) -> Awaitable[list[object]]:
@@ -191,7 +194,7 @@ async def load_related(
     args: Mapping[str, JSON] | None = None,
 ) -> list[object]:
     """The records of ``entity`` related to ``key`` through ``by``, batched across parents."""
-    result = first(await _loader(ctx, connector, entity, by, args or {}).load_many([key]))
+    result = await _loader(ctx, connector, entity, by, args or {}).load(key)
     return result if isinstance(result, list) else []
 
 

@@ -111,7 +111,7 @@ async def decide_all(ctx: RequestContext, summary: OperationSummary) -> dict[Dec
     missing = [key for key in docs if key not in decisions]
     if missing:
         decisions.update(zip(missing, await asyncio.gather(*(engine.decide(docs[k]) for k in missing)), strict=True))
-    for key in groups:  # in the operation's order, as the audit record lists them
+    for key in groups:  # in the operation's order, hits and misses alike
         ctx.decisions[key] = decisions[key]
         prefix = key[1] + "."
         ctx.fields[key] = frozenset(m.python_name for m in groups[key] if m.coordinate.startswith(prefix))

@@ -111,3 +111,48 @@ async def test_a_cancelled_read_is_raised_not_handed_out_as_a_value() -> None:
         await loader.load_many(["a"])
     source.fail = None
     assert await loader.load_many(["a"]) == ["A"]  # not kept: read again
+
+
+async def test_one_key_loads_share_the_batch_and_raise_error_values() -> None:
+    source = Source()
+    loader = BatchLoader(source.fetch)
+    a, bad, listed = loader.load("a"), loader.load("!x"), loader.load_many(["b", "a"])
+    assert await a == "A" and await listed == ["B", "A"]
+    with pytest.raises(ValueError, match="!x"):
+        await bad
+    assert await loader.load("b") == "B"  # kept
+    with pytest.raises(ValueError, match="!x"):
+        await loader.load("!x")
+    assert source.calls == [["a", "!x", "b"]]
+
+
+async def test_one_key_loads_join_the_read_in_flight_and_share_its_failure() -> None:
+    source = Source()
+    source.gate = asyncio.Event()
+    source.fail = RuntimeError("backend down")
+    loader = BatchLoader(source.fetch)
+    early = loader.load("a")
+    await source.started.wait()
+    late = loader.load("a")  # in flight: waits for that read, no second one
+    source.gate.set()
+    for future in (early, late):
+        with pytest.raises(RuntimeError, match="backend down"):
+            await future
+    assert source.calls == [["a"]]
+
+
+def test_a_shared_error_does_not_grow_its_traceback_with_every_parent() -> None:
+    from resolvers.loaders import first
+
+    error = RuntimeError("one error for every parent")
+    depths = []
+    for _ in range(5):
+        try:
+            first([error])
+        except RuntimeError as raised:
+            assert raised is error
+            depth, tb = 0, raised.__traceback__
+            while tb is not None:
+                depth, tb = depth + 1, tb.tb_next
+            depths.append(depth)
+    assert depths == [depths[0]] * 5
