@@ -73,29 +73,32 @@ class BatchLoader(Generic[K, V]):
         """One result per key: its value, ``None`` for a ``None`` key, or the exception its batch's
         fetch raised. The keys are queued now, when this is called, not when it is awaited."""
         values = self._values
-        waits: list[_Batch[K]] = []
+        batches: list[_Batch[K]] = []
         for key in keys:
             if key is None or key in values:
                 continue
             batch = self._batch_of(key)
-            if batch not in waits:  # at most two: the one in flight and the one queued
-                waits.append(batch)
-        futures: list[asyncio.Future[None]] = []
-        for batch in waits:
+            if batch not in batches:  # at most two: the one in flight and the one queued
+                batches.append(batch)
+        waits: list[tuple[_Batch[K], asyncio.Future[None]]] = []
+        for batch in batches:
             future: asyncio.Future[None] = self._loop.create_future()
             batch.waiters.append((_ALL, future))
-            futures.append(future)
-        return self._results(keys, waits, futures)
+            waits.append((batch, future))
+        return self._results(keys, waits)
 
     async def _results(
-        self, keys: Sequence[K | None], waits: list[_Batch[K]], futures: list[asyncio.Future[None]]
+        self, keys: Sequence[K | None], waits: list[tuple[_Batch[K], asyncio.Future[None]]]
     ) -> list[V | BaseException | None]:
-        failed: dict[K, BaseException] = {}
-        for batch, future in zip(waits, futures, strict=True):
+        failed: dict[K, BaseException] | None = None
+        for batch, future in waits:
             await future  # raises a cancellation of the fetch: it is the request's, not a value
             if batch.failure is not None:
+                failed = failed or {}
                 failed.update(dict.fromkeys(batch.keys, batch.failure))
         values = self._values
+        if failed is None:
+            return [None if key is None else values[key] for key in keys]
         return [None if key is None else failed[key] if key in failed else values[key] for key in keys]
 
     def _batch_of(self, key: K) -> _Batch[K]:
