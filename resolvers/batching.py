@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from types import TracebackType
 from typing import Any, Generic, TypeVar, cast
 
 K = TypeVar("K", bound=Hashable)
@@ -33,7 +34,7 @@ Fetch = Callable[[list[K]], Awaitable[Sequence[V]]]
 class _Batch(Generic[K]):
     """The keys of one dispatch and the futures waiting for it, settled when its fetch is done."""
 
-    __slots__ = ("failure", "keys", "task", "waiters")
+    __slots__ = ("failure", "failure_tb", "keys", "task", "waiters")
 
     def __init__(self) -> None:
         self.keys: list[K] = []
@@ -42,6 +43,7 @@ class _Batch(Generic[K]):
         # future, so a cancelled caller cancels nothing another one waits for.
         self.waiters: list[tuple[object, asyncio.Future[Any]]] = []
         self.failure: BaseException | None = None
+        self.failure_tb: TracebackType | None = None  # where the fetch raised it, for every waiter
         self.task: asyncio.Task[None] | None = None  # kept: the loop holds tasks only weakly
 
 
@@ -58,13 +60,21 @@ class BatchLoader(Generic[K, V]):
         self._values: dict[K, V] = {}
         self._pending: dict[K, _Batch[K]] = {}
         self._queue: _Batch[K] | None = None
+        # An error value is one object for many keys and callers, and every raise adds frames to
+        # its traceback: it is handed out with the traceback it was kept with, each time, so that
+        # it neither grows with every parent nor loses where it came from. By id: _values keeps
+        # each one alive.
+        self._origins: dict[int, TracebackType | None] = {}
 
-    def load(self, key: K) -> asyncio.Future[V]:
-        """One key's value; an exception value, or the exception the fetch raised, is raised. The
-        key is queued now, when this is called (one future per key, as a DataLoader's)."""
-        future: asyncio.Future[V] = self._loop.create_future()
-        if key in self._values:
-            _settle(future, self._values[key])
+    def load(self, key: K | None) -> asyncio.Future[V | None]:
+        """One key's value (``None`` for a ``None`` key); an exception value, or the exception the
+        fetch raised, is raised. The key is queued now, when this is called (one future per key, as
+        a DataLoader's)."""
+        future: asyncio.Future[V | None] = self._loop.create_future()
+        if key is None:
+            future.set_result(None)
+        elif key in self._values:
+            self._settle(future, self._values[key])
         else:
             self._batch_of(key).waiters.append((key, future))
         return future
@@ -95,11 +105,18 @@ class BatchLoader(Generic[K, V]):
             await future  # raises a cancellation of the fetch: it is the request's, not a value
             if batch.failure is not None:
                 failed = failed or {}
-                failed.update(dict.fromkeys(batch.keys, batch.failure))
+                failed.update(dict.fromkeys(batch.keys, batch.failure.with_traceback(batch.failure_tb)))
         values = self._values
         if failed is None:
-            return [None if key is None else values[key] for key in keys]
-        return [None if key is None else failed[key] if key in failed else values[key] for key in keys]
+            results: list[V | BaseException | None] = [None if key is None else values[key] for key in keys]
+        else:
+            results = [None if key is None else failed[key] if key in failed else values[key] for key in keys]
+        if failed is not None or self._origins:
+            origins = self._origins
+            for value in results:
+                if isinstance(value, BaseException):
+                    value.with_traceback(origins.get(id(value), value.__traceback__))
+        return results
 
     def _batch_of(self, key: K) -> _Batch[K]:
         """The batch that reads ``key``: the one in flight, or the queued one it joins now."""
@@ -125,7 +142,7 @@ class BatchLoader(Generic[K, V]):
             if len(values) != len(keys):
                 raise TypeError(f"the fetch returned {len(values)} values for {len(keys)} keys")
         except BaseException as exc:
-            batch.failure = exc
+            batch.failure, batch.failure_tb = exc, exc.__traceback__
             for key in keys:
                 self._pending.pop(key, None)
             for waiting, future in batch.waiters:
@@ -136,24 +153,26 @@ class BatchLoader(Generic[K, V]):
                 elif waiting is _ALL:
                     future.set_result(None)  # the caller reads batch.failure
                 else:
-                    future.set_exception(exc)
+                    future.set_exception(exc.with_traceback(batch.failure_tb))
             if not isinstance(exc, Exception):
                 raise
         else:
             self._values.update(zip(keys, values, strict=True))
             for key in keys:
                 del self._pending[key]
+            for value in values:
+                if isinstance(value, BaseException):
+                    self._origins.setdefault(id(value), value.__traceback__)
             for waiting, future in batch.waiters:
                 if not future.done():
-                    _settle(future, None if waiting is _ALL else self._values[cast(K, waiting)])
+                    self._settle(future, None if waiting is _ALL else self._values[cast(K, waiting)])
 
-
-def _settle(future: asyncio.Future[Any], value: object) -> None:
-    """A one-key future gets its value, raised when it is an exception (as a DataLoader's)."""
-    if isinstance(value, BaseException):
-        future.set_exception(value)
-    else:
-        future.set_result(value)
+    def _settle(self, future: asyncio.Future[Any], value: object) -> None:
+        """A one-key future gets its value, raised when it is an exception (as a DataLoader's)."""
+        if isinstance(value, BaseException):
+            future.set_exception(value.with_traceback(self._origins.get(id(value), value.__traceback__)))
+        else:
+            future.set_result(value)
 
 
 __all__ = ["BatchLoader"]

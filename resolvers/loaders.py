@@ -148,9 +148,7 @@ def first(results: Sequence[object]) -> object | None:
     """The one result of a batch helper called for a single parent; a failure is raised."""
     (result,) = results
     if isinstance(result, BaseException):
-        # One error object is every parent's when a batch failed: raised without the traceback
-        # of earlier raises, which would otherwise grow (and keep frames alive) with each one.
-        raise result.with_traceback(None)
+        raise result  # the loader hands errors out with the traceback they were kept with
     return result
 
 

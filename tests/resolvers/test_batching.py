@@ -141,18 +141,62 @@ async def test_one_key_loads_join_the_read_in_flight_and_share_its_failure() -> 
     assert source.calls == [["a"]]
 
 
-def test_a_shared_error_does_not_grow_its_traceback_with_every_parent() -> None:
+def _frames(error: BaseException) -> list[str]:
+    names, tb = [], error.__traceback__
+    while tb is not None:
+        names.append(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    return names
+
+
+async def test_a_kept_error_is_handed_out_with_the_traceback_it_was_kept_with() -> None:
+    """One error object is every parent's: each raise starts from where it came from."""
     from resolvers.loaders import first
 
-    error = RuntimeError("one error for every parent")
-    depths = []
-    for _ in range(5):
+    async def fetch(keys: list[str]) -> Sequence[object]:
         try:
-            first([error])
+            raise RuntimeError("connector unavailable")
+        except RuntimeError as error:  # as the loaders do: a failure becomes every key's value
+            return [error] * len(keys)
+
+    loader = BatchLoader(fetch)
+    one_key, many_keys = [], []
+    for _ in range(4):  # each way on its own: neither may lean on the other's reset
+        try:
+            await asyncio.wait_for(loader.load("a"), 5)
         except RuntimeError as raised:
-            assert raised is error
-            depth, tb = 0, raised.__traceback__
-            while tb is not None:
-                depth, tb = depth + 1, tb.tb_next
-            depths.append(depth)
-    assert depths == [depths[0]] * 5
+            one_key.append(_frames(raised))
+    for _ in range(4):
+        try:
+            first(await asyncio.wait_for(loader.load_many(["a"]), 5))
+        except RuntimeError as raised:
+            many_keys.append(_frames(raised))
+    assert all("fetch" in frames for frames in one_key + many_keys)
+    assert one_key == [one_key[0]] * 4 and many_keys == [many_keys[0]] * 4  # no growth
+
+
+async def test_a_failed_fetch_reaches_every_waiter_with_its_origin() -> None:
+    source = Source()
+    source.gate = asyncio.Event()
+    source.fail = RuntimeError("backend down")
+    loader = BatchLoader(source.fetch)
+    doomed, kept, listed = loader.load("a"), loader.load("a"), loader.load_many(["a", "b"])
+    await source.started.wait()
+    queued = loader.load_many(["a", "c"])  # "a" in flight, "c" in the next batch, which fails too
+    doomed.cancel()  # a cancelled one-key waiter must not stop the others being told
+    source.gate.set()
+    with pytest.raises(RuntimeError, match="backend down") as raised:
+        await asyncio.wait_for(kept, 5)
+    assert "fetch" in _frames(raised.value)
+    [a, b] = await asyncio.wait_for(listed, 5)
+    assert a is b is raised.value
+    [a2, c] = await asyncio.wait_for(queued, 5)
+    assert a2 is c is source.fail  # both batches failed; each key got its own batch's failure
+    assert source.calls == [["a", "b"], ["c"]]
+
+
+async def test_a_none_key_is_none_for_one_key_loads_too() -> None:
+    source = Source()
+    loader = BatchLoader(source.fetch)
+    assert await asyncio.wait_for(loader.load(None), 5) is None
+    assert source.calls == []
