@@ -313,6 +313,13 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     item, completed, awaitables, index, slot_type, slot_details, info, path_of, position_context
                 )
                 continue
+            if isinstance(item, Exception) and slot_nullable:
+                # A batch field's failed value (one object for every parent after a denial or a
+                # failed read) is reported as it is, as graphql-core would after raising it: each
+                # raise would add to the shared object's traceback, one more for every parent.
+                self.handle_field_error(item, slot_type, slot_details, path_of(index))
+                completed.append(None)
+                continue
             if isinstance(item, Exception) or is_awaitable(item):
                 self._generic_item(
                     item, completed, awaitables, index, slot_type, slot_details, info, path_of, position_context

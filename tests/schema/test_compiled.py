@@ -205,6 +205,38 @@ async def test_failing_batch_links_are_identical(schemas: Any, down: str) -> Non
     assert any("CONNECTOR_UNAVAILABLE" in str(e[3]) for e in compiled[1])
 
 
+async def test_a_failed_batch_link_is_reported_not_raised_once_per_parent(
+    schemas: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every parent's ``enterprise`` fails with one shared error object: each parent's error is
+    reported with the traceback the error came with, not raised again (which adds frames to the
+    shared object every time, 24 raises deep by the last parent)."""
+    compiled, _, runtime = schemas
+    depths: list[int] = []
+    handle = CompiledExecutionContext.handle_field_error
+
+    def recording(self: CompiledExecutionContext, raw_error: Exception, *args: Any) -> None:
+        depth, tb = 0, raw_error.__traceback__
+        while tb is not None:
+            depth, tb = depth + 1, tb.tb_next
+        depths.append(depth)
+        handle(self, raw_error, *args)
+
+    monkeypatch.setattr(CompiledExecutionContext, "handle_field_error", recording)
+    connector = runtime.connectors["credit"]
+    connector.failing = frozenset({"Enterprise"})
+    await runtime.audit.open()
+    try:
+        principal = Principal("t", "market_supervision", frozenset({"staff"}), frozenset(), 4)
+        ctx = RequestContext(runtime=runtime, principal=principal, purpose=Purpose("law_enforcement"), request_id="r")
+        result = await compiled.schema.execute(LINKS, context_value=ctx)
+    finally:
+        connector.failing = frozenset()
+        await runtime.audit.aclose()
+    assert len(result.errors or []) == 24 and len(depths) == 24
+    assert depths == [depths[0]] * 24
+
+
 async def test_link_fields_of_list_items_resolve_in_batches(schemas: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """One batch call per link field and list, not one resolver call per item."""
     calls: list[str] = []
