@@ -111,11 +111,10 @@ class BatchLoader(Generic[K, V]):
             results: list[V | BaseException | None] = [None if key is None else values[key] for key in keys]
         else:
             results = [None if key is None else failed[key] if key in failed else values[key] for key in keys]
-        if failed is not None or self._origins:
-            origins = self._origins
+        if self._origins:  # a failed batch's error was reset above
             for value in results:
                 if isinstance(value, BaseException):
-                    value.with_traceback(origins.get(id(value), value.__traceback__))
+                    self._as_kept(value)
         return results
 
     def _batch_of(self, key: K) -> _Batch[K]:
@@ -153,7 +152,7 @@ class BatchLoader(Generic[K, V]):
                 elif waiting is _ALL:
                     future.set_result(None)  # the caller reads batch.failure
                 else:
-                    future.set_exception(exc.with_traceback(batch.failure_tb))
+                    future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
         else:
@@ -170,9 +169,13 @@ class BatchLoader(Generic[K, V]):
     def _settle(self, future: asyncio.Future[Any], value: object) -> None:
         """A one-key future gets its value, raised when it is an exception (as a DataLoader's)."""
         if isinstance(value, BaseException):
-            future.set_exception(value.with_traceback(self._origins.get(id(value), value.__traceback__)))
+            future.set_exception(self._as_kept(value))
         else:
             future.set_result(value)
+
+    def _as_kept(self, error: BaseException) -> BaseException:
+        """``error`` with the traceback it was kept with (see ``_origins``)."""
+        return error.with_traceback(self._origins.get(id(error), error.__traceback__))
 
 
 __all__ = ["BatchLoader"]

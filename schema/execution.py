@@ -464,12 +464,11 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         and write them into the parents' rows; a failed value fails that parent's field."""
         assert step.batch is not None and step.field_def is not None  # noqa: S101 (a _BATCH step)
         type_name = object_type.name
-        indexes = [index for index, _, _ in parents]
 
         # A value's path is made only when something reads it (an info, an error, a generic
         # completion): most never are, and two Path tuples per parent were ~4% of a page of 100.
         def path_at(position: int) -> Path:
-            return path_of(indexes[position]).add_key(step.key, type_name)
+            return path_of(parents[position][0]).add_key(step.key, type_name)
 
         # Called when this task runs, one pass after the list completed, as graphql-core's per-item
         # resolvers are: the loads of every path at a level meet in one batch.
