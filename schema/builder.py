@@ -23,6 +23,7 @@ from strawberry.types.base import get_object_definition
 from connectors.base import Connector, SchemaContribution
 from connectors.errors import ConnectorConfigError
 from schema import entities
+from schema.acyclic import AcyclicExecutionContext
 from schema.errors import ErrorCodes
 from schema.execution import CompiledExecutionContext
 from schema.fieldmeta import FieldCatalog, FieldMeta, field_metas
@@ -195,7 +196,7 @@ def build_schema(
         types=list(types.values()),
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
-        execution_context_class=CompiledExecutionContext if compiled else None,
+        execution_context_class=CompiledExecutionContext if compiled else AcyclicExecutionContext,
     )
     return BuiltSchema(schema=schema, catalog=catalog, types=types, keys=keys, owners=owners, record_types=record_types)
 

@@ -63,8 +63,8 @@ from graphql.execution.collect_fields import FieldDetailsList
 from graphql.execution.executor import to_nodes
 from graphql.pyutils import Path, Undefined, gather_with_cancel
 from prometheus_client import Counter
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from schema.acyclic import AcyclicExecutionContext
 from schema.directives import BATCH, BatchResolver
 
 log = structlog.get_logger(__name__)
@@ -145,7 +145,7 @@ def _fallback(reason: str) -> None:
     log.debug("compiled completion fell back", reason=reason)
 
 
-class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
+class CompiledExecutionContext(AcyclicExecutionContext):
     """graphql-core's execution context with compiled completion of eligible lists."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -88,6 +88,7 @@ from resolvers import context_of, load_entity
 from resolvers.errors import coded_error
 from resolvers.loaders import check_coordinate
 from schema import entities
+from schema.acyclic import AcyclicExecutionContext
 from schema.builder import BuiltSchema, Extension, GatewayQuery, _catalog, _compose_entity, _owners, gate_extensions
 from schema.execution import CompiledExecutionContext
 from schema.fieldmeta import FieldMeta, field_metas
@@ -617,7 +618,7 @@ def build_subgraph(
         types=list(types.values()),
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
-        execution_context_class=CompiledExecutionContext if compiled else None,
+        execution_context_class=CompiledExecutionContext if compiled else AcyclicExecutionContext,
         federation_version="2.3",
     )
     holder["sdl"] = _shareable_sdl(print_schema(schema), set(entity_classes))

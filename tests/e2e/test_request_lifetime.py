@@ -2,7 +2,8 @@
 
 Loaders refer back to their request's context, so without ``RequestContext.close`` a request's
 records stay in a reference cycle until a collection walks them: milliseconds of pauses per large
-response, and memory held between collections.
+response, and memory held between collections. graphql-core's executor made a cycle of its own
+through its resolver helpers (``schema.acyclic``), holding the request context with it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from gateway import create_app
 from resolvers import loaders
 from resolvers.context import RequestContext
 from resolvers.records import materialize
+from schema.acyclic import AcyclicExecutionContext
 from tests.conftest import TokenFactory, make_settings
 
 QUERY = """{ enterprises(first: 5) { nodes { uscc legalRepresentative { name } licenses { type }
@@ -71,6 +73,45 @@ def test_records_are_freed_when_the_request_ends(
         finally:
             gc.enable()
     assert {"Enterprise", "Person", "License", "CreditProfile", "CreditRecord"} <= kinds
+    assert alive == []
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "generic"])
+def test_the_executor_and_request_state_are_freed_when_the_request_ends(
+    demo_dir: Path, tmp_path: Path, token: TokenFactory, monkeypatch: pytest.MonkeyPatch, compiled: bool
+) -> None:
+    # graphql-core's executor keeps its resolver helpers as its own bound methods: unless they are
+    # weak, the executor, the request context and all they hold wait for the cyclic collector.
+    executors: list[weakref.ref[object]] = []
+    contexts: list[weakref.ref[object]] = []  # what the request context holds (it has no weakref slot)
+    init = AcyclicExecutionContext.__init__
+
+    def tracked(self: AcyclicExecutionContext, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        executors.append(weakref.ref(self))
+        contexts.append(weakref.ref(self.context_value.loaders))
+
+    monkeypatch.setattr(AcyclicExecutionContext, "__init__", tracked)
+    settings = make_settings(
+        demo_dir,
+        audit={"url": f"sqlite+aiosqlite:///{tmp_path / 'audit.sqlite'}"},
+        execution={"compiled": compiled},
+    )
+    headers = {"Authorization": f"Bearer {token(dept='market_supervision', clearance=4)}"}
+    with TestClient(create_app(settings)) as client:
+        gc.collect()
+        gc.disable()  # only reference counting may free them
+        try:
+            for _ in range(2):
+                body = client.post("/graphql", json={"query": QUERY}, headers=headers).json()
+                assert "errors" not in body and body["data"]["enterprises"]["nodes"]
+            deadline = time.monotonic() + 5  # the handler may return a moment after the response
+            while any(ref() is not None for ref in executors + contexts) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            alive = [type(obj).__name__ for ref in executors + contexts if (obj := ref()) is not None]
+        finally:
+            gc.enable()
+    assert len(executors) == len(contexts) == 2
     assert alive == []
 
 
