@@ -7,7 +7,6 @@ that fails, raises something unexpected or exceeds its timeout turns its fields 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
@@ -19,6 +18,7 @@ from connectors.errors import ConnectorError, FilterError, InvalidArgument
 from policies.decision import Decision
 from resolvers.batching import BatchLoader
 from resolvers.context import RequestContext
+from resolvers.deadline import within
 from resolvers.errors import coded_error, unavailable
 from resolvers.records import RecordPlan, keys_of, materialize
 
@@ -33,8 +33,7 @@ def _denial(decision: Decision) -> GraphQLError:
 async def _call(ctx: RequestContext, connector: str, call: Callable[[], Awaitable[T]]) -> T:
     """Run one connector call under its timeout; every failure becomes CONNECTOR_UNAVAILABLE."""
     try:
-        async with asyncio.timeout(ctx.runtime.timeouts.get(connector, 5.0)):
-            return await call()
+        return await within(call(), ctx.runtime.timeouts.get(connector, 5.0))
     except InvalidArgument as exc:
         raise coded_error("BAD_USER_INPUT", str(exc)) from exc
     except FilterError as exc:
