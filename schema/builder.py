@@ -7,16 +7,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import strawberry
-from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import ExecutionResult as GraphQLExecutionResult, GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
     MaxTokensLimiter,
     ParserCache,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import validate_document
 from strawberry.tools import merge_types
 from strawberry.types.base import get_object_definition
 
@@ -29,6 +29,7 @@ from schema.execution import CompiledExecutionContext
 from schema.fieldmeta import FieldCatalog, FieldMeta, field_metas
 from schema.limits import Limits, cost_problem, limits_rule
 from schema.lookups import ENTITY_QUERIES
+from schema.per_document import PerDocument
 from schema.policy import PolicyExtension
 from schema.scalars import SCALAR_MAP
 
@@ -54,6 +55,23 @@ class BuiltSchema:
     keys: Mapping[str, str]
     owners: Mapping[str, str]
     record_types: Mapping[str, str]
+
+
+#: Validation results of recent documents (strawberry's own cache hashes the whole AST per request).
+_VALIDATED: PerDocument[list[GraphQLError]] = PerDocument(256)
+
+
+class ValidationCache(SchemaExtension):
+    """strawberry's ``ValidationCache`` keyed by the parsed document's identity (``PerDocument``)."""
+
+    def on_validate(self) -> Iterator[None]:
+        ec = self.execution_context
+        schema, document, rules = ec.schema._schema, ec.graphql_document, tuple(ec.validation_rules)
+        if document is not None:  # strawberry validates only what parsed
+            ec.pre_execution_errors = _VALIDATED.get(
+                schema, document, rules, lambda: validate_document(schema, document, rules)
+            )
+        yield
 
 
 def _cost_extension(limits: Limits) -> type[SchemaExtension]:
@@ -84,7 +102,7 @@ def gate_extensions(limits: Limits) -> list[Extension]:
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: AddValidationRules([rule]),
         lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
+        ValidationCache,
         _cost_extension(limits),
     ]
 

@@ -7,8 +7,6 @@ variables resolved), so policies reason about schema coordinates and never parse
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -27,6 +25,8 @@ from graphql import (
     value_from_ast_untyped,
     visit,
 )
+
+from schema.per_document import PerDocument
 
 JSONValue = object
 
@@ -128,27 +128,8 @@ def _shape(schema: GraphQLSchema, document: DocumentNode, operation_name: str | 
     )
 
 
-# Shapes of recent documents. The parser cache hands out one DocumentNode per query text, so the
-# document's identity is the key; each entry holds the schema and the document themselves, and a
-# hit requires both to be the very same objects, so a recycled id() can never match.
-_SHAPES: OrderedDict[tuple[int, int, str | None], tuple[GraphQLSchema, DocumentNode, _Shape]] = OrderedDict()
-_SHAPES_MAX = 512
-_SHAPES_LOCK = threading.Lock()  # apps may run on several threads' event loops in one process
-
-
-def _cached_shape(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None) -> _Shape:
-    key = (id(schema), id(document), operation_name)
-    with _SHAPES_LOCK:
-        entry = _SHAPES.get(key)
-        if entry is not None and entry[0] is schema and entry[1] is document:
-            _SHAPES.move_to_end(key)
-            return entry[2]
-    shape = _shape(schema, document, operation_name)
-    with _SHAPES_LOCK:
-        _SHAPES[key] = (schema, document, shape)
-        if len(_SHAPES) > _SHAPES_MAX:
-            _SHAPES.popitem(last=False)
-    return shape
+# The walk over a document is done once per (schema, document, operation name).
+_SHAPES: PerDocument[_Shape] = PerDocument(512)
 
 
 def summarize(
@@ -162,7 +143,7 @@ def summarize(
     The walk over the document (coordinates, depth, where arguments are) is done once per
     document; argument values come from this request's variables every time.
     """
-    shape = _cached_shape(schema, document, operation_name)
+    shape = _SHAPES.get(schema, document, operation_name, lambda: _shape(schema, document, operation_name))
     values = effective_variables(shape.operation, variables)
     summary = OperationSummary(type=shape.type, name=shape.name, coordinates=list(shape.coordinates), depth=shape.depth)
     for coordinate, arguments in shape.arg_sites:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 import strawberry
+from graphql import GraphQLSchema, parse, print_ast
+from strawberry.schema.schema import validate_document
 
 from connectors.base import ConnectorInfo, SchemaContribution
 from connectors.credit import CreditConnector
@@ -16,6 +18,7 @@ from connectors.testing import FakeConnector
 from schema.builder import build_schema
 from schema.directives import classified
 from schema.limits import Limits
+from schema.per_document import PerDocument
 from schema.scalars import USCC, Adcode
 
 
@@ -50,3 +53,41 @@ def test_the_owner_decides_for_links_into_a_shared_entity(tmp_path: Path) -> Non
     meta = built.catalog.get("CreditRecord.enterprise")
     assert meta is not None and (meta.connector, meta.resource_type) == ("credit", "Enterprise")
     assert built.catalog.get("Query.enterprise") is not None
+
+
+async def test_a_document_is_validated_once_and_its_errors_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    original = validate_document
+
+    def counting(schema: Any, document: Any, rules: Any) -> Any:
+        calls.append(print_ast(document))
+        return original(schema, document, rules)
+
+    monkeypatch.setattr("schema.builder.validate_document", counting)
+    schema = build_schema({"credit": credit(tmp_path)}, Limits()).schema
+    for _ in range(3):
+        result = await schema.execute("{ gatewayVersion }")
+        assert result.errors is None
+    bad = "{ gatewayVersion nope }"
+    for _ in range(2):
+        result = await schema.execute(bad)
+        assert result.errors and "nope" in result.errors[0].message
+    assert calls == ["{\n  gatewayVersion\n}", "{\n  gatewayVersion\n  nope\n}"]
+    # Another schema never reads this one's results, even for the same document.
+    other = build_schema({"credit": credit(tmp_path)}, Limits()).schema
+    assert (await other.execute("{ gatewayVersion }")).errors is None
+    assert len(calls) == 3
+
+
+def test_per_document_values_are_keyed_by_identity_not_equality() -> None:
+    cache: PerDocument[str] = PerDocument(2)
+    schema = GraphQLSchema()
+    first, equal = parse("{ a }"), parse("{ a }")
+    assert first == equal  # graphql-core's nodes compare (and hash) by value
+    assert cache.get(schema, first, None, lambda: "first") == "first"
+    assert cache.get(schema, first, None, lambda: "again") == "first"
+    assert cache.get(schema, equal, None, lambda: "equal") == "equal"
+    assert cache.get(schema, first, "other", lambda: "extra") == "extra"  # evicts the oldest entry
+    assert cache.get(schema, first, None, lambda: "recomputed") == "recomputed"

@@ -1,0 +1,48 @@
+"""Results computed once per parsed document, keyed by the document object itself.
+
+The parser cache hands out one ``DocumentNode`` per query text, so the document's identity is a
+key that costs nothing to hash. graphql-core's AST nodes hash by value, recursively: strawberry's
+``ValidationCache`` (an ``lru_cache`` over the document) re-hashed the whole tree on every request,
+about 1% of the dossier's CPU. Each entry holds the schema and the document themselves, and a hit
+requires both to be the very same objects, so a recycled ``id()`` can never match.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+from graphql import DocumentNode, GraphQLSchema
+
+V = TypeVar("V")
+
+
+class PerDocument(Generic[V]):
+    """A bounded LRU of values per (schema, document, ``extra``); safe to share between threads
+    (apps may run on several threads' event loops in one process)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._maxsize = maxsize
+        self._entries: OrderedDict[tuple[int, int, Hashable], tuple[GraphQLSchema, DocumentNode, V]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, schema: GraphQLSchema, document: DocumentNode, extra: Hashable, compute: Callable[[], V]) -> V:
+        """The value for this schema, document and ``extra``; ``compute()`` on a miss (outside the
+        lock: two threads may both compute it, and either result is kept)."""
+        key = (id(schema), id(document), extra)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] is schema and entry[1] is document:
+                self._entries.move_to_end(key)
+                return entry[2]
+        value = compute()
+        with self._lock:
+            self._entries[key] = (schema, document, value)
+            if len(self._entries) > self._maxsize:
+                self._entries.popitem(last=False)
+        return value
+
+
+__all__ = ["PerDocument"]
