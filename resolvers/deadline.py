@@ -21,7 +21,7 @@ T = TypeVar("T")
 async def within(awaitable: Awaitable[T], seconds: float) -> T:
     """``await awaitable`` under a timeout of ``seconds`` (``TimeoutError`` when it expires)."""
     deadline = asyncio.get_running_loop().time() + seconds
-    if not asyncio.iscoroutine(awaitable):
+    if not isinstance(awaitable, Coroutine):  # a plain generator is not one (asyncio's check says it is)
         async with asyncio.timeout_at(deadline):
             return await awaitable
     try:
@@ -34,7 +34,8 @@ async def within(awaitable: Awaitable[T], seconds: float) -> T:
 
 class _Resumed(Awaitable[T]):
     """A coroutine that has already yielded ``first`` to the task, continued as ``await`` would:
-    what the task sends or throws in (a cancellation) goes to the coroutine."""
+    what the task throws in (a cancellation) goes to the coroutine; once the task resumes it
+    normally, ``yield from`` delegates the rest (asyncio sends only ``None``)."""
 
     __slots__ = ("_coroutine", "_first")
 
@@ -46,7 +47,7 @@ class _Resumed(Awaitable[T]):
         coroutine, value = self._coroutine, self._first
         while True:
             try:
-                sent = yield value
+                yield value
             except GeneratorExit:
                 coroutine.close()
                 raise
@@ -56,10 +57,7 @@ class _Resumed(Awaitable[T]):
                 except StopIteration as done:
                     return done.value  # type: ignore[no-any-return]
                 continue
-            try:
-                value = coroutine.send(sent)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
+            return (yield from coroutine.__await__())
 
 
 __all__ = ["within"]

@@ -5,13 +5,14 @@ carries, as a tuple of its own bound methods: a reference cycle through the exec
 the executor holds then waits for the cyclic collector (its collected fields, the request
 context, the decisions and record plans, about 180 objects a dossier), and each young collection
 walked the garbage of the last few dozen requests: 3 ms pauses, about 5% of the dossier's CPU.
-Here the helpers refer to the executor weakly; nothing else makes a cycle (the request lifetime
-test checks that with the collector off).
+Here the helpers refer to the executor weakly: a response without errors leaves no cycle (the
+request lifetime test checks that with the collector off). A field error still does: graphql-core
+keeps it in the executor's collected errors, and its traceback holds the executor's frames.
 
-A resolver runs inside a call or coroutine of its executor, so the executor is alive whenever a
-resolver can use its helpers. Sub-executors (``@defer``, ``@stream``, subscription events) are
-shallow copies: each gets helpers bound to itself, so a copy never depends on the original
-outliving it.
+A resolver runs inside a call or coroutine of its executor, so the executor is alive while a
+resolver uses its helpers; work tracked through an ``info`` kept past that (a background task) is
+still settled. Sub-executors (``@defer``, ``@stream``, subscription events) are shallow copies:
+each gets helpers bound to itself, so a copy never depends on the original outliving it.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from graphql.pyutils import gather_with_cancel
 from graphql.type.definition import GraphQLResolveInfoHelpers
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-#: Work tracked through helpers whose executor is gone (an ``info`` kept past its resolver): it is
-#: still settled, and referenced until then, as the executor would have.
+#: Work tracked through helpers whose executor is gone (an ``info`` kept past its resolver): still
+#: settled, and referenced until then.
 _ORPHANED: set[asyncio.Future[Any]] = set()
 
 
@@ -44,6 +45,13 @@ def _helpers(executor: StrawberryGraphQLCoreExecutionContext) -> GraphQLResolveI
             live.track_async_work(values)
             return
         awaitables = [v for v in values if inspect.isawaitable(v)]
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop: they can never run; close them, as graphql-core does
+            for awaitable in awaitables:
+                if inspect.iscoroutine(awaitable):
+                    awaitable.close()
+            return
         if awaitables:
             future = asyncio.gather(*awaitables, return_exceptions=True)
             _ORPHANED.add(future)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import inspect
 import weakref
 from typing import Any
 
@@ -71,3 +72,13 @@ async def test_a_sub_executor_has_helpers_of_its_own() -> None:
     assert len(futures) == 1  # settled by the copy, in the shared set
     await asyncio.gather(*futures)
     assert "sub" in SETTLED
+
+
+def test_work_tracked_without_a_running_loop_is_closed() -> None:
+    executor = AcyclicExecutionContext.build(SCHEMA, parse("{ words }"))
+    assert isinstance(executor, AcyclicExecutionContext)
+    helpers = executor.async_helpers
+    del executor
+    work = _side_effect("never runs")
+    helpers.track([work])
+    assert inspect.getcoroutinestate(work) == inspect.CORO_CLOSED  # it could never run: no warning either

@@ -91,3 +91,4 @@ def test_per_document_values_are_keyed_by_identity_not_equality() -> None:
     assert cache.get(schema, equal, None, lambda: "equal") == "equal"
     assert cache.get(schema, first, "other", lambda: "extra") == "extra"  # evicts the oldest entry
     assert cache.get(schema, first, None, lambda: "recomputed") == "recomputed"
+    assert cache.get(GraphQLSchema(), first, None, lambda: "another schema") == "another schema"
