@@ -68,8 +68,14 @@ def _emit(ctx: RequestContext, entity: str, rows: Sequence[Record], connector: s
 
 def _emit_groups(ctx: RequestContext, entity: str, groups: Sequence[Sequence[Record]], connector: str) -> list[object]:
     """:func:`_emit` for every key's group of a related fetch, in one pass (not one per key)."""
-    objects = iter(_emit(ctx, entity, [row for group in groups for row in group], connector))
-    return [[next(objects) for _ in group] for group in groups]
+    objects = _emit(ctx, entity, [row for group in groups for row in group], connector)
+    out: list[object] = []
+    start = 0
+    for group in groups:  # slices, not a next() per object: a page of 100 has hundreds
+        end = start + len(group)
+        out.append(objects[start:end])
+        start = end
+    return out
 
 
 def emit_records(ctx: RequestContext, connector: str, entity: str, rows: Sequence[Record]) -> list[object]:
