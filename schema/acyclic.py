@@ -5,9 +5,10 @@ carries, as a tuple of its own bound methods: a reference cycle through the exec
 the executor holds then waits for the cyclic collector (its collected fields, the request
 context, the decisions and record plans, about 180 objects a dossier), and each young collection
 walked the garbage of the last few dozen requests: 3 ms pauses, about 5% of the dossier's CPU.
-Here the helpers refer to the executor weakly: a response without errors leaves no cycle (the
-request lifetime test checks that with the collector off). A field error still does: graphql-core
-keeps it in the executor's collected errors, and its traceback holds the executor's frames.
+Here the helpers refer to the executor weakly. A field error makes another cycle (graphql-core
+keeps it among the executor's collected errors, and its traceback holds the executor's frames):
+``schema.errors.ErrorCodes`` releases those tracebacks when the operation ends. The request
+lifetime tests check both with the collector off.
 
 A resolver runs inside a call or coroutine of its executor, so the executor is alive while a
 resolver uses its helpers; work tracked through an ``info`` kept past that (a background task) is

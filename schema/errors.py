@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import structlog
 from graphql import GraphQLError, GraphQLSyntaxError
@@ -72,8 +72,29 @@ def normalise(error: GraphQLError, executed: bool) -> GraphQLError:
     return GraphQLError(message, nodes=error.nodes, path=error.path, extensions=extensions)
 
 
+def release_tracebacks(errors: Iterable[BaseException]) -> None:
+    """Drop the tracebacks of ``errors`` and of the exceptions they wrap, cause or follow.
+
+    A field error's traceback holds graphql-core's frames, whose locals hold the executor (which
+    keeps the error among its collected errors) and the parent record (which holds a denied
+    field's error as its value): cycles that left every response with an error, and everything
+    its request held, to the cyclic collector. Once the operation has ended and unexpected errors
+    have been logged (``normalise``), nothing reads them: the client gets messages and paths.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = list(errors)
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        error.__traceback__ = None
+        pending.extend((error.__cause__, error.__context__, getattr(error, "original_error", None)))
+
+
 class ErrorCodes(SchemaExtension):
-    """Normalises the errors of every operation (see the module docstring)."""
+    """Normalises the errors of every operation (see the module docstring), then releases the
+    originals' tracebacks (``release_tracebacks``)."""
 
     def on_operation(self) -> Iterator[None]:
         yield
@@ -81,7 +102,9 @@ class ErrorCodes(SchemaExtension):
         if result is None or not result.errors:
             return
         executed = result.data is not None
-        result.errors = [normalise(e, executed) for e in result.errors]
+        originals = result.errors
+        result.errors = [normalise(e, executed) for e in originals]
+        release_tracebacks(originals)
 
 
-__all__ = ["ZH_MESSAGES", "ErrorCodes", "normalise"]
+__all__ = ["ZH_MESSAGES", "ErrorCodes", "normalise", "release_tracebacks"]
