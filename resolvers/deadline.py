@@ -12,6 +12,7 @@ interrupted by ``asyncio.timeout`` either: nothing is lost.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Coroutine, Generator
 from typing import Any, TypeVar
 
@@ -21,7 +22,7 @@ T = TypeVar("T")
 async def within(awaitable: Awaitable[T], seconds: float) -> T:
     """``await awaitable`` under a timeout of ``seconds`` (``TimeoutError`` when it expires)."""
     deadline = asyncio.get_running_loop().time() + seconds
-    if not isinstance(awaitable, Coroutine):  # a plain generator is not one (asyncio's check says it is)
+    if not inspect.iscoroutine(awaitable):  # native only: asyncio's check also passes generators
         async with asyncio.timeout_at(deadline):
             return await awaitable
     try:

@@ -69,9 +69,10 @@ def _emit(ctx: RequestContext, entity: str, rows: Sequence[Record], connector: s
 def _emit_groups(ctx: RequestContext, entity: str, groups: Sequence[Sequence[Record]], connector: str) -> list[object]:
     """:func:`_emit` for every key's group of a related fetch, in one pass (not one per key)."""
     objects = _emit(ctx, entity, [row for group in groups for row in group], connector)
-    if len(objects) != sum(map(len, groups)):
+    rows = sum(map(len, groups))
+    if len(objects) != rows:
         # Sliced by count: a missing or extra object would attach records to the wrong parent.
-        raise RuntimeError(f"{entity}: {len(objects)} objects for {sum(map(len, groups))} rows")
+        raise RuntimeError(f"{entity}: {len(objects)} objects for {rows} rows")
     out: list[object] = []
     start = 0
     for group in groups:  # slices, not a next() per object: a page of 100 has hundreds

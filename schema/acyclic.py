@@ -46,6 +46,8 @@ def _helpers(executor: StrawberryGraphQLCoreExecutionContext) -> GraphQLResolveI
             live.track_async_work(values)
             return
         awaitables = [v for v in values if inspect.isawaitable(v)]
+        if not awaitables:
+            return
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # no loop: they can never run; close them, as graphql-core does
@@ -53,10 +55,9 @@ def _helpers(executor: StrawberryGraphQLCoreExecutionContext) -> GraphQLResolveI
                 if inspect.iscoroutine(awaitable):
                     awaitable.close()
             return
-        if awaitables:
-            future = asyncio.gather(*awaitables, return_exceptions=True)
-            _ORPHANED.add(future)
-            future.add_done_callback(_ORPHANED.discard)
+        future = asyncio.gather(*awaitables, return_exceptions=True)
+        _ORPHANED.add(future)
+        future.add_done_callback(_ORPHANED.discard)
 
     return GraphQLResolveInfoHelpers(gather=gather, track=track)
 

@@ -44,9 +44,14 @@ async def test_resolvers_gather_and_track_through_the_helpers() -> None:
     assert SETTLED == ["tracked"]
 
 
-async def test_an_executor_is_freed_by_reference_counting() -> None:
+def _built() -> AcyclicExecutionContext:
     executor = AcyclicExecutionContext.build(SCHEMA, parse("{ words }"))
     assert isinstance(executor, AcyclicExecutionContext)
+    return executor
+
+
+async def test_an_executor_is_freed_by_reference_counting() -> None:
+    executor = _built()
     ref = weakref.ref(executor)
     helpers = executor.async_helpers
     del executor
@@ -61,8 +66,7 @@ async def test_an_executor_is_freed_by_reference_counting() -> None:
 
 
 async def test_a_sub_executor_has_helpers_of_its_own() -> None:
-    original = AcyclicExecutionContext.build(SCHEMA, parse("{ words }"))
-    assert isinstance(original, AcyclicExecutionContext)
+    original = _built()
     sub = copy.copy(original)
     assert sub.async_helpers is not original.async_helpers
     assert sub.background_futures is original.background_futures  # shared state stays shared
@@ -75,10 +79,7 @@ async def test_a_sub_executor_has_helpers_of_its_own() -> None:
 
 
 def test_work_tracked_without_a_running_loop_is_closed() -> None:
-    executor = AcyclicExecutionContext.build(SCHEMA, parse("{ words }"))
-    assert isinstance(executor, AcyclicExecutionContext)
-    helpers = executor.async_helpers
-    del executor
+    helpers = _built().async_helpers  # the executor is gone at once
     work = _side_effect("never runs")
     helpers.track([work])
     assert inspect.getcoroutinestate(work) == inspect.CORO_CLOSED  # it could never run: no warning either
