@@ -3,12 +3,13 @@
 graphql-core completes every field of every list item through ``execute_field`` ->
 ``build_resolve_info`` -> the resolver -> ``complete_value``, about 3.5 µs a field
 (``research-notes/compiled-execution.md``). For an *eligible* list this context builds a plan
-once per list field (the item type's collected sub-fields) and completes each item with a tight
-loop: attribute reads for fields that use strawberry's basic resolver, the leaf type's own
-``coerce_output_value`` called directly for values of plain types (a ``str`` of a String or ID
-and a ``bool`` of a Boolean copied as they are, which is what coercion returns), and
-graphql-core's ``execute_field`` for the fields that need it (object links, arguments). Results
-are identical to graphql-core's:
+once per list field (the item type's collected sub-fields) and completes each item with a
+function generated for the plan's shape (``schema.leaves.filler``): attribute reads for fields
+that use strawberry's basic resolver, the leaf type's own coercion called directly for values of
+plain types (a ``str`` of a String or ID and a ``bool`` of a Boolean copied as they are, which is
+what coercion returns), then graphql-core's ``execute_field`` for the fields that need it (object
+links, arguments). Where the filler cannot settle a value it stops, and an interpreted loop
+completes the rest of the item with graphql-core's rules. Results are identical to graphql-core's:
 
 - a list is eligible when it is a real ``list``/``tuple`` of a concrete object type without
   ``is_type_of``, no middleware is installed, and nothing is deferred or streamed;
@@ -37,25 +38,20 @@ change that removes the speed-up shows in ``/metrics`` and in the tests.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from types import CoroutineType, GeneratorType
 from typing import Any
 
 import structlog
 from graphql import (
-    GraphQLBoolean,
-    GraphQLEnumType,
     GraphQLField,
-    GraphQLID,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
-    GraphQLString,
     is_leaf_type,
     is_non_null_type,
     is_object_type,
@@ -67,64 +63,18 @@ from prometheus_client import Counter
 
 from schema.acyclic import AcyclicExecutionContext
 from schema.directives import BATCH, BatchResolver
+from schema.leaves import MISSING, Coerce, Filler, Slot, coercions, filler, not_plain
 
 log = structlog.get_logger(__name__)
 FALLBACKS = Counter(
     "citygraph_compiled_fallbacks", "List completions that took graphql-core's generic path", ["reason"]
 )
-_MISSING = object()
 _INCLUDE_SKIP = frozenset({"include", "skip"})
 
 # A plan step's kind: 0 leaf attribute, 1 __typename, 2 generic execute_field, 3 batch resolver.
 _LEAF, _TYPENAME, _GENERIC, _BATCH = 0, 1, 2, 3
 
 PathOf = Callable[[int], Path]
-
-#: Value types that are never awaitable and never an exception: a leaf value of exactly one of
-#: these is coerced by its type's ``coerce_output_value`` directly, the check graphql-core's
-#: ``complete_leaf_value`` adds (None is no result) done by falling back when it returns None.
-_PLAIN: tuple[type, ...] = (str, int, float, bool, dt.date, dt.datetime, dt.time, Decimal, dict, list)
-#: Built-in scalars whose coercion returns a value of this exact type unchanged
-#: (``serialize_string``/``serialize_id`` a ``str``, ``serialize_boolean`` a ``bool``): copied.
-_PASSTHROUGH: dict[int, type] = {id(GraphQLString): str, id(GraphQLID): str, id(GraphQLBoolean): bool}
-
-
-def _not_plain(value: Any) -> Any:  # pragma: no cover - a marker, never called
-    """Marks a value of no plain type in a coercion table lookup."""
-    raise AssertionError(value)
-
-
-Coerce = Callable[[Any], Any]
-
-
-@functools.lru_cache(maxsize=256)  # once per leaf type, not per plan: shared, read only
-def _coercions(leaf: GraphQLLeafType) -> Mapping[type, Coerce | None]:
-    """How a leaf's plain values are coerced, by their exact type (None: the value itself)."""
-    table: dict[type, Coerce | None] = dict.fromkeys(_PLAIN, leaf.coerce_output_value)
-    same = _PASSTHROUGH.get(id(leaf))
-    if same is not None:
-        table[same] = None
-    if leaf is GraphQLID:
-        table[int] = str  # serialize_id: str(int(value)), the same for an exact int
-    if isinstance(leaf, GraphQLEnumType):
-        # Records carry enum values as plain strings; strawberry's coercion of one checks for its
-        # Python enum, then calls graphql-core's, which looks the value up: about 4% of a page of
-        # 100. Each name is what the type's own coercion returns for that value; an unknown value
-        # finds None and takes graphql-core's path, which reports it.
-        table[str] = _enum_names(leaf).get
-    return table
-
-
-def _enum_names(enum: GraphQLEnumType) -> dict[str, str]:
-    names: dict[str, str] = {}
-    for definition in enum.values.values():
-        value = definition.value
-        if type(value) is str:
-            try:
-                names[value] = enum.coerce_output_value(value)
-            except Exception:  # noqa: S112 - a value the type refuses keeps the generic path
-                continue
-    return names
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,11 +88,40 @@ class _Step:
     details: FieldDetailsList
     field_def: GraphQLField | None = None  # batch steps
     batch: BatchResolver | None = None
-    coercions: Mapping[type, Coerce | None] = field(default_factory=dict)  # leaf steps: see _coercions
+    coercions: Mapping[type, Coerce | None] = field(default_factory=dict)  # leaf steps: see leaves.coercions
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How to complete items of one object type for one selection: the steps in response order,
+    the generated filler of their leaves (``schema.leaves.filler``), and the steps run after it."""
+
+    type_name: str
+    steps: tuple[_Step, ...]
+    fill: Filler
+    generic: tuple[_Step, ...]
+    batched: tuple[_Step, ...]
+
+    @classmethod
+    def of(cls, steps: list[_Step], type_name: str) -> _Plan:
+        slots = tuple(_slot(step, type_name) for step in steps)
+        return cls(
+            type_name,
+            tuple(steps),
+            filler(slots),
+            tuple(s for s in steps if s.kind == _GENERIC),
+            tuple(s for s in steps if s.kind == _BATCH),
+        )
+
+
+def _slot(step: _Step, type_name: str) -> Slot:
+    if step.kind == _LEAF:
+        return (step.key, step.python_name, step.leaf, step.nullable)
+    return (step.key, None, type_name if step.kind == _TYPENAME else None, step.nullable)
 
 
 #: A list's items to complete on the fast path: their plan, object type and slot type.
-_Items = tuple[list[_Step], GraphQLObjectType, GraphQLOutputType]
+_Items = tuple[_Plan, GraphQLObjectType, GraphQLOutputType]
 
 
 def _items_of(path: Path) -> PathOf:
@@ -153,6 +132,22 @@ def _items_of(path: Path) -> PathOf:
 def _items_at(path_at: PathOf, position: int) -> PathOf:
     """The paths of the items of a list at ``path_at(position)``, made when asked for."""
     return lambda index: path_at(position).add_key(index, None)
+
+
+@functools.lru_cache(maxsize=256)
+def _record_class(cls: type) -> bool:
+    """True when no instance of exactly ``cls`` is None, an exception or awaitable — the
+    checks graphql-core makes of every list item, made once per class instead.
+
+    graphql-core's ``is_awaitable`` also asks ``hasattr(item, "__await__")``: a class with
+    ``__getattr__`` could answer it, so such classes are checked per item. An ``__await__`` in
+    an instance's own ``__dict__`` is not looked at (``await`` itself ignores it; records are
+    connector rows, whose keys are column names).
+    """
+    if issubclass(cls, BaseException | CoroutineType | GeneratorType | Awaitable) or cls is type(None):
+        return False
+    # isinstance() believes a __class__ an object claims; only classes that claim nothing qualify.
+    return all("__class__" not in vars(base) and "__getattr__" not in vars(base) for base in cls.__mro__[:-1])
 
 
 class _Bail(Exception):
@@ -169,7 +164,7 @@ class CompiledExecutionContext(AcyclicExecutionContext):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._plans: dict[tuple[int, int], tuple[FieldDetailsList, list[_Step] | None]] = {}
+        self._plans: dict[tuple[int, int], tuple[FieldDetailsList, _Plan | None]] = {}
 
     def complete_list_value(
         self,
@@ -197,7 +192,7 @@ class CompiledExecutionContext(AcyclicExecutionContext):
             return True
         return False
 
-    def _plan(self, object_type: GraphQLObjectType, details: FieldDetailsList, path: Path) -> list[_Step] | None:
+    def _plan(self, object_type: GraphQLObjectType, details: FieldDetailsList, path: Path) -> _Plan | None:
         key = (id(object_type), id(details))
         cached = self._plans.get(key)
         if cached is not None:
@@ -206,7 +201,7 @@ class CompiledExecutionContext(AcyclicExecutionContext):
         self._plans[key] = (details, plan)  # keep ``details`` alive so its id is not reused
         return plan
 
-    def _build_plan(self, object_type: GraphQLObjectType, details: FieldDetailsList, path: Path) -> list[_Step] | None:
+    def _build_plan(self, object_type: GraphQLObjectType, details: FieldDetailsList, path: Path) -> _Plan | None:
         if object_type.is_type_of is not None:
             _fallback("is_type_of")
             return None
@@ -250,7 +245,7 @@ class CompiledExecutionContext(AcyclicExecutionContext):
                         nullable,
                         field_type,
                         field_details,
-                        coercions=_coercions(leaf),
+                        coercions=coercions(leaf),
                     )
                 )
             elif (
@@ -265,11 +260,11 @@ class CompiledExecutionContext(AcyclicExecutionContext):
                 )
             else:
                 steps.append(_Step(response_key, _GENERIC, None, None, True, field_type, field_details))
-        return steps
+        return _Plan.of(steps, object_type.name)
 
     def _complete_items(
         self,
-        plan: list[_Step],
+        plan: _Plan,
         object_type: GraphQLObjectType,
         slot_type: GraphQLOutputType,
         slot_details: FieldDetailsList,
@@ -284,7 +279,7 @@ class CompiledExecutionContext(AcyclicExecutionContext):
         completed: list[Any] = []
         awaitables: list[tuple[int, str | None, Any]] = []
         fast: list[tuple[int, dict[str, Any], Any]] = []
-        batched = [step for step in plan if step.kind == _BATCH]
+        batched = plan.batched
         try:
             self._complete_each(
                 plan, object_type, slot_type, slot_details, info, path_of, items, position_context, completed,
@@ -308,7 +303,7 @@ class CompiledExecutionContext(AcyclicExecutionContext):
 
     def _complete_each(
         self,
-        plan: list[_Step],
+        plan: _Plan,
         object_type: GraphQLObjectType,
         slot_type: GraphQLOutputType,
         slot_details: FieldDetailsList,
@@ -321,107 +316,69 @@ class CompiledExecutionContext(AcyclicExecutionContext):
         fast: list[tuple[int, dict[str, Any], Any]] | None,
     ) -> None:
         is_awaitable = self.is_awaitable
-        type_name = object_type.name
         slot_nullable = not is_non_null_type(slot_type)
+        fill, size, generic = plan.fill, len(plan.steps), plan.generic
+        records: set[type] = set()  # item classes whose instances are never None, failed or awaitable
         for index, item in enumerate(items):
-            if item is None:
-                if slot_nullable:
+            if type(item) not in records:
+                if item is None:
+                    if slot_nullable:
+                        completed.append(None)
+                        continue
+                    self._generic_item(
+                        item, completed, awaitables, index, slot_type, slot_details, info, path_of, position_context
+                    )
+                    continue
+                if isinstance(item, Exception) and slot_nullable:
+                    # A batch field's failed value (one object for every parent after a denial or
+                    # a failed read) is reported as it is, as graphql-core would after raising it:
+                    # each raise would add to the shared object's traceback, one more per parent.
+                    self.handle_field_error(item, slot_type, slot_details, path_of(index))
                     completed.append(None)
                     continue
-                self._generic_item(
-                    item, completed, awaitables, index, slot_type, slot_details, info, path_of, position_context
-                )
-                continue
-            if isinstance(item, Exception) and slot_nullable:
-                # A batch field's failed value (one object for every parent after a denial or a
-                # failed read) is reported as it is, as graphql-core would after raising it: each
-                # raise would add to the shared object's traceback, one more for every parent.
-                self.handle_field_error(item, slot_type, slot_details, path_of(index))
-                completed.append(None)
-                continue
-            if isinstance(item, Exception) or is_awaitable(item):
-                self._generic_item(
-                    item, completed, awaitables, index, slot_type, slot_details, info, path_of, position_context
-                )
-                continue
+                if isinstance(item, Exception) or is_awaitable(item):
+                    self._generic_item(
+                        item, completed, awaitables, index, slot_type, slot_details, info, path_of, position_context
+                    )
+                    continue
+                cls: type = type(item)
+                if _record_class(cls):
+                    records.add(cls)
+            row: dict[str, Any] = {}
             try:
-                row, pending = self._complete_item(plan, item, type_name, object_type, path_of, index, position_context)
+                # Leaves first: a bail-out must happen before any resolver has been started. The
+                # generated filler completes what it can; the general loop takes over where it stopped.
+                done = fill(item, row)
+                item_path = None if done == size else self._complete_rest(plan, done, item, row, path_of, index)
+                if generic:
+                    for key, value in self._execute_generic(plan, object_type, item, row, item_path, path_of, index,
+                                                            position_context):  # fmt: skip
+                        awaitables.append((index, key, value))
             except _Bail:
                 _fallback("item")
                 self._generic_item(
                     item, completed, awaitables, index, slot_type, slot_details, info, path_of, position_context
                 )
                 continue
-            for key, value in pending:
-                awaitables.append((index, key, value))
             if fast is not None:
                 fast.append((index, row, item))
             completed.append(row)
 
-    def _complete_item(
+    def _execute_generic(
         self,
-        plan: list[_Step],
-        item: Any,
-        type_name: str,
+        plan: _Plan,
         object_type: GraphQLObjectType,
+        item: Any,
+        row: dict[str, Any],
+        item_path: Path | None,
         path_of: PathOf,
         index: int,
         position_context: Any,
-    ) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
-        row: dict[str, Any] = {}
-        generic: list[_Step] = []
-        item_path: Path | None = None
-        # Leaves first: a bail-out must happen before any resolver has been started.
-        for step in plan:
-            kind = step.kind
-            if kind == _LEAF:
-                value = getattr(item, step.python_name, _MISSING)  # type: ignore[arg-type]
-                coerce = step.coercions.get(type(value), _not_plain)
-                if coerce is None:
-                    row[step.key] = value
-                    continue
-                if coerce is not _not_plain:
-                    try:
-                        coerced = coerce(value)
-                    except Exception:
-                        coerced = None  # below, graphql-core's own call raises it again at its path
-                    if coerced is not None and coerced is not Undefined:
-                        row[step.key] = coerced
-                        continue
-                if value is None:
-                    if not step.nullable:
-                        raise _Bail
-                    row[step.key] = None
-                    continue
-                if value is _MISSING or self.is_awaitable(value):
-                    raise _Bail
-                if isinstance(value, Exception):
-                    if not step.nullable:
-                        raise _Bail
-                    item_path = item_path or path_of(index)
-                    self.handle_field_error(
-                        value, step.field_type, step.details, item_path.add_key(step.key, type_name)
-                    )
-                    row[step.key] = None
-                    continue
-                try:
-                    row[step.key] = self.complete_leaf_value(step.leaf, value)  # type: ignore[arg-type]
-                except Exception as error:
-                    if not step.nullable:
-                        raise _Bail from error
-                    item_path = item_path or path_of(index)
-                    self.handle_field_error(
-                        error, step.field_type, step.details, item_path.add_key(step.key, type_name)
-                    )
-                    row[step.key] = None
-            elif kind == _TYPENAME:
-                row[step.key] = type_name
-            else:
-                row[step.key] = None  # keeps graphql-core's key order; filled below or by the batch
-                if kind == _GENERIC:
-                    generic.append(step)
+    ) -> list[tuple[str, Any]]:
+        """Run the item's generic steps through ``execute_field``; the values still pending."""
+        type_name = plan.type_name
         pending: list[tuple[str, Any]] = []
-        for step in generic:
+        for step in plan.generic:
             item_path = item_path or path_of(index)
             try:
                 result = self.execute_field(
@@ -438,7 +395,60 @@ class CompiledExecutionContext(AcyclicExecutionContext):
                 pending.append((step.key, result))
             else:
                 row[step.key] = result
-        return row, pending
+        return pending
+
+    def _complete_rest(
+        self, plan: _Plan, start: int, item: Any, row: dict[str, Any], path_of: PathOf, index: int
+    ) -> Path | None:
+        """Complete the steps from ``start`` on with graphql-core's rules for every value (the
+        filler stops at a value it cannot settle); raises ``_Bail`` when graphql-core must
+        complete the whole item. Returns the item's path when one was made."""
+        type_name = plan.type_name
+        item_path: Path | None = None
+        for step in plan.steps[start:]:
+            kind = step.kind
+            if kind == _TYPENAME:
+                row[step.key] = type_name
+                continue
+            if kind != _LEAF:
+                row[step.key] = None  # keeps graphql-core's key order; filled later or by the batch
+                continue
+            value = getattr(item, step.python_name, MISSING)  # type: ignore[arg-type]
+            coerce = step.coercions.get(type(value), not_plain)
+            if coerce is None:
+                row[step.key] = value
+                continue
+            if coerce is not not_plain:
+                try:
+                    coerced = coerce(value)
+                except Exception:
+                    coerced = None  # below, graphql-core's own call raises it again at its path
+                if coerced is not None and coerced is not Undefined:
+                    row[step.key] = coerced
+                    continue
+            if value is None:
+                if not step.nullable:
+                    raise _Bail
+                row[step.key] = None
+                continue
+            if value is MISSING or self.is_awaitable(value):
+                raise _Bail
+            if isinstance(value, Exception):
+                if not step.nullable:
+                    raise _Bail
+                item_path = item_path or path_of(index)
+                self.handle_field_error(value, step.field_type, step.details, item_path.add_key(step.key, type_name))
+                row[step.key] = None
+                continue
+            try:
+                row[step.key] = self.complete_leaf_value(step.leaf, value)  # type: ignore[arg-type]
+            except Exception as error:
+                if not step.nullable:
+                    raise _Bail from error
+                item_path = item_path or path_of(index)
+                self.handle_field_error(error, step.field_type, step.details, item_path.add_key(step.key, type_name))
+                row[step.key] = None
+        return item_path
 
     def _generic_item(
         self,

@@ -1,0 +1,171 @@
+"""How compiled completion turns an item's plain leaf values into response values.
+
+``coercions(leaf)`` is a table, by a value's exact type, of how that leaf type coerces it: its own
+``coerce_output_value``, or ``None`` where coercion returns the value unchanged. ``filler(slots)``
+is a function generated for one plan's steps — a few lines of Python per response key, the keys
+and attribute names written in as literals — that fills a result row from an item and returns
+how many steps it completed. It completes a step only when the outcome is certain:
+a value whose type the table passes through or coerces to a result, or ``None`` in a nullable
+field. At the first value it cannot settle (``None`` in a non-null field, a missing attribute, an
+exception, a value its coercion refuses) it returns that step's index, and the executor's general
+loop (``schema.execution``) takes over from that step with graphql-core's own rules.
+
+Generated, because interpreting a plan cost a loop iteration, four attribute reads and a table
+lookup per value, where the filler tests the value's type against the types the leaf's rows
+carry (a ``str`` of a String, a ``date`` of a Date) and calls the coercion directly. A function
+is compiled once per plan shape (each step's response key, attribute, leaf type and
+nullability) and shared by every request with that shape; the source holds only ``repr``
+literals of names and numbered references to objects, never raw text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from graphql import GraphQLBoolean, GraphQLEnumType, GraphQLID, GraphQLLeafType, GraphQLString
+from graphql.pyutils import Undefined
+from strawberry.schema.types.base_scalars import isoformat
+
+Coerce = Callable[[Any], Any]
+#: What ``getattr`` gives for an attribute the item does not have (the item goes to graphql-core).
+MISSING: Any = object()
+#: Fills a row from an item; returns the number of steps completed (all of them, or the index of
+#: the first step the general loop must complete).
+Filler = Callable[[Any, dict[str, Any]], int]
+
+#: A step as the generated code sees it: (response key, attribute name or None, leaf type or
+#: None, nullable). A leaf step has both; ``__typename`` has no attribute and the type name as
+#: its leaf (a str); any other step (a link, a batch field) has neither and gets ``None`` for
+#: now, which keeps graphql-core's key order; the executor fills it later.
+Slot = tuple[str, str | None, GraphQLLeafType | str | None, bool]
+
+#: Value types that are never awaitable and never an exception: a leaf value of exactly one of
+#: these is coerced by its type's ``coerce_output_value`` directly, the check graphql-core's
+#: ``complete_leaf_value`` adds (None is no result) done by falling back when it returns None.
+PLAIN: tuple[type, ...] = (str, int, float, bool, dt.date, dt.datetime, dt.time, Decimal, dict, list)
+#: Built-in scalars whose coercion returns a value of this exact type unchanged
+#: (``serialize_string``/``serialize_id`` a ``str``, ``serialize_boolean`` a ``bool``): copied.
+_PASSTHROUGH: dict[int, type] = {id(GraphQLString): str, id(GraphQLID): str, id(GraphQLBoolean): bool}
+
+
+def not_plain(value: Any) -> Any:  # pragma: no cover - a marker, never called
+    """Marks a value of no plain type in a coercion table lookup."""
+    raise AssertionError(value)
+
+
+@functools.lru_cache(maxsize=256)  # once per leaf type, not per plan: shared, read only
+def coercions(leaf: GraphQLLeafType) -> Mapping[type, Coerce | None]:
+    """How a leaf's plain values are coerced, by their exact type (None: the value itself)."""
+    coerce = leaf.coerce_output_value
+    table: dict[type, Coerce | None] = dict.fromkeys(PLAIN, coerce)
+    same = _PASSTHROUGH.get(id(leaf))
+    if same is not None:
+        table[same] = None
+    if coerce is str:  # our code scalars (USCC, Adcode, ...): str() of an exact str is the str
+        table[str] = None
+    if coerce is isoformat:  # strawberry's Date, DateTime, Time: the C method, not methodcaller
+        for temporal in (dt.date, dt.datetime, dt.time):
+            table[temporal] = temporal.isoformat
+    if leaf is GraphQLID:
+        table[int] = str  # serialize_id: str(int(value)), the same for an exact int
+    if isinstance(leaf, GraphQLEnumType):
+        # Records carry enum values as plain strings; strawberry's coercion of one checks for its
+        # Python enum, then calls graphql-core's, which looks the value up: about 4% of a page of
+        # 100. Each name is what the type's own coercion returns for that value; an unknown value
+        # finds None and takes graphql-core's path, which reports it.
+        table[str] = _enum_names(leaf).get
+    return table
+
+
+def _enum_names(enum: GraphQLEnumType) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for definition in enum.values.values():
+        value = definition.value
+        if type(value) is str:
+            try:
+                names[value] = enum.coerce_output_value(value)
+            except Exception:  # noqa: S112 - a value the type refuses keeps the generic path
+                continue
+    return names
+
+
+#: The value types tried first, in this order, when they are passed through or coerced by a
+#: function that always returns a value for them (``_total``): the types connectors' rows carry.
+_FIRST = (str, int, Decimal, dt.date, dt.datetime, float, bool, dt.time)
+_MOST_FIRST = 4
+
+
+def _total(kind: type, coerce: Coerce | None) -> bool:
+    """Whether ``coerce`` returns a value (never None or Undefined) for values of exactly ``kind``."""
+    return coerce is str or (kind in (dt.date, dt.datetime, dt.time) and coerce is getattr(kind, "isoformat", None))
+
+
+def _leaf_lines(
+    index: int, key: str, name: str, leaf: GraphQLLeafType, nullable: bool, scope: dict[str, Any]
+) -> list[str]:
+    """The source completing one leaf step, or returning ``index`` when it cannot."""
+    table = coercions(leaf)
+    scope[f"T{index}"] = table
+    lines = [f"v = getattr(item, {name!r}, MISSING)", "t = type(v)"]
+    first = [kind for kind in _FIRST if kind in table and (table[kind] is None or _total(kind, table[kind]))]
+    branch = "if"
+    for n, kind in enumerate(first[:_MOST_FIRST]):
+        scope[f"K{index}_{n}"] = kind
+        lines.append(f"{branch} t is K{index}_{n}:")
+        if table[kind] is None:
+            lines.append(f"    row[{key!r}] = v")
+        else:
+            scope[f"F{index}_{n}"] = table[kind]
+            # str() of a huge int raises; the general loop then lets graphql-core report it.
+            lines += [
+                "    try:",
+                f"        row[{key!r}] = F{index}_{n}(v)",
+                "    except Exception:",
+                f"        return {index}",
+            ]
+        branch = "elif"
+    if nullable:  # a null in a nullable field is the field's value (graphql-core: no coercion)
+        lines += [f"{branch} v is None:", f"    row[{key!r}] = None"]
+        branch = "elif"
+    lines.append("else:" if branch == "elif" else "if True:")
+    lines += [
+        f"    c = T{index}.get(t, NOT_PLAIN)",
+        "    if c is None:",
+        f"        row[{key!r}] = v",
+        "    elif c is not NOT_PLAIN:",
+        "        try:",
+        "            r = c(v)",
+        "        except Exception:",  # the general loop calls graphql-core's, which reports it
+        f"            return {index}",
+        "        if r is None or r is Undefined:",
+        f"            return {index}",
+        f"        row[{key!r}] = r",
+    ]
+    lines += ["    else:", f"        return {index}"]
+    return lines
+
+
+@functools.lru_cache(maxsize=1024)  # plan shapes come from client documents: bounded
+def filler(slots: tuple[Slot, ...]) -> Filler:
+    """The generated row filler for a plan's steps (see the module docstring)."""
+    scope: dict[str, Any] = {"MISSING": MISSING, "NOT_PLAIN": not_plain, "Undefined": Undefined}
+    body: list[str] = []
+    for index, (key, name, leaf, nullable) in enumerate(slots):
+        if name is not None and isinstance(leaf, GraphQLLeafType):
+            body += _leaf_lines(index, key, name, leaf, nullable, scope)
+        elif isinstance(leaf, str):  # __typename
+            body.append(f"row[{key!r}] = {leaf!r}")
+        else:
+            body.append(f"row[{key!r}] = None")
+    body.append(f"return {len(slots)}")
+    source = "def fill(item, row):\n" + "".join(f"    {line}\n" for line in body)
+    exec(compile(source, "<compiled completion>", "exec"), scope)  # noqa: S102 (literals are repr()'d)
+    fill: Filler = scope["fill"]
+    return fill
+
+
+__all__ = ["MISSING", "PLAIN", "Coerce", "Filler", "Slot", "coercions", "filler", "not_plain"]
