@@ -136,18 +136,21 @@ def _items_at(path_at: PathOf, position: int) -> PathOf:
 
 @functools.lru_cache(maxsize=256)
 def _record_class(cls: type) -> bool:
-    """True when no instance of exactly ``cls`` is None, an exception or awaitable — the
-    checks graphql-core makes of every list item, made once per class instead.
+    """True when no instance of exactly ``cls`` is None, an exception or awaitable by its class —
+    the checks graphql-core makes of every list item, made once per class instead.
 
-    graphql-core's ``is_awaitable`` also asks ``hasattr(item, "__await__")``: a class with
-    ``__getattr__`` could answer it, so such classes are checked per item. An ``__await__`` in
-    an instance's own ``__dict__`` is not looked at (``await`` itself ignores it; records are
-    connector rows, whose keys are column names).
+    graphql-core's ``is_awaitable`` asks ``hasattr(item, "__await__")``: a class that answers
+    attribute reads itself (``__getattr__``, ``__getattribute__``) is checked per item, and so is
+    an instance without a ``__dict__``; the caller still looks for ``__await__`` in each
+    instance's ``__dict__`` (a row with such a key would be one).
     """
     if issubclass(cls, BaseException | CoroutineType | GeneratorType | Awaitable) or cls is type(None):
         return False
+    if not cls.__dictoffset__:  # no instance __dict__ to look in
+        return False
     # isinstance() believes a __class__ an object claims; only classes that claim nothing qualify.
-    return all("__class__" not in vars(base) and "__getattr__" not in vars(base) for base in cls.__mro__[:-1])
+    hooks = ("__class__", "__getattr__", "__getattribute__")
+    return all(hook not in vars(base) for base in cls.__mro__[:-1] for hook in hooks)
 
 
 class _Bail(Exception):
@@ -320,7 +323,7 @@ class CompiledExecutionContext(AcyclicExecutionContext):
         fill, size, generic = plan.fill, len(plan.steps), plan.generic
         records: set[type] = set()  # item classes whose instances are never None, failed or awaitable
         for index, item in enumerate(items):
-            if type(item) not in records:
+            if type(item) not in records or "__await__" in item.__dict__:
                 if item is None:
                     if slot_nullable:
                         completed.append(None)

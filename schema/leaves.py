@@ -2,20 +2,23 @@
 
 ``coercions(leaf)`` is a table, by a value's exact type, of how that leaf type coerces it: its own
 ``coerce_output_value``, or ``None`` where coercion returns the value unchanged. ``filler(slots)``
-is a function generated for one plan's steps — a few lines of Python per response key, the keys
-and attribute names written in as literals — that fills a result row from an item and returns
-how many steps it completed. It completes a step only when the outcome is certain:
-a value whose type the table passes through or coerces to a result, or ``None`` in a nullable
-field. At the first value it cannot settle (``None`` in a non-null field, a missing attribute, an
-exception, a value its coercion refuses) it returns that step's index, and the executor's general
-loop (``schema.execution``) takes over from that step with graphql-core's own rules.
+is a function generated for one plan's steps — a few lines of Python per step — that fills a
+result row from an item and returns how many steps it completed. It completes a step only when
+the outcome is certain: a value whose type the table passes through or coerces to a result, or
+``None`` in a nullable field. At the first value it cannot settle (``None`` in a non-null field, a
+missing attribute, an exception value, a value its coercion refuses) it returns that step's
+index, and the executor's general loop (``schema.execution``) takes over from that step with
+graphql-core's own rules, reading that attribute again (records are plain data). An exception
+*raised* by reading an attribute propagates, as it did from the interpreted loop.
 
 Generated, because interpreting a plan cost a loop iteration, four attribute reads and a table
 lookup per value, where the filler tests the value's type against the types the leaf's rows
-carry (a ``str`` of a String, a ``date`` of a Date) and calls the coercion directly. A function
-is compiled once per plan shape (each step's response key, attribute, leaf type and
-nullability) and shared by every request with that shape; the source holds only ``repr``
-literals of names and numbered references to objects, never raw text.
+carry (a ``str`` of a String, a ``date`` of a Date) and calls the coercion directly. The source
+holds ``repr`` literals of attribute and type names and numbered references to objects, never
+raw text; response keys (client aliases) are arguments of the function that makes the filler,
+so aliases share one compiled function. A shape (each step's attribute, leaf type and
+nullability) is compiled the second time a plan has it, so one-off selections are never
+compiled; the caches are bounded.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ import datetime as dt
 import functools
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from graphql import GraphQLBoolean, GraphQLEnumType, GraphQLID, GraphQLLeafType, GraphQLString
 from graphql.pyutils import Undefined
 from strawberry.schema.types.base_scalars import isoformat
 
 Coerce = Callable[[Any], Any]
+T = TypeVar("T")
 #: What ``getattr`` gives for an attribute the item does not have (the item goes to graphql-core).
 MISSING: Any = object()
 #: Fills a row from an item; returns the number of steps completed (all of them, or the index of
@@ -104,12 +108,25 @@ def _total(kind: type, coerce: Coerce | None) -> bool:
     return coerce is str or (kind in (dt.date, dt.datetime, dt.time) and coerce is getattr(kind, "isoformat", None))
 
 
-def _leaf_lines(
-    index: int, key: str, name: str, leaf: GraphQLLeafType, nullable: bool, scope: dict[str, Any]
-) -> list[str]:
-    """The source completing one leaf step, or returning ``index`` when it cannot."""
+def settle(table: Mapping[type, Coerce | None], value: Any) -> Any:
+    """``value`` coerced by ``table``, or ``NOT_PLAIN`` when graphql-core's rules must decide."""
+    coerce = table.get(type(value), not_plain)
+    if coerce is None:
+        return value
+    if coerce is not_plain:
+        return not_plain
+    try:
+        result = coerce(value)
+    except Exception:  # the general loop calls graphql-core's, which reports it at its path
+        return not_plain
+    return not_plain if result is None or result is Undefined else result
+
+
+def _leaf_lines(index: int, name: str, leaf: GraphQLLeafType, nullable: bool, scope: dict[str, Any]) -> list[str]:
+    """The source completing one leaf step into ``row[k<index>]``, or returning ``index``."""
     table = coercions(leaf)
     scope[f"T{index}"] = table
+    key = f"k{index}"
     lines = [f"v = getattr(item, {name!r}, MISSING)", "t = type(v)"]
     first = [kind for kind in _FIRST if kind in table and (table[kind] is None or _total(kind, table[kind]))]
     branch = "if"
@@ -117,55 +134,96 @@ def _leaf_lines(
         scope[f"K{index}_{n}"] = kind
         lines.append(f"{branch} t is K{index}_{n}:")
         if table[kind] is None:
-            lines.append(f"    row[{key!r}] = v")
+            lines.append(f"    row[{key}] = v")
         else:
             scope[f"F{index}_{n}"] = table[kind]
             # str() of a huge int raises; the general loop then lets graphql-core report it.
             lines += [
                 "    try:",
-                f"        row[{key!r}] = F{index}_{n}(v)",
+                f"        row[{key}] = F{index}_{n}(v)",
                 "    except Exception:",
                 f"        return {index}",
             ]
         branch = "elif"
+    if isinstance(leaf, GraphQLEnumType) and str in table:  # a name, or None for an unknown value
+        lines += [f"{branch} t is str:", f"    r = T{index}[str](v)", "    if r is None:", f"        return {index}"]
+        lines.append(f"    row[{key}] = r")
+        branch = "elif"
     if nullable:  # a null in a nullable field is the field's value (graphql-core: no coercion)
-        lines += [f"{branch} v is None:", f"    row[{key!r}] = None"]
+        lines += [f"{branch} v is None:", f"    row[{key}] = None"]
         branch = "elif"
     lines.append("else:" if branch == "elif" else "if True:")
     lines += [
-        f"    c = T{index}.get(t, NOT_PLAIN)",
-        "    if c is None:",
-        f"        row[{key!r}] = v",
-        "    elif c is not NOT_PLAIN:",
-        "        try:",
-        "            r = c(v)",
-        "        except Exception:",  # the general loop calls graphql-core's, which reports it
-        f"            return {index}",
-        "        if r is None or r is Undefined:",
-        f"            return {index}",
-        f"        row[{key!r}] = r",
+        f"    r = settle(T{index}, v)",
+        "    if r is NOT_PLAIN:",
+        f"        return {index}",
+        f"    row[{key}] = r",
     ]
-    lines += ["    else:", f"        return {index}"]
     return lines
 
 
-@functools.lru_cache(maxsize=1024)  # plan shapes come from client documents: bounded
-def filler(slots: tuple[Slot, ...]) -> Filler:
-    """The generated row filler for a plan's steps (see the module docstring)."""
-    scope: dict[str, Any] = {"MISSING": MISSING, "NOT_PLAIN": not_plain, "Undefined": Undefined}
+#: A plan's shape without its response keys: aliases share one compiled function.
+_Shape = tuple[tuple[str | None, GraphQLLeafType | str | None, bool], ...]
+
+
+def _factory(shape: _Shape) -> Callable[..., Filler]:
+    """Compile the filler of ``shape``; called with the response keys, it returns the filler."""
+    scope: dict[str, Any] = {"MISSING": MISSING, "NOT_PLAIN": not_plain, "settle": settle}
     body: list[str] = []
-    for index, (key, name, leaf, nullable) in enumerate(slots):
+    for index, (name, leaf, nullable) in enumerate(shape):
         if name is not None and isinstance(leaf, GraphQLLeafType):
-            body += _leaf_lines(index, key, name, leaf, nullable, scope)
+            body += _leaf_lines(index, name, leaf, nullable, scope)
         elif isinstance(leaf, str):  # __typename
-            body.append(f"row[{key!r}] = {leaf!r}")
+            body.append(f"row[k{index}] = {leaf!r}")
         else:
-            body.append(f"row[{key!r}] = None")
-    body.append(f"return {len(slots)}")
-    source = "def fill(item, row):\n" + "".join(f"    {line}\n" for line in body)
-    exec(compile(source, "<compiled completion>", "exec"), scope)  # noqa: S102 (literals are repr()'d)
-    fill: Filler = scope["fill"]
-    return fill
+            body.append(f"row[k{index}] = None")
+    body.append(f"return {len(shape)}")
+    keys = ", ".join(f"k{index}" for index in range(len(shape)))
+    source = f"def make({keys}):\n    def fill(item, row):\n" + "".join(f"        {line}\n" for line in body)
+    source += "    return fill\n"
+    exec(compile(source, "<compiled completion>", "exec"), scope)  # noqa: S102 (names are repr()'d)
+    make: Callable[..., Filler] = scope["make"]
+    return make
 
 
-__all__ = ["MISSING", "PLAIN", "Coerce", "Filler", "Slot", "coercions", "filler", "not_plain"]
+def interpreted(item: Any, row: dict[str, Any]) -> int:
+    """The filler of a shape seen once: completes nothing, the general loop does it all."""
+    return 0
+
+
+#: Fillers by plan (keys included), compiled shapes, and shapes seen once; bounded, oldest first out.
+_FILLERS: dict[tuple[Slot, ...], Filler] = {}
+_MADE: dict[_Shape, Callable[..., Filler]] = {}
+_SEEN_ONCE: dict[_Shape, None] = {}
+_MAX_FILLERS, _MAX_MADE, _MAX_SEEN = 2048, 512, 4096
+
+
+def filler(slots: tuple[Slot, ...]) -> Filler:
+    """The row filler for a plan's steps (see the module docstring).
+
+    A shape is compiled the second time a plan has it: compiling costs about a millisecond per
+    five leaves, as much as interpreting hundreds of items, and shapes are whatever clients
+    select, so a shape used once is interpreted (:func:`interpreted`) and never compiled.
+    """
+    found = _FILLERS.get(slots)
+    if found is not None:
+        return found
+    shape = tuple((name, leaf, nullable) for _, name, leaf, nullable in slots)
+    make = _MADE.get(shape)
+    if make is None:
+        if shape not in _SEEN_ONCE:
+            _put(_SEEN_ONCE, shape, None, _MAX_SEEN)
+            return interpreted
+        del _SEEN_ONCE[shape]
+        make = _put(_MADE, shape, _factory(shape), _MAX_MADE)
+    return _put(_FILLERS, slots, make(*(key for key, _, _, _ in slots)), _MAX_FILLERS)
+
+
+def _put(cache: dict[Any, T], key: Any, value: T, most: int) -> T:
+    cache[key] = value
+    while len(cache) > most:
+        del cache[next(iter(cache))]
+    return value
+
+
+__all__ = ["MISSING", "PLAIN", "Coerce", "Filler", "Slot", "coercions", "filler", "interpreted", "not_plain", "settle"]

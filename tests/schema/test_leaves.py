@@ -18,8 +18,9 @@ import strawberry
 from graphql import GraphQLBoolean, GraphQLID, GraphQLLeafType, GraphQLScalarType, GraphQLString
 from strawberry.schema.config import StrawberryConfig
 
-from schema.execution import _record_class
-from schema.leaves import PLAIN, coercions, filler
+from schema.acyclic import AcyclicExecutionContext
+from schema.execution import CompiledExecutionContext, _record_class
+from schema.leaves import PLAIN, Filler, Slot, coercions, filler, interpreted
 from schema.scalars import SCALAR_MAP, Adcode
 
 
@@ -39,7 +40,7 @@ class _Probe:
     code: Adcode
 
 
-_TYPES = strawberry.Schema(
+_TYPES: dict[str, Any] = strawberry.Schema(
     query=_Probe, config=StrawberryConfig(scalar_map=SCALAR_MAP)
 )._schema.type_map  # the leaf types as a CityGraph schema has them
 DATE, DATETIME, TIME = _TYPES["Date"], _TYPES["DateTime"], _TYPES["Time"]
@@ -103,9 +104,17 @@ def _item(**changes: object) -> SimpleNamespace:
 _DROP = object()
 
 
+def _compiled(slots: tuple[Slot, ...]) -> Filler:
+    """The filler of ``slots`` once compiled: a shape is compiled the second time it is asked for."""
+    filler(slots)
+    fill = filler(slots)
+    assert fill is not interpreted
+    return fill
+
+
 def test_the_filler_completes_every_plain_value_in_response_order() -> None:
     row: dict[str, Any] = {}
-    assert filler(SLOTS)(_item(), row) == len(SLOTS)
+    assert _compiled(SLOTS)(_item(), row) == len(SLOTS)
     assert list(row.items()) == [
         ("id", "12"), ("title", "处罚"), ("__typename", "CreditRecord"), ("kind", "RED"),
         ("decisionDate", "2025-03-01"), ("enterprise", None), ("amount", "100.50"), ("code", "330203"),
@@ -114,7 +123,7 @@ def test_the_filler_completes_every_plain_value_in_response_order() -> None:
 
 def test_a_null_in_a_nullable_field_is_completed() -> None:
     row: dict[str, Any] = {}
-    assert filler(SLOTS)(_item(amount=None, code=None), row) == len(SLOTS)
+    assert _compiled(SLOTS)(_item(amount=None, code=None), row) == len(SLOTS)
     assert row["amount"] is None and row["code"] is None
 
 
@@ -132,29 +141,35 @@ def test_a_null_in_a_nullable_field_is_completed() -> None:
 )
 def test_the_filler_stops_at_the_first_value_it_cannot_settle(changes: dict[str, object], stop: int) -> None:
     row: dict[str, Any] = {}
-    assert filler(SLOTS)(_item(**changes), row) == stop
+    assert _compiled(SLOTS)(_item(**changes), row) == stop
     assert list(row) == [slot[0] for slot in SLOTS[:stop]]  # what comes before is completed
 
 
 def test_a_value_a_coercion_maps_to_none_is_left_to_the_general_loop() -> None:
     nothing = GraphQLScalarType("Nothing", serialize=lambda value: None)
     row: dict[str, Any] = {}
-    assert (
-        filler((("a", "a", GraphQLString, False), ("n", "n", nothing, True)))(SimpleNamespace(a="x", n="y"), row) == 1
-    )
+    fill = _compiled((("a", "a", GraphQLString, False), ("n", "n", nothing, True)))
+    assert fill(SimpleNamespace(a="x", n="y"), row) == 1
 
 
 def test_names_reach_the_source_only_as_literals() -> None:
     key, name = "k');\nimport os  #\"'", "n'); raise SystemExit('"
-    fill = filler(((key, name, GraphQLString, False),))
+    fill = _compiled(((key, name, GraphQLString, False),))
     row: dict[str, Any] = {}
     assert fill(SimpleNamespace(**{name: "v"}), row) == 1
     assert row == {key: "v"}
 
 
-def test_one_function_per_plan_shape() -> None:
-    assert filler(SLOTS) is filler(tuple(SLOTS))
-    assert filler(SLOTS) is not filler(SLOTS[:-1])
+def test_a_shape_is_compiled_the_second_time_and_aliases_share_its_code() -> None:
+    slots: tuple[Slot, ...] = (("first", "title", GraphQLString, False), ("n", "amount", DECIMAL, True))
+    assert filler(slots) is interpreted  # seen once: the general loop completes it
+    fill = filler(slots)
+    assert fill is not interpreted and filler(slots) is fill
+    aliased = _compiled((("other", "title", GraphQLString, False), ("m", "amount", DECIMAL, True)))
+    assert aliased.__code__ is fill.__code__  # the keys are the function's own, the code is shared
+    row: dict[str, Any] = {}
+    assert aliased(_item(), row) == 2
+    assert row == {"other": "处罚", "m": "100.50"}
 
 
 class _Plain:
@@ -171,6 +186,15 @@ class _Dynamic:
         return None
 
 
+class _Reads:
+    def __getattribute__(self, name: str) -> object:
+        return object.__getattribute__(self, name)
+
+
+class _Slotted:
+    __slots__ = ("name",)
+
+
 class _Impostor:
     @property  # type: ignore[misc]
     def __class__(self) -> type:
@@ -179,7 +203,31 @@ class _Impostor:
 
 def test_record_classes_are_only_those_no_instance_of_which_needs_a_check() -> None:
     assert _record_class(_Plain)
-    assert _record_class(SimpleNamespace)
-    others: list[type] = [ValueError, _Awaitable, _Dynamic, _Impostor, type(None)]
+    assert _record_class(_Entry)  # a strawberry type, as records are
+    others: list[type] = [ValueError, _Awaitable, _Dynamic, _Reads, _Slotted, _Impostor, type(None)]
     for cls in others:
         assert not _record_class(cls), cls
+
+
+@strawberry.type
+class _Entry:
+    name: str
+
+
+@strawberry.type
+class _Entries:
+    @strawberry.field
+    def entries(self) -> list[_Entry | None]:
+        odd = _Entry(name="b")
+        odd.__dict__["__await__"] = None  # graphql-core's hasattr() sees it: it tries to await the item
+        return [_Entry(name="a"), odd, _Entry(name="c")]
+
+
+async def test_an_instance_that_claims_to_be_awaitable_is_handled_as_graphql_core_does() -> None:
+    results = []
+    for context in (CompiledExecutionContext, AcyclicExecutionContext):
+        schema = strawberry.Schema(query=_Entries, execution_context_class=context)
+        result = await schema.execute("{ entries { name } }")
+        results.append((result.data, [(e.message, e.path) for e in result.errors or []]))
+    assert results[0] == results[1]
+    assert results[0][0] == {"entries": [{"name": "a"}, None, {"name": "c"}]}
