@@ -109,7 +109,7 @@ def _total(kind: type, coerce: Coerce | None) -> bool:
 
 
 def settle(table: Mapping[type, Coerce | None], value: Any) -> Any:
-    """``value`` coerced by ``table``, or ``NOT_PLAIN`` when graphql-core's rules must decide."""
+    """``value`` coerced by ``table``, or ``not_plain`` when graphql-core's rules must decide."""
     coerce = table.get(type(value), not_plain)
     if coerce is None:
         return value
@@ -214,15 +214,19 @@ def filler(slots: tuple[Slot, ...]) -> Filler:
         if shape not in _SEEN_ONCE:
             _put(_SEEN_ONCE, shape, None, _MAX_SEEN)
             return interpreted
-        del _SEEN_ONCE[shape]
+        _SEEN_ONCE.pop(shape, None)
         make = _put(_MADE, shape, _factory(shape), _MAX_MADE)
     return _put(_FILLERS, slots, make(*(key for key, _, _, _ in slots)), _MAX_FILLERS)
 
 
 def _put(cache: dict[Any, T], key: Any, value: T, most: int) -> T:
+    """Store ``value``, dropping the oldest entries past ``most`` (a lost race only keeps one more)."""
     cache[key] = value
     while len(cache) > most:
-        del cache[next(iter(cache))]
+        try:
+            del cache[next(iter(cache))]
+        except (KeyError, RuntimeError, StopIteration):  # another thread trimmed it meanwhile
+            break
     return value
 
 

@@ -20,7 +20,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from schema.acyclic import AcyclicExecutionContext
 from schema.execution import CompiledExecutionContext, _record_class
-from schema.leaves import PLAIN, Filler, Slot, coercions, filler, interpreted
+from schema.leaves import PLAIN, Filler, Slot, _put, coercions, filler, interpreted
 from schema.scalars import SCALAR_MAP, Adcode
 
 
@@ -231,3 +231,10 @@ async def test_an_instance_that_claims_to_be_awaitable_is_handled_as_graphql_cor
         results.append((result.data, [(e.message, e.path) for e in result.errors or []]))
     assert results[0] == results[1]
     assert results[0][0] == {"entries": [{"name": "a"}, None, {"name": "c"}]}
+
+
+def test_filler_caches_drop_their_oldest_entries_past_their_bound() -> None:
+    cache: dict[int, int] = {}
+    for i in range(5):
+        assert _put(cache, i, i * 10, 3) == i * 10
+    assert cache == {2: 20, 3: 30, 4: 40}
