@@ -3,7 +3,9 @@
 graphql-core completes every field of every list item through ``execute_field`` ->
 ``build_resolve_info`` -> the resolver -> ``complete_value``, about 3.5 µs a field
 (``research-notes/compiled-execution.md``). For an *eligible* list this context builds a plan
-once per list field (the item type's collected sub-fields) and completes each item with a
+once per list field (the item type's collected sub-fields; shared across requests for the same
+parsed document when no variable can change its selections: no ``@skip``, ``@include``,
+``@defer``, ``@stream`` or fragment arguments) and completes each item with a
 function generated for the plan's shape (``schema.leaves.filler``): attribute reads for fields
 that use strawberry's basic resolver, the leaf type's own coercion called directly for values of
 plain types (a ``str`` of a String or ID and a ``bool`` of a Boolean copied as they are, which is
@@ -40,18 +42,22 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import CoroutineType, GeneratorType
 from typing import Any
 
 import structlog
 from graphql import (
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
     GraphQLField,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    OperationDefinitionNode,
+    SelectionSetNode,
     is_leaf_type,
     is_non_null_type,
     is_object_type,
@@ -63,7 +69,7 @@ from prometheus_client import Counter
 
 from schema.acyclic import AcyclicExecutionContext
 from schema.directives import BATCH, BatchResolver
-from schema.leaves import MISSING, Coerce, Filler, Slot, coercions, filler, not_plain
+from schema.leaves import MISSING, Coerce, Filler, Slot, coercions, filler, interpreted, not_plain
 
 log = structlog.get_logger(__name__)
 FALLBACKS = Counter(
@@ -98,6 +104,7 @@ class _Plan:
 
     type_name: str
     steps: tuple[_Step, ...]
+    slots: tuple[Slot, ...]
     fill: Filler
     generic: tuple[_Step, ...]
     batched: tuple[_Step, ...]
@@ -108,10 +115,15 @@ class _Plan:
         return cls(
             type_name,
             tuple(steps),
+            slots,
             filler(slots),
             tuple(s for s in steps if s.kind == _GENERIC),
             tuple(s for s in steps if s.kind == _BATCH),
         )
+
+    def refilled(self) -> _Plan:
+        """This plan with its filler asked for again: a shape seen once is compiled when seen twice."""
+        return self if self.fill is not interpreted else replace(self, fill=filler(self.slots))
 
 
 def _slot(step: _Step, type_name: str) -> Slot:
@@ -134,6 +146,12 @@ def _items_at(path_at: PathOf, position: int) -> PathOf:
     return lambda index: path_at(position).add_key(index, None)
 
 
+#: Item classes known to pass ``_record_class``, shared by every list (a set per list cost more
+#: than it saved on lists of a few items); bounded, as resolvers may return any class.
+_RECORDS: set[type] = set()
+_MAX_RECORD_CLASSES = 256
+
+
 @functools.lru_cache(maxsize=256)
 def _record_class(cls: type) -> bool:
     """True when no instance of exactly ``cls`` is None, an exception or awaitable by its class —
@@ -151,6 +169,44 @@ def _record_class(cls: type) -> bool:
     # isinstance() believes a __class__ an object claims; only classes that claim nothing qualify.
     hooks = ("__class__", "__getattr__", "__getattribute__")
     return all(hook not in vars(base) for base in cls.__mro__[:-1] for hook in hooks)
+
+
+#: Plans shared across requests by the identity of (schema, object type, field nodes), each with
+#: those objects, so an id is never reused while its entry lives; bounded, oldest first out.
+_SHARED: dict[tuple[int, ...], tuple[tuple[object, ...], _Plan | None]] = {}
+#: Per operation node: whether no variable can change its selections (``_no_conditions``).
+_UNCONDITIONAL: dict[int, tuple[OperationDefinitionNode, bool]] = {}
+_MAX_SHARED = 1024
+_CONDITIONS = frozenset({"include", "skip", "defer", "stream"})
+
+
+def _same(kept: tuple[object, ...], anchor: tuple[object, ...]) -> bool:
+    return len(kept) == len(anchor) and all(a is b for a, b in zip(kept, anchor, strict=True))
+
+
+def _put_shared(anchor: tuple[object, ...], plan: _Plan | None) -> None:
+    _SHARED[tuple(map(id, anchor))] = (anchor, plan)
+    while len(_SHARED) > _MAX_SHARED:
+        try:
+            del _SHARED[next(iter(_SHARED))]
+        except (KeyError, RuntimeError, StopIteration):  # another thread trimmed it meanwhile
+            break
+
+
+def _no_conditions(operation: OperationDefinitionNode, fragments: Iterable[FragmentDefinitionNode]) -> bool:
+    """True when no selection in the operation or its fragments has a directive that variables
+    (or the executor) can turn on or off, and no fragment spread has arguments."""
+    pending: list[SelectionSetNode] = [operation.selection_set, *(f.selection_set for f in fragments)]
+    while pending:
+        for selection in pending.pop().selections:
+            if any(d.name.value in _CONDITIONS for d in selection.directives or ()):
+                return False
+            if getattr(selection, "arguments", None) and isinstance(selection, FragmentSpreadNode):
+                return False
+            inner = getattr(selection, "selection_set", None)
+            if inner is not None:
+                pending.append(inner)
+    return True
 
 
 class _Bail(Exception):
@@ -200,9 +256,35 @@ class CompiledExecutionContext(AcyclicExecutionContext):
         cached = self._plans.get(key)
         if cached is not None:
             return cached[1]
+        # Across requests: an operation whose selections no variable can change (no @skip,
+        # @include, @defer, @stream, fragment arguments) gets the same plan for the same field
+        # nodes of the same parsed document (the parser cache hands out one object per text).
+        anchor = (self.schema, object_type, *(d.node for d in details)) if self._unconditional() else None
+        if anchor is not None:
+            shared = _SHARED.get(tuple(map(id, anchor)))
+            if shared is not None and _same(shared[0], anchor):
+                plan = shared[1]
+                if plan is not None and plan.fill is interpreted:
+                    plan = plan.refilled()
+                    _put_shared(anchor, plan)
+                self._plans[key] = (details, plan)
+                return plan
         plan = self._build_plan(object_type, details, path)
+        if anchor is not None and all(d.fragment_variable_values is None for d in details):
+            _put_shared(anchor, plan)
         self._plans[key] = (details, plan)  # keep ``details`` alive so its id is not reused
         return plan
+
+    def _unconditional(self) -> bool:
+        """Whether no variable can change what this operation selects (cached per operation)."""
+        operation = self.operation
+        found = _UNCONDITIONAL.get(id(operation))
+        if found is None or found[0] is not operation:
+            found = (operation, _no_conditions(operation, self.fragment_definitions.values()))
+            _UNCONDITIONAL[id(operation)] = found
+            while len(_UNCONDITIONAL) > _MAX_SHARED:
+                del _UNCONDITIONAL[next(iter(_UNCONDITIONAL))]
+        return found[1]
 
     def _build_plan(self, object_type: GraphQLObjectType, details: FieldDetailsList, path: Path) -> _Plan | None:
         if object_type.is_type_of is not None:
@@ -321,7 +403,7 @@ class CompiledExecutionContext(AcyclicExecutionContext):
         is_awaitable = self.is_awaitable
         slot_nullable = not is_non_null_type(slot_type)
         fill, size, generic = plan.fill, len(plan.steps), plan.generic
-        records: set[type] = set()  # item classes whose instances are never None, failed or awaitable
+        records = _RECORDS  # item classes whose instances are never None, failed or awaitable
         for index, item in enumerate(items):
             if type(item) not in records or "__await__" in item.__dict__:
                 if item is None:
@@ -345,7 +427,7 @@ class CompiledExecutionContext(AcyclicExecutionContext):
                     )
                     continue
                 cls: type = type(item)
-                if _record_class(cls):
+                if len(records) < _MAX_RECORD_CLASSES and _record_class(cls):
                     records.add(cls)
             row: dict[str, Any] = {}
             try:

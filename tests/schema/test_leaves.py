@@ -1,4 +1,5 @@
-"""The generated row filler and the coercion tables of compiled completion (``schema.leaves``).
+"""Compiled completion's parts: coercion tables and generated row fillers (``schema.leaves``), item
+classes checked once, and plans shared across requests (``schema.execution``).
 
 The differential suite (``test_compiled.py``) checks whole responses against graphql-core's; these
 tests pin the filler's own contract: what it completes, where it stops for the general loop, and
@@ -15,11 +16,21 @@ from typing import Any
 
 import pytest
 import strawberry
-from graphql import GraphQLBoolean, GraphQLID, GraphQLLeafType, GraphQLScalarType, GraphQLString
+from graphql import (
+    FragmentDefinitionNode,
+    GraphQLBoolean,
+    GraphQLID,
+    GraphQLLeafType,
+    GraphQLScalarType,
+    GraphQLString,
+    OperationDefinitionNode,
+    parse,
+)
+from strawberry.extensions import ParserCache
 from strawberry.schema.config import StrawberryConfig
 
 from schema.acyclic import AcyclicExecutionContext
-from schema.execution import CompiledExecutionContext, _record_class
+from schema.execution import _SHARED, CompiledExecutionContext, _no_conditions, _record_class
 from schema.leaves import PLAIN, Filler, Slot, _put, coercions, filler, interpreted
 from schema.scalars import SCALAR_MAP, Adcode
 
@@ -238,3 +249,36 @@ def test_filler_caches_drop_their_oldest_entries_past_their_bound() -> None:
     for i in range(5):
         assert _put(cache, i, i * 10, 3) == i * 10
     assert cache == {2: 20, 3: 30, 4: 40}
+
+
+@pytest.mark.parametrize(
+    ("document", "unconditional"),
+    [
+        ("{ entries { name } }", True),
+        ("query { entries { ...F } } fragment F on _Entry { name }", True),
+        ("query($s: Boolean!) { entries { name @skip(if: $s) } }", False),
+        ("query($s: Boolean!) { entries { ...F } } fragment F on _Entry { name @include(if: $s) }", False),
+        ("query($s: Boolean!) { entries { ...F @include(if: $s) } } fragment F on _Entry { name }", False),
+        ("query($s: Boolean!) { entries { ... on _Entry @skip(if: $s) { name } } }", False),
+        ("{ entries @stream { name } }", False),
+    ],
+)
+def test_only_operations_no_variable_can_change_share_plans(document: str, unconditional: bool) -> None:
+    parsed = parse(document)
+    operation = next(d for d in parsed.definitions if isinstance(d, OperationDefinitionNode))
+    fragments = [d for d in parsed.definitions if isinstance(d, FragmentDefinitionNode)]
+    assert _no_conditions(operation, fragments) is unconditional
+
+
+async def test_a_shared_plan_serves_later_requests_with_the_same_document() -> None:
+    # The parser cache hands out one document object per query text, as in the gateway.
+    schema = strawberry.Schema(
+        query=_Entries, execution_context_class=CompiledExecutionContext, extensions=[lambda: ParserCache(maxsize=8)]
+    )
+    before = len(_SHARED)
+    results = [await schema.execute("{ entries { name } }") for _ in range(3)]
+    assert len(_SHARED) == before + 1  # one plan (the entries' items), built once, reused twice
+    assert results[0].data == results[1].data == results[2].data
+    other = await schema.execute("{ entries { other: name } }")  # another document: its own plan
+    assert len(_SHARED) == before + 2
+    assert other.data == {"entries": [{"other": "a"}, None, {"other": "c"}]}
