@@ -1,0 +1,172 @@
+"""Instructions per request, counted by callgrind: a repeatable measure for comparing two builds.
+
+On a shared VM the time a request takes moves by a fifth from run to run, more than most single
+changes save. ``valgrind --tool=callgrind`` counts instructions, the same on every repetition, so
+two builds are compared by running this script in each checkout. It serves one reference query
+in-process — the real credit and licence connectors over the benchmark's SQLite files, the
+schema, the executor, decisions applied to records and the audit trail — and counts only the
+measured requests: valgrind starts with instrumentation off, it is switched on
+(``callgrind_control -i on``) once the warm-up requests are done and off again before anything
+is closed.
+
+What it leaves out: HTTP (Starlette, uvicorn, JWT) and Rego. The embedded engine's allocator
+(snmalloc) aborts under valgrind, so a static engine answers, allowing every field the query
+reads; the decision cache and everything after it are the gateway's own.
+
+    .venv/bin/python bench/instructions.py --query page100 [--requests 10] [--generic]
+
+Needs valgrind (``apt-get install valgrind``) and the benchmark's data (``make bench`` makes it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+QUERIES = ("dossier", "page100", "district500")
+
+
+def _allow_all(doc: Mapping[str, Any]) -> object:
+    """Every field the operation reads is allowed (sensitive ones need saying so)."""
+    resource: Any = doc["resource"]
+    return {"allow": True, "filter": {}, "fields": {f["coordinate"]: {"action": "allow"} for f in resource["fields"]}}
+
+
+async def _serve(query: str, requests: int, compiled: bool, data: Path, ready: Path | None) -> None:
+    import run as bench  # bench/run.py: the reference queries
+
+    from audit import AuditTrail
+    from connectors.credit import CreditConnector
+    from connectors.license import LicenseConnector
+    from policies.cache import CachingEngine
+    from policies.engine import StaticPolicyEngine
+    from policies.principal import Principal, Purpose
+    from resolvers.context import RequestContext, Runtime
+    from schema.builder import build_schema
+    from schema.limits import Limits
+
+    connectors: dict[str, Any] = {
+        "credit": CreditConnector.from_config({}, data),
+        "license": LicenseConnector.from_config({}, data),
+    }
+    for connector in connectors.values():
+        await connector.open()
+    built = build_schema(connectors, Limits(), compiled=compiled)
+    with tempfile.TemporaryDirectory(prefix="citygraph-instructions-") as scratch:
+        audit = AuditTrail(f"sqlite+aiosqlite:///{Path(scratch) / 'audit.sqlite'}")
+        await audit.open()
+        runtime = Runtime(
+            connectors=connectors,
+            engine=CachingEngine(StaticPolicyEngine(_allow_all)),
+            audit=audit,
+            catalog=built.catalog,
+            types=built.types,
+            keys=built.keys,
+            owners=built.owners,
+            record_types=built.record_types,
+            timeouts=dict.fromkeys(connectors, 5.0),
+        )
+        principal = Principal("bench", "market_supervision", frozenset({"staff"}), frozenset(), 4)
+        document = {"dossier": bench.DOSSIER, "page100": bench.PAGE_100, "district500": bench.DISTRICT_500}[query]
+        variables = {"u": bench._sample_usccs(data, 1)[0]} if query == "dossier" else {"after": None}
+
+        async def one() -> None:
+            purpose = Purpose("market_supervision")
+            ctx = RequestContext(runtime=runtime, principal=principal, purpose=purpose, request_id="i")
+            try:
+                result = await built.schema.execute(document, variable_values=variables, context_value=ctx)
+            finally:
+                ctx.close()
+            if result.errors:
+                raise SystemExit(f"{query}: {result.errors[0]}")
+
+        for _ in range(5):  # parse, validation, decisions and plans cached; SQLite pages read
+            await one()
+        if ready is not None:
+            _handshake(ready, str(os.getpid()))  # the parent turns instrumentation on
+        for _ in range(requests):
+            await one()
+        if ready is not None:
+            _handshake(ready, "done")  # and off, before anything is closed
+        await audit.aclose()
+    for connector in connectors.values():
+        await connector.aclose()
+
+
+def _handshake(ready: Path, message: str) -> None:
+    """Tell the parent ``message`` and wait, blocking the event loop on purpose, until it has
+    acted (it removes the file): nothing runs while instrumentation is switched."""
+    ready.write_text(message)
+    while ready.exists():
+        time.sleep(0.05)
+
+
+def _count(args: argparse.Namespace) -> int:
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise SystemExit("needs valgrind and callgrind_control (apt-get install valgrind)")
+    with tempfile.TemporaryDirectory(prefix="citygraph-callgrind-") as tmp:
+        ready, out = Path(tmp) / "ready", Path(tmp) / "callgrind.out"
+        child = [sys.executable, __file__, "--child", str(ready), *sys.argv[1:]]
+        valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", *child]
+        env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict layouts on every run
+        process = subprocess.Popen(valgrind, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            while not ready.exists() or not ready.read_text():
+                if process.poll() is not None:
+                    raise SystemExit(f"the measured process ended early:\n{process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                time.sleep(0.5)
+            subprocess.run(["callgrind_control", "-i", "on", str(process.pid)], check=True, capture_output=True)
+            ready.unlink()
+            while not ready.exists() or ready.read_text() != "done":
+                if process.poll() is not None:
+                    raise SystemExit("the measured process ended before its requests did")
+                time.sleep(0.5)
+            subprocess.run(["callgrind_control", "-i", "off", str(process.pid)], check=True, capture_output=True)
+            ready.unlink()
+            process.wait()
+        finally:
+            if process.poll() is None:
+                process.kill()
+        # "totals" counts what was collected while instrumentation was on ("summary" can be 0).
+        found = re.search(r"^totals: (\d+)", out.read_text(), re.MULTILINE)
+        if process.returncode != 0 or found is None:
+            raise SystemExit(f"callgrind failed (exit {process.returncode})")
+        per_request = int(found.group(1)) / args.requests
+        executor = "generic" if args.generic else "compiled"
+        print(f"{args.query} ({executor}): {per_request / 1e6:.2f} M instructions per request")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--query", choices=QUERIES, default="page100")
+    parser.add_argument("--requests", type=int, default=10, help="measured requests (after 5 unmeasured)")
+    parser.add_argument("--generic", action="store_true", help="graphql-core's generic executor")
+    parser.add_argument("--scale", type=int, default=100_000, help="the benchmark data set to read")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # the process valgrind runs
+    args = parser.parse_args()
+    data = ROOT / "var" / f"bench-{args.scale}"
+    if not (data / "credit.sqlite").exists():
+        raise SystemExit(f"{data} is missing: run `make bench` once (it generates the data set)")
+    if args.child is None:
+        return _count(args)
+    asyncio.run(_serve(args.query, args.requests, not args.generic, data, args.child))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
