@@ -43,7 +43,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from types import CoroutineType, GeneratorType
+from types import CoroutineType, GeneratorType, GetSetDescriptorType
 from typing import Any
 
 import structlog
@@ -166,9 +166,16 @@ def _record_class(cls: type) -> bool:
         return False
     if not cls.__dictoffset__:  # no instance __dict__ to look in
         return False
-    # isinstance() believes a __class__ an object claims; only classes that claim nothing qualify.
+    # isinstance() believes a __class__ an object claims; only classes that claim nothing qualify,
+    # and whose instances' __dict__ is the real one (the caller looks in it).
     hooks = ("__class__", "__getattr__", "__getattribute__")
-    return all(hook not in vars(base) for base in cls.__mro__[:-1] for hook in hooks)
+    for base in cls.__mro__[:-1]:
+        own = vars(base)
+        if any(hook in own for hook in hooks):
+            return False
+        if "__dict__" in own and type(own["__dict__"]) is not GetSetDescriptorType:
+            return False
+    return True
 
 
 #: Plans shared across requests by the identity of (schema, object type, field nodes), each with

@@ -17,14 +17,16 @@ carry (a ``str`` of a String, a ``date`` of a Date) and calls the coercion direc
 holds ``repr`` literals of attribute and type names and numbered references to objects, never
 raw text; response keys (client aliases) are arguments of the function that makes the filler,
 so aliases share one compiled function. A shape (each step's attribute, leaf type and
-nullability) is compiled the second time a plan has it, so one-off selections are never
-compiled; the caches are bounded.
+nullability) is compiled the second time a plan has it, at most 20 a second, so a selection
+used once is not compiled and varying selections cannot buy unbounded compile work; the caches
+are bounded.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -91,9 +93,11 @@ def _enum_names(enum: GraphQLEnumType) -> dict[str, str]:
         value = definition.value
         if type(value) is str:
             try:
-                names[value] = enum.coerce_output_value(value)
+                name: Any = enum.coerce_output_value(value)
             except Exception:  # noqa: S112 - a value the type refuses keeps the generic path
                 continue
+            if name is not None and name is not Undefined:  # graphql-core would refuse those
+                names[value] = name
     return names
 
 
@@ -191,6 +195,27 @@ def interpreted(item: Any, row: dict[str, Any]) -> int:
     return 0
 
 
+class _Budget:
+    """At most ``per_second`` compiles in any one-second window: clients choose selections, and
+    this bounds what varying them can cost (about a millisecond per six leaves each)."""
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        self._window = 0.0
+        self._spent = 0
+
+    def spend(self) -> bool:
+        now = time.monotonic()
+        if now - self._window >= 1.0:
+            self._window, self._spent = now, 0
+        if self._spent >= self.per_second:
+            return False
+        self._spent += 1
+        return True
+
+
+_BUDGET = _Budget(per_second=20)
+
 #: Fillers by plan (keys included), compiled shapes, and shapes seen once; bounded, oldest first out.
 _FILLERS: dict[tuple[Slot, ...], Filler] = {}
 _MADE: dict[_Shape, Callable[..., Filler]] = {}
@@ -201,9 +226,10 @@ _MAX_FILLERS, _MAX_MADE, _MAX_SEEN = 2048, 512, 4096
 def filler(slots: tuple[Slot, ...]) -> Filler:
     """The row filler for a plan's steps (see the module docstring).
 
-    A shape is compiled the second time a plan has it: compiling costs about a millisecond per
-    five leaves, as much as interpreting hundreds of items, and shapes are whatever clients
-    select, so a shape used once is interpreted (:func:`interpreted`) and never compiled.
+    A shape is compiled the second time a plan has it, within a budget of compiles per second:
+    compiling costs about a millisecond per six leaves, as much as interpreting hundreds of
+    items, and shapes are whatever clients select. Until then the shape is interpreted
+    (:func:`interpreted`), with the same results.
     """
     found = _FILLERS.get(slots)
     if found is not None:
@@ -214,6 +240,8 @@ def filler(slots: tuple[Slot, ...]) -> Filler:
         if shape not in _SEEN_ONCE:
             _put(_SEEN_ONCE, shape, None, _MAX_SEEN)
             return interpreted
+        if not _BUDGET.spend():
+            return interpreted  # over the compile budget: asked again later
         _SEEN_ONCE.pop(shape, None)
         make = _put(_MADE, shape, _factory(shape), _MAX_MADE)
     return _put(_FILLERS, slots, make(*(key for key, _, _, _ in slots)), _MAX_FILLERS)

@@ -19,6 +19,7 @@ import strawberry
 from graphql import (
     FragmentDefinitionNode,
     GraphQLBoolean,
+    GraphQLEnumType,
     GraphQLID,
     GraphQLLeafType,
     GraphQLScalarType,
@@ -26,9 +27,11 @@ from graphql import (
     OperationDefinitionNode,
     parse,
 )
+from graphql.pyutils import Undefined
 from strawberry.extensions import ParserCache
 from strawberry.schema.config import StrawberryConfig
 
+from schema import leaves
 from schema.acyclic import AcyclicExecutionContext
 from schema.execution import _SHARED, CompiledExecutionContext, _no_conditions, _record_class
 from schema.leaves import PLAIN, Filler, Slot, _put, coercions, filler, interpreted
@@ -156,7 +159,8 @@ def test_the_filler_stops_at_the_first_value_it_cannot_settle(changes: dict[str,
     assert list(row) == [slot[0] for slot in SLOTS[:stop]]  # what comes before is completed
 
 
-def test_a_value_a_coercion_maps_to_none_is_left_to_the_general_loop() -> None:
+@pytest.mark.parametrize("nothing", [None, Undefined])
+def test_a_value_a_coercion_maps_to_nothing_is_left_to_the_general_loop(nothing: object) -> None:
     nothing = GraphQLScalarType("Nothing", serialize=lambda value: None)
     row: dict[str, Any] = {}
     fill = _compiled((("a", "a", GraphQLString, False), ("n", "n", nothing, True)))
@@ -172,15 +176,25 @@ def test_names_reach_the_source_only_as_literals() -> None:
 
 
 def test_a_shape_is_compiled_the_second_time_and_aliases_share_its_code() -> None:
-    slots: tuple[Slot, ...] = (("first", "title", GraphQLString, False), ("n", "amount", DECIMAL, True))
+    fresh = GraphQLScalarType("Fresh", serialize=str)  # a shape no other test has made
+    slots: tuple[Slot, ...] = (("first", "title", GraphQLString, False), ("n", "amount", fresh, True))
     assert filler(slots) is interpreted  # seen once: the general loop completes it
     fill = filler(slots)
     assert fill is not interpreted and filler(slots) is fill
-    aliased = _compiled((("other", "title", GraphQLString, False), ("m", "amount", DECIMAL, True)))
+    aliased = _compiled((("other", "title", GraphQLString, False), ("m", "amount", fresh, True)))
     assert aliased.__code__ is fill.__code__  # the keys are the function's own, the code is shared
     row: dict[str, Any] = {}
     assert aliased(_item(), row) == 2
     assert row == {"other": "处罚", "m": "100.50"}
+
+
+def test_compiles_stay_within_their_budget_per_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(leaves, "_BUDGET", leaves._Budget(per_second=1))
+    shapes = [((f"a{i}", "title", GraphQLScalarType(f"Budget{i}", serialize=str), False),) for i in range(2)]
+    for slots in shapes:
+        filler(slots)  # seen once
+    assert filler(shapes[0]) is not interpreted
+    assert filler(shapes[1]) is interpreted  # the second compile in the same second waits
 
 
 class _Plain:
@@ -206,6 +220,10 @@ class _Slotted:
     __slots__ = ("name",)
 
 
+class _OwnDict:
+    __dict__: Any = property(lambda self: {})  # a __dict__ that is not the instance's own
+
+
 class _Impostor:
     @property  # type: ignore[misc]
     def __class__(self) -> type:
@@ -215,7 +233,7 @@ class _Impostor:
 def test_record_classes_are_only_those_no_instance_of_which_needs_a_check() -> None:
     assert _record_class(_Plain)
     assert _record_class(_Entry)  # a strawberry type, as records are
-    others: list[type] = [ValueError, _Awaitable, _Dynamic, _Reads, _Slotted, _Impostor, type(None)]
+    others: list[type] = [ValueError, _Awaitable, _Dynamic, _Reads, _Slotted, _OwnDict, _Impostor, type(None)]
     for cls in others:
         assert not _record_class(cls), cls
 
@@ -282,3 +300,11 @@ async def test_a_shared_plan_serves_later_requests_with_the_same_document() -> N
     other = await schema.execute("{ entries { other: name } }")  # another document: its own plan
     assert len(_SHARED) == before + 2
     assert other.data == {"entries": [{"other": "a"}, None, {"other": "c"}]}
+
+
+def test_an_enum_value_whose_coercion_gives_nothing_is_left_to_graphql_core() -> None:
+    enum_type: Any = GraphQLEnumType("Odd", {"A": "a", "B": "b"})
+    enum_type.coerce_output_value = lambda value: Undefined if value == "b" else "A"
+    names: Any = coercions(enum_type)[str]
+    assert names("a") == "A"
+    assert names("b") is None  # not in the table: the general loop decides
