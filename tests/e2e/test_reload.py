@@ -13,6 +13,9 @@ import httpx
 
 from tests.conftest import ROOT, TokenFactory, make_settings, serve
 
+#: Seconds a control-plane call may take: a reload runs the bundle's Rego tests in a child process
+#: while the hammer keeps the server busy, which took over httpx's default 5 s on a slow 2-core VM.
+SLOW = 60.0
 QUERY = {"query": "{ creditRecords(first: 5) { nodes { title amount legalRepIdNumber } } }"}
 # Allows everything and fails its own tests: must never become active.
 BROKEN = """package citygraph.credit
@@ -38,7 +41,7 @@ def test_a_broken_bundle_never_serves_and_a_good_one_does(demo_dir: Path, tmp_pa
     with serve(settings) as live:
 
         def ready() -> dict[str, Any]:
-            policy: dict[str, Any] = httpx.get(f"{live.url}/readyz").json()["checks"]["policy"]
+            policy: dict[str, Any] = httpx.get(f"{live.url}/readyz", timeout=SLOW).json()["checks"]["policy"]
             return policy
 
         first = ready()["revision"]
@@ -79,8 +82,10 @@ def test_a_broken_bundle_never_serves_and_a_good_one_does(demo_dir: Path, tmp_pa
         # The admin call: security officers only.
         officer = token(dept="cyberspace_office", roles=["security_officer"], clearance=3)
         refused = httpx.post(
-            f"{live.url}/admin/policy/reload", headers={"Authorization": f"Bearer {token(clearance=4)}"}
+            f"{live.url}/admin/policy/reload", headers={"Authorization": f"Bearer {token(clearance=4)}"}, timeout=SLOW
         )
         assert refused.status_code == 403
-        done = httpx.post(f"{live.url}/admin/policy/reload", headers={"Authorization": f"Bearer {officer}"})
+        done = httpx.post(
+            f"{live.url}/admin/policy/reload", headers={"Authorization": f"Bearer {officer}"}, timeout=SLOW
+        )
         assert done.status_code == 200 and done.json()["ok"] is True and done.json()["active"] == ready()["revision"]
