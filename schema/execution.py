@@ -41,8 +41,8 @@ change that removes the speed-up shows in ``/metrics`` and in the tests.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from types import CoroutineType, GeneratorType, GetSetDescriptorType
 from typing import Any
 
@@ -64,12 +64,12 @@ from graphql import (
 )
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.execution.executor import to_nodes
-from graphql.pyutils import Path, Undefined, gather_with_cancel
+from graphql.pyutils import Path, gather_with_cancel
 from prometheus_client import Counter
 
 from schema.acyclic import AcyclicExecutionContext
 from schema.directives import BATCH, BatchResolver
-from schema.leaves import MISSING, Coerce, Filler, Slot, coercions, filler, interpreted, not_plain
+from schema.leaves import MISSING, Filler, Slot, coercions, filler, interpreted, not_plain, settle
 
 log = structlog.get_logger(__name__)
 FALLBACKS = Counter(
@@ -94,7 +94,6 @@ class _Step:
     details: FieldDetailsList
     field_def: GraphQLField | None = None  # batch steps
     batch: BatchResolver | None = None
-    coercions: Mapping[type, Coerce | None] = field(default_factory=dict)  # leaf steps: see leaves.coercions
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,7 +336,6 @@ class CompiledExecutionContext(AcyclicExecutionContext):
                         nullable,
                         field_type,
                         field_details,
-                        coercions=coercions(leaf),
                     )
                 )
             elif (
@@ -506,18 +504,11 @@ class CompiledExecutionContext(AcyclicExecutionContext):
                 row[step.key] = None  # keeps graphql-core's key order; filled later or by the batch
                 continue
             value = getattr(item, step.python_name, MISSING)  # type: ignore[arg-type]
-            coerce = step.coercions.get(type(value), not_plain)
-            if coerce is None:
-                row[step.key] = value
+            settled = settle(coercions(step.leaf), value)
+            if settled is not not_plain:
+                row[step.key] = settled
                 continue
-            if coerce is not not_plain:
-                try:
-                    coerced = coerce(value)
-                except Exception:
-                    coerced = None  # below, graphql-core's own call raises it again at its path
-                if coerced is not None and coerced is not Undefined:
-                    row[step.key] = coerced
-                    continue
+            # What the table cannot settle, graphql-core's own calls below decide and report.
             if value is None:
                 if not step.nullable:
                     raise _Bail
