@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import CoroutineType, GeneratorType, GetSetDescriptorType
 from typing import Any
 
@@ -70,6 +70,7 @@ from prometheus_client import Counter
 from schema.acyclic import AcyclicExecutionContext
 from schema.directives import BATCH, BatchResolver
 from schema.leaves import MISSING, Filler, Slot, coercions, filler, interpreted, not_plain, settle
+from schema.per_document import PerDocument
 
 log = structlog.get_logger(__name__)
 FALLBACKS = Counter(
@@ -96,33 +97,34 @@ class _Step:
     batch: BatchResolver | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Plan:
     """How to complete items of one object type for one selection: the steps in response order,
-    the generated filler of their leaves (``schema.leaves.filler``), and the steps run after it."""
+    their slots for the generated filler (``schema.leaves.filler``), and the steps run after it."""
 
     type_name: str
     steps: tuple[_Step, ...]
     slots: tuple[Slot, ...]
-    fill: Filler
     generic: tuple[_Step, ...]
     batched: tuple[_Step, ...]
+    fill: Filler = interpreted
 
     @classmethod
     def of(cls, steps: list[_Step], type_name: str) -> _Plan:
-        slots = tuple(_slot(step, type_name) for step in steps)
         return cls(
             type_name,
             tuple(steps),
-            slots,
-            filler(slots),
+            tuple(_slot(step, type_name) for step in steps),
             tuple(s for s in steps if s.kind == _GENERIC),
             tuple(s for s in steps if s.kind == _BATCH),
         )
 
-    def refilled(self) -> _Plan:
-        """This plan with its filler asked for again: a shape seen once is compiled when seen twice."""
-        return self if self.fill is not interpreted else replace(self, fill=filler(self.slots))
+    def filler(self) -> Filler:
+        """The filler for the plan's items. Until its shape is compiled it is asked for at every
+        use: the second use compiles it, within the compile budget."""
+        if self.fill is interpreted:
+            self.fill = filler(self.slots)
+        return self.fill
 
 
 def _slot(step: _Step, type_name: str) -> Slot:
@@ -177,26 +179,13 @@ def _record_class(cls: type) -> bool:
     return True
 
 
-#: Plans shared across requests by the identity of (schema, object type, field nodes), each with
-#: those objects, so an id is never reused while its entry lives; bounded, oldest first out.
-_SHARED: dict[tuple[int, ...], tuple[tuple[object, ...], _Plan | None]] = {}
-#: Per operation node: whether no variable can change its selections (``_no_conditions``).
-_UNCONDITIONAL: dict[int, tuple[OperationDefinitionNode, bool]] = {}
-_MAX_SHARED = 1024
+#: Plans shared across requests, by (schema, operation node, object type and field nodes): the
+#: operation's document holds the nodes, and an entry holds the schema and the operation, so no id
+#: in a key is reused while the entry lives (``PerDocument``). And per operation node, whether no
+#: variable can change its selections (``_no_conditions``).
+_SHARED: PerDocument[_Plan | None] = PerDocument(1024)
+_UNCONDITIONAL: PerDocument[bool] = PerDocument(1024)
 _CONDITIONS = frozenset({"include", "skip", "defer", "stream"})
-
-
-def _same(kept: tuple[object, ...], anchor: tuple[object, ...]) -> bool:
-    return len(kept) == len(anchor) and all(a is b for a, b in zip(kept, anchor, strict=True))
-
-
-def _put_shared(anchor: tuple[object, ...], plan: _Plan | None) -> None:
-    _SHARED[tuple(map(id, anchor))] = (anchor, plan)
-    while len(_SHARED) > _MAX_SHARED:
-        try:
-            del _SHARED[next(iter(_SHARED))]
-        except (KeyError, RuntimeError, StopIteration):  # another thread trimmed it meanwhile
-            break
 
 
 def _no_conditions(operation: OperationDefinitionNode, fragments: Iterable[FragmentDefinitionNode]) -> bool:
@@ -265,32 +254,20 @@ class CompiledExecutionContext(AcyclicExecutionContext):
         # Across requests: an operation whose selections no variable can change (no @skip,
         # @include, @defer, @stream, fragment arguments) gets the same plan for the same field
         # nodes of the same parsed document (the parser cache hands out one object per text).
-        anchor = (self.schema, object_type, *(d.node for d in details)) if self._unconditional() else None
-        if anchor is not None:
-            shared = _SHARED.get(tuple(map(id, anchor)))
-            if shared is not None and _same(shared[0], anchor):
-                plan = shared[1]
-                if plan is not None and plan.fill is interpreted:
-                    plan = plan.refilled()
-                    _put_shared(anchor, plan)
-                self._plans[key] = (details, plan)
-                return plan
-        plan = self._build_plan(object_type, details, path)
-        if anchor is not None and all(d.fragment_variable_values is None for d in details):
-            _put_shared(anchor, plan)
+        if self._unconditional() and all(d.fragment_variable_values is None for d in details):
+            extra = (id(object_type), *(id(d.node) for d in details))
+            plan = _SHARED.get(self.schema, self.operation, extra, lambda: self._build_plan(object_type, details, path))
+        else:
+            plan = self._build_plan(object_type, details, path)
         self._plans[key] = (details, plan)  # keep ``details`` alive so its id is not reused
         return plan
 
     def _unconditional(self) -> bool:
-        """Whether no variable can change what this operation selects (cached per operation)."""
+        """Whether no variable can change what this operation selects (once per operation)."""
         operation = self.operation
-        found = _UNCONDITIONAL.get(id(operation))
-        if found is None or found[0] is not operation:
-            found = (operation, _no_conditions(operation, self.fragment_definitions.values()))
-            _UNCONDITIONAL[id(operation)] = found
-            while len(_UNCONDITIONAL) > _MAX_SHARED:
-                del _UNCONDITIONAL[next(iter(_UNCONDITIONAL))]
-        return found[1]
+        return _UNCONDITIONAL.get(
+            self.schema, operation, None, lambda: _no_conditions(operation, self.fragment_definitions.values())
+        )
 
     def _build_plan(self, object_type: GraphQLObjectType, details: FieldDetailsList, path: Path) -> _Plan | None:
         if object_type.is_type_of is not None:
@@ -407,7 +384,7 @@ class CompiledExecutionContext(AcyclicExecutionContext):
     ) -> None:
         is_awaitable = self.is_awaitable
         slot_nullable = not is_non_null_type(slot_type)
-        fill, size, generic = plan.fill, len(plan.steps), plan.generic
+        fill, size, generic = plan.filler(), len(plan.steps), plan.generic
         records = _RECORDS  # item classes whose instances are never None, failed or awaitable
         for index, item in enumerate(items):
             if type(item) not in records or "__await__" in item.__dict__:

@@ -17,7 +17,7 @@ carry (a ``str`` of a String, a ``date`` of a Date) and calls the coercion direc
 holds ``repr`` literals of attribute and type names and numbered references to objects, never
 raw text; response keys (client aliases) are arguments of the function that makes the filler,
 so aliases share one compiled function. A shape (each step's attribute, leaf type and
-nullability) is compiled the second time a plan has it, at most 20 a second, so a selection
+nullability) is compiled the second time a plan uses it, at most 20 a second, so a selection
 used once is not compiled and varying selections cannot buy unbounded compile work; the caches
 are bounded.
 """
@@ -226,7 +226,7 @@ _MAX_FILLERS, _MAX_MADE, _MAX_SEEN = 2048, 512, 4096
 def filler(slots: tuple[Slot, ...]) -> Filler:
     """The row filler for a plan's steps (see the module docstring).
 
-    A shape is compiled the second time a plan has it, within a budget of compiles per second:
+    A shape is compiled the second time it is asked for, within a budget of compiles per second:
     compiling costs about a millisecond per six leaves, as much as interpreting hundreds of
     items, and shapes are whatever clients select. Until then the shape is interpreted
     (:func:`interpreted`), with the same results.

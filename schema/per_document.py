@@ -1,4 +1,5 @@
-"""Results computed once per parsed document, keyed by the document object itself.
+"""Results computed once per parsed document, keyed by the document object itself (or one of its
+nodes, such as the operation an executor runs: as stable, and as cheap to hash).
 
 The parser cache hands out one ``DocumentNode`` per query text, so the document's identity is a
 key that costs nothing to hash. graphql-core's AST nodes hash by value, recursively: strawberry's
@@ -14,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
-from graphql import DocumentNode, GraphQLSchema
+from graphql import GraphQLSchema, Node
 
 V = TypeVar("V")
 
@@ -25,10 +26,10 @@ class PerDocument(Generic[V]):
 
     def __init__(self, maxsize: int) -> None:
         self._maxsize = maxsize
-        self._entries: OrderedDict[tuple[int, int, Hashable], tuple[GraphQLSchema, DocumentNode, V]] = OrderedDict()
+        self._entries: OrderedDict[tuple[int, int, Hashable], tuple[GraphQLSchema, Node, V]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, schema: GraphQLSchema, document: DocumentNode, extra: Hashable, compute: Callable[[], V]) -> V:
+    def get(self, schema: GraphQLSchema, document: Node, extra: Hashable, compute: Callable[[], V]) -> V:
         """The value for this schema, document and ``extra``; ``compute()`` on a miss (outside the
         lock: two threads may both compute it, and either result is kept)."""
         key = (id(schema), id(document), extra)
@@ -43,6 +44,9 @@ class PerDocument(Generic[V]):
             if len(self._entries) > self._maxsize:
                 self._entries.popitem(last=False)
         return value
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 __all__ = ["PerDocument"]
