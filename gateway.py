@@ -166,18 +166,8 @@ async def _open(
     )
     await audit.open()
     timeouts = {name: float(settings.connectors.get(name, {}).get("timeout_s", 5.0)) for name in connectors}
-    runtime = Runtime(
-        connectors=connectors,
-        engine=engine,
-        audit=audit,
-        catalog=built.catalog,
-        types=built.types,
-        keys=built.keys,
-        owners=built.owners,
-        record_types=built.record_types,
-        timeouts=timeouts,
-        max_page_size=settings.limits.max_page_size,
-        references=references,
+    runtime = built.runtime(
+        connectors, engine, audit, timeouts, max_page_size=settings.limits.max_page_size, references=references
     )
     return Gateway(runtime=runtime, built=built)
 

@@ -55,7 +55,7 @@ async def _serve(query: str, requests: int, compiled: bool, data: Path, ready: P
     from policies.cache import CachingEngine
     from policies.engine import StaticPolicyEngine
     from policies.principal import Principal, Purpose
-    from resolvers.context import RequestContext, Runtime
+    from resolvers.context import RequestContext
     from schema.builder import build_schema
     from schema.limits import Limits
 
@@ -69,17 +69,8 @@ async def _serve(query: str, requests: int, compiled: bool, data: Path, ready: P
     with tempfile.TemporaryDirectory(prefix="citygraph-instructions-") as scratch:
         audit = AuditTrail(f"sqlite+aiosqlite:///{Path(scratch) / 'audit.sqlite'}")
         await audit.open()
-        runtime = Runtime(
-            connectors=connectors,
-            engine=CachingEngine(StaticPolicyEngine(_allow_all)),
-            audit=audit,
-            catalog=built.catalog,
-            types=built.types,
-            keys=built.keys,
-            owners=built.owners,
-            record_types=built.record_types,
-            timeouts=dict.fromkeys(connectors, 5.0),
-        )
+        engine = CachingEngine(StaticPolicyEngine(_allow_all))
+        runtime = built.runtime(connectors, engine, audit, dict.fromkeys(connectors, 5.0))
         principal = Principal("bench", "market_supervision", frozenset({"staff"}), frozenset(), 4)
         document = {"dossier": bench.DOSSIER, "page100": bench.PAGE_100, "district500": bench.DISTRICT_500}[query]
         variables = {"u": bench._sample_usccs(data, 1)[0]} if query == "dossier" else {"after": None}

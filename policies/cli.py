@@ -249,25 +249,13 @@ def _offline_runtime(settings: Settings) -> tuple[Runtime, GraphQLSchema]:
     """A runtime whose connectors are built but never opened: explain reads no department data."""
     from audit import AuditTrail
     from connectors.registry import enable
-    from resolvers.context import Runtime
     from schema.builder import build_schema
     from schema.limits import Limits
 
     connectors = enable(settings.connectors, settings.data_dir)
     built = build_schema(connectors, Limits())
     engine = _engine(settings.policy.rego_dir)
-    runtime = Runtime(
-        connectors=connectors,
-        engine=engine,
-        audit=AuditTrail(settings.audit_url),
-        catalog=built.catalog,
-        types=built.types,
-        keys=built.keys,
-        owners=built.owners,
-        record_types=built.record_types,
-        timeouts={},
-    )
-    return runtime, built.schema._schema
+    return built.runtime(connectors, engine, AuditTrail(settings.audit_url), {}), built.schema._schema
 
 
 def _print_explanation(result: Explanation) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import strawberry
 from graphql import ExecutionResult as GraphQLExecutionResult, GraphQLError
@@ -22,6 +22,7 @@ from strawberry.types.base import get_object_definition
 
 from connectors.base import Connector, SchemaContribution
 from connectors.errors import ConnectorConfigError
+from resolvers.context import Runtime
 from schema import entities
 from schema.acyclic import AcyclicExecutionContext
 from schema.errors import ErrorCodes
@@ -32,6 +33,10 @@ from schema.lookups import ENTITY_QUERIES
 from schema.per_document import PerDocument
 from schema.policy import PolicyExtension
 from schema.scalars import SCALAR_MAP
+
+if TYPE_CHECKING:
+    from audit import AuditTrail
+    from policies.engine import PolicyEngine
 
 
 class CityGraphSchema(strawberry.Schema):
@@ -55,6 +60,31 @@ class BuiltSchema:
     keys: Mapping[str, str]
     owners: Mapping[str, str]
     record_types: Mapping[str, str]
+
+    def runtime(
+        self,
+        connectors: Mapping[str, Connector],
+        engine: PolicyEngine,
+        audit: AuditTrail,
+        timeouts: Mapping[str, float],
+        *,
+        max_page_size: int = 500,
+        references: Mapping[str, Callable[[str], object]] | None = None,
+    ) -> Runtime:
+        """The request path's ``Runtime``: this schema's catalog and types with the given parts."""
+        return Runtime(
+            connectors=connectors,
+            engine=engine,
+            audit=audit,
+            catalog=self.catalog,
+            types=self.types,
+            keys=self.keys,
+            owners=self.owners,
+            record_types=self.record_types,
+            timeouts=timeouts,
+            max_page_size=max_page_size,
+            references=references or {},
+        )
 
 
 #: Validation results of recent documents (strawberry's own cache hashes the whole AST per request).

@@ -129,17 +129,7 @@ def build_both(records: list[dict[str, Any]], audit_dir: Any) -> tuple[BuiltSche
     compiled = build_schema({"credit": connector}, Limits(max_cost=10**9), compiled=True)
     generic = build_schema({"credit": connector}, Limits(max_cost=10**9), compiled=False)
     audit = AuditTrail(f"sqlite+aiosqlite:///{audit_dir / 'a.sqlite'}")
-    runtime = Runtime(
-        connectors={"credit": connector},
-        engine=StaticPolicyEngine(decision),
-        audit=audit,
-        catalog=compiled.catalog,
-        types=compiled.types,
-        keys=compiled.keys,
-        owners=compiled.owners,
-        record_types=compiled.record_types,
-        timeouts={"credit": 5},
-    )
+    runtime = compiled.runtime({"credit": connector}, StaticPolicyEngine(decision), audit, {"credit": 5})
     return compiled, generic, runtime
 
 
