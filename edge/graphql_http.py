@@ -23,6 +23,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 
 from resolvers.context import RequestContext, Runtime
 from schema.errors import ZH_MESSAGES, normalise
+from schema.gate import CACHED_QUERY_CHARS
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -66,10 +67,6 @@ class _NoOperation(ValueError):
     """The document parses but has no operation to run (or none with the requested name)."""
 
 
-#: Longer documents are parsed on every request, so the cache holds at most ~10 MB of query text.
-CACHED_QUERY_CHARS = 20_000
-
-
 def _parse_operations(query: str, max_tokens: int) -> tuple[tuple[str | None, OperationType], ...] | None:
     """The (name, type) of each operation in ``query``; None when it does not parse."""
     try:
@@ -84,7 +81,7 @@ def _parse_operations(query: str, max_tokens: int) -> tuple[tuple[str | None, Op
 
 
 # Clients send the same few documents again and again, and parsing one costs more than a cached
-# policy decision (the executor's own parse is cached the same way, by strawberry's ParserCache).
+# policy decision (the executor's own parse is cached the same way, by schema.gate).
 _cached_operations = functools.lru_cache(maxsize=512)(_parse_operations)
 
 

@@ -7,7 +7,7 @@ context, the decisions and record plans, about 180 objects a dossier), and each 
 walked the garbage of the last few dozen requests: 3 ms pauses, about 5% of the dossier's CPU.
 Here the helpers refer to the executor weakly. A field error makes another cycle (graphql-core
 keeps it among the executor's collected errors, and its traceback holds the executor's frames):
-``schema.errors.ErrorCodes`` releases those tracebacks when the operation ends. The request
+the gate (``schema.gate``) releases those tracebacks when the operation ends. The request
 lifetime tests check both with the collector off.
 
 A resolver runs inside a call or coroutine of its executor, so the executor is alive while a

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import strawberry
-from graphql import ExecutionResult as GraphQLExecutionResult, GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-)
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.schema import validate_document
 from strawberry.tools import merge_types
 from strawberry.types.base import get_object_definition
 
@@ -25,12 +16,11 @@ from connectors.errors import ConnectorConfigError
 from resolvers.context import Runtime
 from schema import entities
 from schema.acyclic import AcyclicExecutionContext
-from schema.errors import ErrorCodes
 from schema.execution import CompiledExecutionContext
 from schema.fieldmeta import FieldCatalog, FieldMeta, field_metas
-from schema.limits import Limits, cost_problem, limits_rule
+from schema.gate import gate
+from schema.limits import Limits
 from schema.lookups import ENTITY_QUERIES
-from schema.per_document import PerDocument
 from schema.policy import PolicyExtension
 from schema.scalars import SCALAR_MAP
 
@@ -85,56 +75,6 @@ class BuiltSchema:
             max_page_size=max_page_size,
             references=references or {},
         )
-
-
-#: Validation results of recent documents (strawberry's own cache hashes the whole AST per request).
-_VALIDATED: PerDocument[list[GraphQLError]] = PerDocument(256)
-
-
-class ValidationCache(SchemaExtension):
-    """strawberry's ``ValidationCache`` keyed by the parsed document's identity (``PerDocument``)."""
-
-    def on_validate(self) -> Iterator[None]:
-        ec = self.execution_context
-        schema, document, rules = ec.schema._schema, ec.graphql_document, tuple(ec.validation_rules)
-        if document is not None:  # strawberry validates only what parsed
-            ec.pre_execution_errors = _VALIDATED.get(
-                schema, document, rules, lambda: validate_document(schema, document, rules)
-            )
-        yield
-
-
-def _cost_extension(limits: Limits) -> type[SchemaExtension]:
-    class CostLimit(SchemaExtension):
-        """Refuses an operation whose estimated cost is over the limit, before any decision or read."""
-
-        def on_execute(self) -> Iterator[None]:
-            ec = self.execution_context
-            if ec.graphql_document is not None:
-                problem = cost_problem(limits, ec.graphql_document, ec.operation_name, ec.variables)
-                if problem is not None:
-                    # A result set before execution makes strawberry skip executing the operation.
-                    ec.result = GraphQLExecutionResult(data=None, errors=[problem])
-            yield
-
-    return CostLimit
-
-
-Extension = Callable[[], SchemaExtension] | type[SchemaExtension]
-
-
-def gate_extensions(limits: Limits) -> list[Extension]:
-    """What every CityGraph schema (combined or a subgraph) runs before its policy extension:
-    error codes, the token, validation and cost limits, and the parser and validation caches."""
-    rule = limits_rule(limits)  # one class per schema, so cached validation results can be reused
-    return [
-        ErrorCodes,
-        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: AddValidationRules([rule]),
-        lambda: ParserCache(maxsize=256),
-        ValidationCache,
-        _cost_extension(limits),
-    ]
 
 
 def _gateway_version() -> str:
@@ -236,13 +176,10 @@ def build_schema(
     # Whatever reads a shared entity is decided by the connector that owns it.
     metas = [replace(m, connector=owners.get(m.resource_type, m.connector)) for m in metas]
     catalog = _catalog(metas)
-    extensions = [*gate_extensions(limits), PolicyExtension]
-    if not introspection:
-        extensions.append(DisableIntrospection)
     schema = CityGraphSchema(
         query=merge_types("Query", tuple(queries)),
         types=list(types.values()),
-        extensions=extensions,
+        extensions=[gate(limits, introspection=introspection), PolicyExtension],
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
         execution_context_class=CompiledExecutionContext if compiled else AcyclicExecutionContext,
     )

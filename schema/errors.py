@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import structlog
 from graphql import GraphQLError, GraphQLSyntaxError
-from strawberry.extensions import SchemaExtension
 
 log = structlog.get_logger(__name__)
 
@@ -92,19 +91,4 @@ def release_tracebacks(errors: Iterable[BaseException]) -> None:
         pending.extend((error.__cause__, error.__context__, getattr(error, "original_error", None)))
 
 
-class ErrorCodes(SchemaExtension):
-    """Normalises the errors of every operation (see the module docstring), then releases the
-    originals' tracebacks (``release_tracebacks``)."""
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
-        if result is None or not result.errors:
-            return
-        executed = result.data is not None
-        originals = result.errors
-        result.errors = [normalise(e, executed) for e in originals]
-        release_tracebacks(originals)
-
-
-__all__ = ["ZH_MESSAGES", "ErrorCodes", "normalise", "release_tracebacks"]
+__all__ = ["ZH_MESSAGES", "normalise", "release_tracebacks"]

@@ -68,7 +68,6 @@ from graphql import (
 )
 from graphql.language import Visitor
 from strawberry.extensions import (
-    DisableIntrospection,
     SchemaExtension,
 )
 from strawberry.federation import Schema as FederationSchema
@@ -89,9 +88,10 @@ from resolvers.errors import coded_error
 from resolvers.loaders import check_coordinate
 from schema import entities
 from schema.acyclic import AcyclicExecutionContext
-from schema.builder import BuiltSchema, Extension, GatewayQuery, _catalog, _compose_entity, _owners, gate_extensions
+from schema.builder import BuiltSchema, GatewayQuery, _catalog, _compose_entity, _owners
 from schema.execution import CompiledExecutionContext
 from schema.fieldmeta import FieldMeta, field_metas
+from schema.gate import gate
 from schema.limits import Limits
 from schema.lookups import ENTITY_QUERIES
 from schema.operation import OperationSummary
@@ -597,13 +597,11 @@ def build_subgraph(
     # Whatever reads a shared entity is decided by the connector that owns it.
     metas = [replace(m, connector=owners.get(m.resource_type, m.connector)) for m in metas]
     catalog = _catalog(metas)
-    extensions: list[Extension] = [
-        *gate_extensions(limits),
+    extensions: list[type[SchemaExtension]] = [
+        gate(limits, introspection=introspection),
         _policy_extension({**_own_lookups(served), **{e: k.lookup for e, k in keys.items()}}),
         FederatedTracing,
     ]
-    if not introspection:
-        extensions.append(DisableIntrospection)
     holder: dict[str, str] = {}
 
     def service() -> ServiceSDL:

@@ -1,6 +1,6 @@
 """Operation limits enforced during validation: depth, aliases and cost (``QUERY_TOO_COMPLEX``).
 
-Token count is bounded earlier, by the parser (``MaxTokensLimiter``), and body size by the HTTP
+Token count is bounded earlier, by the parser (``schema.gate``), and body size by the HTTP
 middleware. Cost estimates the rows an operation can return: each field costs 1 times the number
 of parent rows; a field with ``first`` (a variable's default counts) multiplies its children by
 it, and a list without one (``records``, or ``nodes`` outside a paged connection) by

@@ -9,7 +9,8 @@ from structlog.testing import capture_logs
 
 import gateway
 from edge import graphql_http
-from edge.graphql_http import CACHED_QUERY_CHARS, _NoOperation, _operation_type
+from edge.graphql_http import _NoOperation, _operation_type
+from schema.gate import CACHED_QUERY_CHARS
 
 TWO_OPERATIONS = "query A { gatewayVersion } mutation B { anything }"
 

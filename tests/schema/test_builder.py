@@ -65,7 +65,7 @@ async def test_a_document_is_validated_once_and_its_errors_are_kept(
         calls.append(print_ast(document))
         return original(schema, document, rules)
 
-    monkeypatch.setattr("schema.builder.validate_document", counting)
+    monkeypatch.setattr("schema.gate.validate_document", counting)
     schema = build_schema({"credit": credit(tmp_path)}, Limits()).schema
     for _ in range(3):
         result = await schema.execute("{ gatewayVersion }")
