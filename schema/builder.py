@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 class CityGraphSchema(strawberry.Schema):
     """strawberry's schema without its per-error stack-trace logging.
 
-    A denied or masked field is policy working, not a server error; ``schema.errors.ErrorCodes``
+    A denied or masked field is policy working, not a server error; the gate (``schema.gate``)
     logs the unexpected errors, with an error id the client also sees.
     """
 

@@ -8,8 +8,9 @@ our validation cache, cost limit and ``ErrorCodes`` — doing the same work. str
 every extension anew per request and wraps each hook of each one in a context manager at each
 of its four stages; the gate does all its work in one hook, so strawberry finds the document
 parsed and validated and does neither again. One hook for their six took the dossier from
-7.26 M to 6.98 M instructions a request (``bench/instructions.py``), with the same checks in the
-same order.
+7.26 M to 6.98 M instructions a request (``bench/instructions.py``). The checks and their errors
+are the same; validation and cost now run before strawberry's own check of the operation's name
+and type, which refuses the same requests with the same errors either way.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ from schema.per_document import PerDocument
 #: Validation results of recent documents, by the parsed document's identity (``PerDocument``).
 _VALIDATED: PerDocument[list[GraphQLError]] = PerDocument(256)
 
-#: Longer documents are parsed on every request, so the parse caches hold at most ~10 MB of text
-#: however large the string literals in the documents clients send.
+#: Longer documents are parsed on every request, so the two parse caches (this one and the HTTP
+#: layer's) hold at most about 15 million characters of query text, and their parsed documents,
+#: however large the string literals clients send: the request body may be up to a megabyte.
+#: Such a document is a new object each time, so what is cached per document (validation, the
+#: operation summary, compiled plans) is computed again for it; real queries are far shorter.
 CACHED_QUERY_CHARS = 20_000
 
 
@@ -60,12 +64,14 @@ def gate(limits: Limits, *, introspection: bool = True) -> type[SchemaExtension]
     class Gate(SchemaExtension):
         # One hook, not one per stage: strawberry wraps each hook of each extension in a context
         # manager per request. A document parsed and validated here is one strawberry neither
-        # parses nor validates again; what this raises ends the operation as its own parse would.
+        # parses nor validates again. A syntax error raised here ends the operation as it did
+        # from strawberry's ParserCache: strawberry returns it without a code, before this hook
+        # resumes, and the HTTP layer gives it one (edge.graphql_http._format_errors).
         def on_operation(self) -> Iterator[None]:
             ec = self.execution_context
             ec.parse_options["max_tokens"] = limits.max_tokens
             ec.validation_rules = chosen = (*ec.validation_rules, *rules)
-            if ec.query is not None and ec.graphql_document is None:  # strawberry reports a missing query
+            if ec.query and ec.graphql_document is None:  # strawberry reports a missing or empty query
                 ec.graphql_document = document = _parse(ec.query, limits.max_tokens)
                 schema = ec.schema._schema
                 ec.pre_execution_errors = errors = _VALIDATED.get(

@@ -135,6 +135,11 @@ class PolicyExtension(SchemaExtension):
         if not isinstance(ctx, RequestContext) or ec.graphql_document is None:
             yield  # no request context: resolvers find no decisions and deny
             return
+        if ec.result is not None:
+            # Refused before execution (the gate's cost limit): nothing will be read, so there is
+            # nothing to decide or audit, and a refused request costs no engine call or audit row.
+            yield
+            return
         summary = self.summarize()
         groups = await decide_all(ctx, summary)
         # Debug only: the decision log (policies/decisionlog.py) is the record of decisions, and a
