@@ -4,7 +4,8 @@ bench/run.py starts the gateway through this file so it can report the share of 
 deciding policy. The probes wrap, without changing them, the synchronous steps of a decision:
 
 * ``prepare`` (event-loop thread): summarising the operation (``schema.policy.summarize``),
-  building each input document (``schema.policy.input_doc``), the decision cache's key
+  grouping its coordinates into decisions (``schema.policy.grouped``), building the input documents
+  (``schema.policy.input_docs``), the decision cache's key
   (``policies.cache.cache_key``) and the engine's input encoding (``policies.embedded.encode_input``);
 * ``rego`` (the engine's worker threads): ``EmbeddedEngine._evaluate``, i.e. Rego evaluation and
   decision parsing, on a decision-cache miss.
@@ -13,8 +14,9 @@ Each probe adds the calling thread's CPU time (``time.thread_time``) to the Prom
 ``bench_policy_cpu_seconds_total{part}``, served on the gateway's own ``/metrics``; each Rego
 evaluation also increments ``bench_policy_evaluations_total``. Applying masks to records and
 writing the audit trail are not counted. The cost is two clock reads and one counter increment per
-probed call: about 20 calls per request here. ``bench_graphql_requests_total`` counts the requests
-that reached the GraphQL endpoint, the denominator of the per-request figures.
+probed call: eight calls per dossier request while its five decisions are cached (a miss adds a
+key and an encoding). ``bench_graphql_requests_total`` counts the requests that reached the
+GraphQL endpoint, the denominator of the per-request figures.
 
     python bench/citygraph_probe.py serve --port 8765
 """
@@ -62,7 +64,8 @@ def _probe(owner: object, name: str, part: str, count: bool = False) -> None:
 
 for _owner, _name in (
     (schema.policy, "summarize"),
-    (schema.policy, "input_doc"),
+    (schema.policy, "grouped"),
+    (schema.policy, "input_docs"),
     (policies.cache, "cache_key"),
     (policies.embedded, "encode_input"),
 ):

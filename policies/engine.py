@@ -31,7 +31,11 @@ class PolicyEngine(Protocol):
     """Evaluates the policy bundle for one input document."""
 
     async def decide(self, input_doc: Mapping[str, object]) -> Decision:
-        """Return the decision for ``input_doc``; deny on any failure, never raise."""
+        """Return the decision for ``input_doc``; deny on any failure, never raise.
+
+        Read ``input_doc``, never change it: parts of it are shared between documents and
+        between requests (``schema.policy.input_docs``).
+        """
         ...
 
     def status(self) -> EngineStatus:

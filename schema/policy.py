@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -25,48 +28,30 @@ from policies.cache import CachingEngine
 from policies.decision import Decision
 from resolvers.context import DecisionKey, RequestContext
 from resolvers.errors import coded_error
-from schema.fieldmeta import FieldMeta
+from schema.fieldmeta import FieldCatalog, FieldMeta
 from schema.operation import OperationSummary, summarize
 
 log = structlog.get_logger(__name__)
 CITY_TZ = ZoneInfo("Asia/Shanghai")
 
 
-def input_doc(
-    ctx: RequestContext, key: DecisionKey, metas: list[FieldMeta], summary: OperationSummary
-) -> dict[str, object]:
-    connector, type_name = key
-    return {
-        "subject": ctx.principal.to_policy(),
-        "action": "read",
-        "purpose": ctx.purpose.code,
-        "case_ref": ctx.purpose.case_ref,
-        "resource": {
-            "connector": connector,
-            "type": type_name,
-            "classification": max(m.level for m in metas),
-            "fields": [{"coordinate": m.coordinate, "level": m.level, "pi": m.pi} for m in metas],
-        },
-        "operation": {
-            "type": summary.type,
-            "name": summary.name,
-            "coordinates": summary.coordinates,
-            "args": summary.args,
-            "depth": summary.depth,
-        },
-        "context": {
-            "now_ns": time.time_ns(),
-            "today": datetime.now(CITY_TZ).date().isoformat(),
-            "request_id": ctx.request_id,
-        },
-    }
+@dataclass(frozen=True, slots=True)
+class Groups:
+    """The decisions an operation's coordinates need under one catalog: the same for every request
+    with those coordinates, so made once (``grouped``) and shared between requests, read-only."""
+
+    #: The coordinates each (connector, type) decision governs, in the operation's order.
+    metas: dict[DecisionKey, list[FieldMeta]]
+    #: ``input.resource`` of each decision's input document.
+    resources: dict[DecisionKey, dict[str, object]]
+    #: The Python names of each decided type's own fields (``RequestContext.fields``).
+    fields: dict[DecisionKey, frozenset[str]]
 
 
-def groups_of(ctx: RequestContext, summary: OperationSummary) -> dict[DecisionKey, list[FieldMeta]]:
+def groups_of(catalog: FieldCatalog, coordinates: Sequence[str]) -> dict[DecisionKey, list[FieldMeta]]:
     """The touched coordinates grouped by the (connector, type) decision that governs them."""
     groups: dict[DecisionKey, list[FieldMeta]] = {}
-    catalog = ctx.runtime.catalog
-    for coordinate in summary.coordinates:
+    for coordinate in coordinates:
         meta = catalog.get(coordinate)
         if meta is None:
             continue
@@ -74,11 +59,87 @@ def groups_of(ctx: RequestContext, summary: OperationSummary) -> dict[DecisionKe
         # A coordinate the resolver reads on the way is decided as if it had been selected.
         for read in meta.reads:
             other = catalog.get(read)
-            if other is not None and read not in summary.coordinates:
+            if other is not None and read not in coordinates:
                 group = groups.setdefault((other.connector, other.resource_type), [])
                 if other not in group:
                     group.append(other)
     return groups
+
+
+#: ``grouped``'s results by (catalog identity, coordinates), least recently used first; each entry
+#: holds its catalog, so the ``id`` in its key cannot be reused while it lives. Locked: apps may run
+#: event loops on several threads of one process (as ``schema.per_document.PerDocument``).
+_GROUPED: OrderedDict[tuple[int, tuple[str, ...]], tuple[FieldCatalog, Groups]] = OrderedDict()
+_GROUPED_LOCK = threading.Lock()
+GROUPED_SIZE = 1024
+
+
+def grouped(catalog: FieldCatalog, coordinates: Sequence[str]) -> Groups:
+    """``groups_of`` with each decision's resource document and field names, once per catalog and
+    coordinates (an operation's summary lists the same coordinates on every request)."""
+    key = (id(catalog), tuple(coordinates))
+    with _GROUPED_LOCK:
+        found = _GROUPED.get(key)
+        if found is not None and found[0] is catalog:
+            _GROUPED.move_to_end(key)
+            return found[1]
+    metas = groups_of(catalog, coordinates)
+    groups = Groups(
+        metas=metas,
+        resources={
+            (connector, type_name): {
+                "connector": connector,
+                "type": type_name,
+                "classification": max(m.level for m in group),
+                # A tuple: shared between requests, so nothing on the way can append to it.
+                "fields": tuple({"coordinate": m.coordinate, "level": m.level, "pi": m.pi} for m in group),
+            }
+            for (connector, type_name), group in metas.items()
+        },
+        fields={
+            key: frozenset(m.python_name for m in group if m.coordinate.startswith(key[1] + "."))
+            for key, group in metas.items()
+        },
+    )
+    with _GROUPED_LOCK:
+        _GROUPED[key] = (catalog, groups)
+        while len(_GROUPED) > GROUPED_SIZE:
+            _GROUPED.popitem(last=False)
+    return groups
+
+
+def input_docs(ctx: RequestContext, groups: Groups, summary: OperationSummary) -> dict[DecisionKey, dict[str, object]]:
+    """The engine's input document for each decision of one operation.
+
+    The members every decision shares (subject, operation, context) are one object in all of
+    them, and each ``resource`` is the one ``groups`` holds for every request: engines read
+    input documents and never change them (``policies.engine.PolicyEngine``).
+    """
+    subject = ctx.principal.to_policy()
+    operation = {
+        "type": summary.type,
+        "name": summary.name,
+        "coordinates": summary.coordinates,
+        "args": summary.args,
+        "depth": summary.depth,
+    }
+    context = {
+        "now_ns": time.time_ns(),
+        "today": datetime.now(CITY_TZ).date().isoformat(),
+        "request_id": ctx.request_id,
+    }
+    return {
+        key: {
+            "subject": subject,
+            "action": "read",
+            "purpose": ctx.purpose.code,
+            "case_ref": ctx.purpose.case_ref,
+            "resource": resource,
+            "operation": operation,
+            "context": context,
+        }
+        for key, resource in groups.resources.items()
+    }
 
 
 def _needs_audit(groups: dict[DecisionKey, list[FieldMeta]], decisions: dict[DecisionKey, Decision]) -> int:
@@ -98,10 +159,11 @@ def _needs_audit(groups: dict[DecisionKey, list[FieldMeta]], decisions: dict[Dec
 
 
 async def decide_all(ctx: RequestContext, summary: OperationSummary) -> dict[DecisionKey, list[FieldMeta]]:
-    """Ask the engine once per (connector, type), concurrently; fill ``ctx.decisions`` and ``ctx.fields``."""
-    groups = groups_of(ctx, summary)
+    """Ask the engine once per (connector, type), concurrently; fill ``ctx.decisions`` and
+    ``ctx.fields``. Returns the coordinates each decision governs (shared: read-only)."""
+    groups = grouped(ctx.runtime.catalog, summary.coordinates)
     engine = ctx.runtime.engine
-    docs = {key: input_doc(ctx, key, metas, summary) for key, metas in groups.items()}
+    docs = input_docs(ctx, groups, summary)
     decisions: dict[DecisionKey, Decision] = {}
     if isinstance(engine, CachingEngine):  # hits are read in place: a task each cost more than the lookup
         for key, doc in docs.items():
@@ -111,11 +173,10 @@ async def decide_all(ctx: RequestContext, summary: OperationSummary) -> dict[Dec
     missing = [key for key in docs if key not in decisions]
     if missing:
         decisions.update(zip(missing, await asyncio.gather(*(engine.decide(docs[k]) for k in missing)), strict=True))
-    for key in groups:  # in the operation's order, hits and misses alike
+    for key in groups.metas:  # in the operation's order, hits and misses alike
         ctx.decisions[key] = decisions[key]
-        prefix = key[1] + "."
-        ctx.fields[key] = frozenset(m.python_name for m in groups[key] if m.coordinate.startswith(prefix))
-    return groups
+        ctx.fields[key] = groups.fields[key]
+    return groups.metas
 
 
 class PolicyExtension(SchemaExtension):
@@ -203,4 +264,4 @@ def _audit_error() -> GraphQLError:
     )
 
 
-__all__ = ["CITY_TZ", "PolicyExtension", "decide_all", "groups_of", "input_doc"]
+__all__ = ["CITY_TZ", "Groups", "PolicyExtension", "decide_all", "grouped", "groups_of", "input_docs"]

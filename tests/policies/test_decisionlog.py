@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import gzip
 import json
 import re
@@ -229,8 +230,10 @@ async def test_mask_is_applied_before_writing(tmp_path: Path) -> None:
         engine_name="embedded",
         mask=mask,
     )
+    before = copy.deepcopy(INPUT)
     await engine.decide(INPUT)
     await engine.aclose()
+    assert INPUT == before  # masked in the logged copy only (input documents share parts between requests)
     event = memory.events[0]
     assert event["erased"] == ["/input/operation/args"]
     assert event["masked"] == ["/input/subject/districts"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import math
 import re
@@ -13,6 +14,7 @@ import pytest
 from regopy import Interpreter
 
 from policies import embedded
+from policies.cache import CachingEngine
 from policies.decision import Decision, FieldRule
 from policies.embedded import EmbeddedEngine, encode_input
 from policies.engine import ENTRYPOINT, PolicyEngine
@@ -487,3 +489,14 @@ async def test_closed_engine_denies(tmp_path: Path) -> None:
     decision = await engine.decide({"user": "alice"})
     assert decision.code == "POLICY_UNAVAILABLE"
     assert not engine.status().ready
+
+
+async def test_input_documents_are_read_never_changed(city: EmbeddedEngine) -> None:
+    # Parts of the gateway's input documents are shared between requests (schema.policy.input_docs).
+    doc = request(officer("market_supervision", ["330203"]))
+    before = copy.deepcopy(doc)
+    cached = CachingEngine(city)
+    for _ in range(2):  # a miss, evaluated by the engine, then a hit
+        decision = await cached.decide(doc)
+        assert decision.allow
+    assert doc == before and (cached.hits, cached.misses) == (1, 1)
