@@ -150,7 +150,8 @@ def _leaf_lines(index: int, name: str, leaf: GraphQLLeafType, nullable: bool, sc
             ]
         branch = "elif"
     if isinstance(leaf, GraphQLEnumType) and str in table:  # a name, or None for an unknown value
-        lines += [f"{branch} t is str:", f"    r = T{index}[str](v)", "    if r is None:", f"        return {index}"]
+        scope[f"E{index}"] = table[str]
+        lines += [f"{branch} t is str:", f"    r = E{index}(v)", "    if r is None:", f"        return {index}"]
         lines.append(f"    row[{key}] = r")
         branch = "elif"
     if nullable:  # a null in a nullable field is the field's value (graphql-core: no coercion)
