@@ -30,9 +30,12 @@ class FieldMeta:
     reads: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class FieldCatalog:
-    """All classified coordinates of a schema, indexed for the request path."""
+    """All classified coordinates of a schema, indexed for the request path.
+
+    Compared and hashed by identity: one catalog per built schema, and what is cached per catalog
+    (``schema.policy.grouped``) belongs to that one."""
 
     by_coordinate: Mapping[str, FieldMeta]
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,25 +64,22 @@ def groups_of(catalog: FieldCatalog, coordinates: Sequence[str]) -> dict[Decisio
     return groups
 
 
-#: ``grouped``'s results by (catalog identity, coordinates), least recently used first; each entry
-#: holds its catalog, so the ``id`` in its key cannot be reused while it lives. Locked: apps may run
-#: event loops on several threads of one process (as ``schema.per_document.PerDocument``).
-_GROUPED: OrderedDict[tuple[int, tuple[str, ...]], tuple[FieldCatalog, Groups]] = OrderedDict()
-_GROUPED_LOCK = threading.Lock()
+#: How many (catalog, coordinates) groupings ``grouped`` keeps, least recently used out first.
 GROUPED_SIZE = 1024
 
 
 def grouped(catalog: FieldCatalog, coordinates: Sequence[str]) -> Groups:
     """``groups_of`` with each decision's resource document and field names, once per catalog and
     coordinates (an operation's summary lists the same coordinates on every request)."""
-    key = (id(catalog), tuple(coordinates))
-    with _GROUPED_LOCK:
-        found = _GROUPED.get(key)
-        if found is not None and found[0] is catalog:
-            _GROUPED.move_to_end(key)
-            return found[1]
+    return _grouped(catalog, tuple(coordinates))
+
+
+# functools' LRU: bounded and thread-safe (apps may run event loops on several threads). A catalog
+# is keyed by identity (FieldCatalog compares by identity) and kept alive by its entries.
+@functools.lru_cache(maxsize=GROUPED_SIZE)
+def _grouped(catalog: FieldCatalog, coordinates: tuple[str, ...]) -> Groups:
     metas = groups_of(catalog, coordinates)
-    groups = Groups(
+    return Groups(
         metas=metas,
         resources={
             (connector, type_name): {
@@ -101,11 +96,6 @@ def grouped(catalog: FieldCatalog, coordinates: Sequence[str]) -> Groups:
             for key, group in metas.items()
         },
     )
-    with _GROUPED_LOCK:
-        _GROUPED[key] = (catalog, groups)
-        while len(_GROUPED) > GROUPED_SIZE:
-            _GROUPED.popitem(last=False)
-    return groups
 
 
 def input_docs(ctx: RequestContext, groups: Groups, summary: OperationSummary) -> dict[DecisionKey, dict[str, object]]:

@@ -4,7 +4,7 @@ requests, and the input documents built around them for each request."""
 from __future__ import annotations
 
 import copy
-from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,9 @@ def test_coordinates_are_grouped_by_decision_with_resources_and_field_names() ->
     assert groups.fields[key] == {"title", "legalRepName", "legalRepIdNumber"}  # not the root field
 
 
-def test_groups_are_made_once_per_catalog_and_coordinates(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
+    """The coordinate lists ``groups_of`` is called for, from an empty groups cache."""
     calls: list[object] = []
     original = policy.groups_of
 
@@ -75,26 +77,32 @@ def test_groups_are_made_once_per_catalog_and_coordinates(monkeypatch: pytest.Mo
         return original(catalog, coordinates)
 
     monkeypatch.setattr(policy, "groups_of", counting)
-    monkeypatch.setattr(policy, "_GROUPED", OrderedDict())
+    policy._grouped.cache_clear()
+    yield calls
+    policy._grouped.cache_clear()
+
+
+def test_groups_are_made_once_per_catalog_and_coordinates(counted: list[object]) -> None:
     first = policy.grouped(CATALOG, COORDINATES)
-    assert policy.grouped(CATALOG, list(COORDINATES)) is first and len(calls) == 1
+    assert policy.grouped(CATALOG, list(COORDINATES)) is first and len(counted) == 1
     # An equal catalog that is another object (another schema) gets its own entry.
     other = FieldCatalog(dict(CATALOG.by_coordinate))
-    assert policy.grouped(other, COORDINATES) is not first and len(calls) == 2
-    assert policy.grouped(CATALOG, COORDINATES[:2]) is not first and len(calls) == 3
+    assert policy.grouped(other, COORDINATES) is not first and len(counted) == 2
+    assert policy.grouped(CATALOG, COORDINATES[:2]) is not first and len(counted) == 3
 
 
-def test_the_groups_cache_is_bounded_and_keeps_what_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(policy, "_GROUPED", OrderedDict())
-    monkeypatch.setattr(policy, "GROUPED_SIZE", 3)
-    lists = [["Query.creditRecords"] * (n + 1) for n in range(5)]
+def test_the_groups_cache_is_bounded_and_keeps_what_is_used(counted: list[object]) -> None:
+    lists = [["Query.creditRecords"] * (n + 1) for n in range(policy.GROUPED_SIZE + 2)]
     kept = policy.grouped(CATALOG, lists[0])
     for coordinates in lists[1:]:
         assert policy.grouped(CATALOG, lists[0]) is kept  # used again: stays
         policy.grouped(CATALOG, coordinates)
-    assert len(policy._GROUPED) == 3
-    # Least recently used first; the lists of 2 and 3 coordinates, used least recently, went.
-    assert [len(key[1]) for key in policy._GROUPED] == [4, 1, 5]
+    assert policy._grouped.cache_info().currsize == policy.GROUPED_SIZE
+    assert len(counted) == len(lists)
+    # The least recently used went: the second list is made again, the first is still there.
+    policy.grouped(CATALOG, lists[1])
+    assert len(counted) == len(lists) + 1
+    assert policy.grouped(CATALOG, lists[0]) is kept and len(counted) == len(lists) + 1
 
 
 def test_input_documents_and_their_cache_keys_are_as_built_per_decision() -> None:
