@@ -32,6 +32,7 @@ ZH_MESSAGES = {
     "CASE_REF_REQUIRED": "需要提供案件编号（X-Case-Ref 请求头）。",
     "POLICY_UNAVAILABLE": "策略引擎无法作出决定，敏感数据未返回。",
     "CONNECTOR_UNAVAILABLE": "该字段所属的部门系统未响应。",
+    "CAMERA_OFFLINE": "该摄像机当前离线或故障，无法提供实时流；录像仍可回放。",
     "AUDIT_UNAVAILABLE": "审计日志无法记录本次读取，数据未返回。",
     "INTERNAL_SERVER_ERROR": "服务器内部错误。",
     "UNAUTHENTICATED": "身份令牌无效或已过期。",

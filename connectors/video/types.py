@@ -175,6 +175,13 @@ class Camera:
         if not found:
             raise coded_error("FORBIDDEN", "Live streams of this camera are not available to you.")
         stream = cast(LiveStream, found[0])
+        status = getattr(stream, "camera_status", None)
+        if status != CameraStatus.ONLINE.value:
+            # A URL to a camera that sends nothing is no stream: nothing is signed or audited.
+            raise coded_error(
+                "CAMERA_OFFLINE",
+                f"This camera is {status}: no live stream can be issued. Its recordings can still be played back.",
+            )
         suffix = "/index.m3u8" if protocol is StreamProtocol.HLS else ""
         await issue(ctx, decision, stream, protocol.value, f"live/{stream.device_id}{suffix}", "Camera.liveStream", {})
         return stream

@@ -200,7 +200,7 @@ def test_bad_input_is_bad_user_input(live: LiveServer, police: str) -> None:
 
 
 def test_police_streams_need_a_purpose_and_a_case(live: LiveServer, police: str, db: sqlite3.Connection) -> None:
-    device = one(db, "1 = 1")
+    device = one(db, "status = 'ONLINE'")
     assert codes(body(live, LIVE, police, d=device, p="HLS")) == ["PURPOSE_REQUIRED"]
     assert codes(body(live, LIVE, police, {"X-Purpose-Of-Use": "case_investigation"}, d=device, p="HLS")) == [
         "CASE_REF_REQUIRED"
@@ -210,7 +210,7 @@ def test_police_streams_need_a_purpose_and_a_case(live: LiveServer, police: str,
 def test_a_stream_url_verifies_until_it_expires_and_not_when_altered(
     live: LiveServer, police: str, db: sqlite3.Connection, signer: StreamSigner, audit_url: str, key_file: Path
 ) -> None:
-    device = one(db, "owner = 'public_security'")
+    device = one(db, "status = 'ONLINE' AND owner = 'public_security'")
     before = len(grants(audit_url))
     result = body(live, LIVE, police, CASE, d=device, p="HLS")
     stream = result["data"]["camera"]["liveStream"]
@@ -269,7 +269,8 @@ def test_a_stream_url_verifies_until_it_expires_and_not_when_altered(
 
 
 def test_one_audit_record_per_url_issued(live: LiveServer, police: str, db: sqlite3.Connection, audit_url: str) -> None:
-    devices = [r[0] for r in db.execute("SELECT device_id FROM cameras ORDER BY device_id LIMIT 3")]
+    sql = "SELECT device_id FROM cameras WHERE status = 'ONLINE' ORDER BY device_id LIMIT 3"
+    devices = [r[0] for r in db.execute(sql)]
     before = len(grants(audit_url))
     aliases = " ".join(
         f'c{i}: camera(deviceId: "{d}") {{ liveStream(protocol: RTSP) {{ url }} }}' for i, d in enumerate(devices)
@@ -283,9 +284,30 @@ def test_one_audit_record_per_url_issued(live: LiveServer, police: str, db: sqli
     assert all(r.entry.case_ref == "GA-2026-0042" and r.entry.subject == "officer-li" for r in issued)
 
 
+@pytest.mark.parametrize("status", ["OFFLINE", "FAULT"])
+def test_a_camera_that_is_not_online_gets_no_stream_url_and_no_grant(
+    live: LiveServer, police: str, db: sqlite3.Connection, audit_url: str, status: str
+) -> None:
+    device = one(db, f"status = '{status}' AND owner = 'public_security'")
+    online = one(db, "status = 'ONLINE' AND owner = 'public_security'")
+    before = len(grants(audit_url))
+    both = """query($d: GBDeviceID!, $o: GBDeviceID!) {
+      down: camera(deviceId: $d) { status liveStream(protocol: HLS) { url } }
+      up: camera(deviceId: $o) { status liveStream(protocol: HLS) { url } } }"""
+    result = body(live, both, police, CASE, d=device, o=online)
+    assert result["data"]["down"] == {"status": status, "liveStream": None}
+    assert result["data"]["up"]["liveStream"]["url"].startswith("https://")
+    (error,) = result["errors"]
+    assert error["extensions"]["code"] == "CAMERA_OFFLINE" and error["path"] == ["down", "liveStream"]
+    assert status in error["message"] and "recordings" in error["message"]
+    # Only the online camera's URL was issued, so only it is in the trail.
+    issued = grants(audit_url)[before:]
+    assert [r.entry.record_keys["Camera"] for r in issued] == [(online,)]
+
+
 def test_urban_management_streams_only_its_own_cameras(live: LiveServer, urban: str, db: sqlite3.Connection) -> None:
     purpose = {"X-Purpose-Of-Use": "public_service"}
-    own = one(db, "owner = 'urban_management' AND district_code = '330203'")
+    own = one(db, "status = 'ONLINE' AND owner = 'urban_management' AND district_code = '330203'")
     assert codes(body(live, LIVE, urban, d=own, p="HLS")) == ["PURPOSE_REQUIRED"]
     ok = body(live, LIVE, urban, purpose, d=own, p="HLS")
     assert "errors" not in ok and ok["data"]["camera"]["liveStream"]["url"].startswith("https://")
