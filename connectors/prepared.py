@@ -76,7 +76,7 @@ class PreparedReads:
         self._expansions: LRUCache[tuple[object, ...], _Expansion] = LRUCache(SHAPES * 8)
         self._connection: Any = None  # the pool's proxied DBAPI connection, once checked out
 
-    def rows(self, query: Executable, params: Mapping[str, object] | None) -> list[Mapping[str, Any]] | None:
+    def rows(self, query: Executable, params: Mapping[str, object] | None) -> list[dict[str, Any]] | None:
         """The rows of ``query`` as dicts, or ``None`` when it cannot be run prepared (then run it
         through SQLAlchemy). Driver errors propagate."""
         ready = self.prepare(query, params)
@@ -92,7 +92,7 @@ class PreparedReads:
             # does not know: SQLAlchemy's own execution gives the authoritative answer or error.
             return None
 
-    def run(self, prepared: Prepared) -> list[Mapping[str, Any]]:
+    def run(self, prepared: Prepared) -> list[dict[str, Any]]:
         """Run a prepared read on the held connection; driver errors propagate."""
         shape, sql, args = prepared
         connection = self._dbapi()

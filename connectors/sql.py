@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import math
 import sqlite3
 import time
@@ -169,7 +170,7 @@ def page_cache(engine: Engine, kib: int) -> None:
             cursor.close()
 
 
-def _dicts(result: Result[Any]) -> list[Mapping[str, Any]]:
+def _dicts(result: Result[Any]) -> list[dict[str, Any]]:
     """A result's rows as dicts. Zipping the column names with each row costs less than half of
     ``dict(row_mapping)``, whose lookups go through the mapping's Python-level key resolution."""
     names = list(result.keys())
@@ -232,8 +233,9 @@ class Reader:
 
         return inline
 
-    async def rows(self, query: Executable, params: Mapping[str, object] | None = None) -> list[Mapping[str, Any]]:
-        """The rows of ``query`` with ``params`` bound; driver errors propagate."""
+    async def rows(self, query: Executable, params: Mapping[str, object] | None = None) -> list[dict[str, Any]]:
+        """The rows of ``query`` with ``params`` bound, as new dicts the caller owns (a connector
+        may rename or adjust a row in place); driver errors propagate."""
         bound = dict(params) if params else None
         inline, prepared = self._inline, self._prepared
         if inline is not None and prepared is not None:
@@ -335,7 +337,7 @@ class Database:
             return Health(ok=False, detail=f"{type(exc).__name__}")
         return Health(ok=True)
 
-    async def rows(self, query: Executable, params: Mapping[str, object] | None = None) -> list[Mapping[str, Any]]:
+    async def rows(self, query: Executable, params: Mapping[str, object] | None = None) -> list[dict[str, Any]]:
         """:meth:`Reader.rows`; a driver error means the backend is unavailable, not the gateway."""
         try:
             return await self.reader.rows(query, params)
@@ -380,6 +382,13 @@ def inline_budget_ms(connector: str, options: Mapping[str, JSON]) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise ConnectorConfigError(f"{connector}: inline_read_budget_ms must be a number of milliseconds >= 0")
     return float(value)
+
+
+def utc(moment: dt.datetime) -> dt.datetime:
+    """A naive ``moment`` read back from SQLite, which drops the zone of what we store in UTC, as
+    UTC. By ``combine``: ``moment.replace(tzinfo=...)`` parses its keywords at about five times
+    the cost (0.75 µs here), once per row of a page."""
+    return dt.datetime.combine(moment, moment.time(), dt.UTC)
 
 
 def storable(value: str) -> bool:

@@ -95,12 +95,22 @@ class RecordPlans:
 def materialize(rows: Iterable[Record], cls: type, plan: RecordPlan) -> list[object]:
     """Build ``cls`` instances from rows with the plan applied (no ``__init__``: rows are trusted).
 
-    Each instance gets its own copy of the row as its ``__dict__``: rows may be cached and shared."""
+    An instance changed by the plan gets its own copy of the row as its ``__dict__``: rows may
+    be cached and shared. Under a plan that changes nothing, a ``dict`` row becomes the
+    instance's ``__dict__`` as it is (no copy per record on a list): nothing writes to records'
+    attributes after this, so sharing one is reading it."""
     out: list[object] = []
     new = object.__new__
     masks, denials = plan.masks, plan.denials
+    obj: Any
+    if not masks and not denials:
+        for row in rows:
+            obj = new(cls)
+            obj.__dict__ = row if type(row) is dict else dict(row)
+            out.append(obj)
+        return out
     for row in rows:
-        obj: Any = new(cls)
+        obj = new(cls)
         values = dict(row)
         for name, rule in masks:
             values[name] = apply_mask(values.get(name), rule)

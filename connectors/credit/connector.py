@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from sqlalchemy import BigInteger, Column, ColumnElement, Select, and_, bindparam, false, func, literal, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Select, and_, bindparam, false, func, literal, or_, select
 
 from connectors.base import (
     JSON,
@@ -35,6 +35,7 @@ from connectors.sql import (
     keys_in,
     projected,
     storable,
+    utc,
 )
 from policies.ucast import FieldMap, to_sqlalchemy
 
@@ -68,32 +69,28 @@ _RECORD_ORDER = (credit_records.c.decision_date.desc(), credit_records.c.id.desc
 # with no sort of the whole batch.
 _RELATED_ORDER = (credit_records.c.uscc.desc(), *_RECORD_ORDER)
 
-# Projection: the columns a CreditRecord field reads, by Python name (the same name where absent).
-# Key, relation and cursor columns are always read; the link to the enterprise follows ``uscc``.
-_RECORD_FIELD_COLUMNS: Mapping[str, tuple[str, ...]] = {"publicity_ends_on": ("publicity_end",)}
+# Projection: a CreditRecord field reads the column of its Python name. A column named otherwise
+# is labelled with the field's name, so a row is the record as read: no copy renames it. Key,
+# relation and cursor columns are always read; the link to the enterprise follows ``uscc``.
+_RECORD_COLUMNS: tuple[ColumnElement[Any], ...] = tuple(
+    c.label("publicity_ends_on") if c.name == "publicity_end" else c for c in credit_records.c
+)
 _RECORD_ALWAYS = frozenset({"id", "uscc", "decision_date"})
 
 
 @functools.lru_cache(maxsize=1024)
-def record_columns(fields: frozenset[str] | None) -> tuple[Column[Any], ...]:
-    """The ``credit_records`` columns that records carrying ``fields`` need (:func:`projected`;
-    cached: every read asks)."""
-    return projected(tuple(credit_records.c), fields, _RECORD_ALWAYS, _RECORD_FIELD_COLUMNS)
+def record_columns(fields: frozenset[str] | None) -> tuple[ColumnElement[Any], ...]:
+    """The ``credit_records`` columns (named as the record's fields) that records carrying
+    ``fields`` need (:func:`projected`; cached: every read asks)."""
+    return projected(_RECORD_COLUMNS, fields, _RECORD_ALWAYS, {})
 
 
-def _record(row: Mapping[str, object]) -> Record:
-    out = dict(row)
-    if "publicity_end" in out:
-        out["publicity_ends_on"] = out.pop("publicity_end")
-    return out
-
-
-def _profile(row: Mapping[str, object]) -> Record:
-    out = dict(row)
-    assessed = out.get("assessed_at")
+def _profile(row: dict[str, Any]) -> Record:
+    """A profile row as its record, in place (``Database.rows`` gives each caller its own dicts)."""
+    assessed = row.get("assessed_at")
     if isinstance(assessed, dt.datetime) and assessed.tzinfo is None:
-        out["assessed_at"] = assessed.replace(tzinfo=dt.UTC)  # SQLite drops the zone; we store UTC
-    return out
+        row["assessed_at"] = utc(assessed)
+    return row
 
 
 class CreditConnector(DatabaseBacked):
@@ -143,7 +140,7 @@ class CreditConnector(DatabaseBacked):
 
     async def _rows(
         self, query: Select[tuple[object, ...]], params: Mapping[str, object] | None = None
-    ) -> list[Mapping[str, object]]:
+    ) -> list[dict[str, Any]]:
         return await self.db.rows(query, params)
 
     def _by_keys(
@@ -168,7 +165,7 @@ class CreditConnector(DatabaseBacked):
         query = self._by_keys(request.entity, request.row_filter, request.fields)
         if request.entity == "Enterprise":
             rows = await self._rows(query, {KEYS: key_values(keys)})
-            found: dict[object, Record | None] = {r["uscc"]: dict(r) for r in rows}
+            found: dict[object, Record | None] = {r["uscc"]: r for r in rows}
         elif request.entity == "CreditProfile":
             rows = await self._rows(query, {KEYS: key_values(keys)})
             found = {r["uscc"]: _profile(r) for r in rows}
@@ -177,7 +174,7 @@ class CreditConnector(DatabaseBacked):
             # other key names no record, and must not fail the statement on either backend.
             ids = [i for i in (int(k) for k in keys if k.isascii() and k.isdigit()) if 0 < i < 2**63]
             rows = await self._rows(query, {KEYS: ids})
-            found = {str(r["id"]): _record(r) for r in rows}
+            found = {str(r["id"]): r for r in rows}
         return [found.get(k) for k in keys]
 
     def _related(
@@ -236,7 +233,7 @@ class CreditConnector(DatabaseBacked):
         for row in rows:
             group = grouped[str(row["uscc"])]
             if limit is None or len(group) < limit:
-                group.append(_record(row))
+                group.append(row)
         return [grouped[k] for k in keys]
 
     async def search(self, request: SearchRequest) -> Page:
@@ -270,7 +267,7 @@ class CreditConnector(DatabaseBacked):
         rows = await self._rows(query)
         page = rows[: request.first]
         return Page(
-            records=[_record(r) for r in page],
+            records=page,
             cursors=Cursors(page, lambda r: (r["decision_date"], r["id"])),
             has_next_page=len(rows) > request.first,
         )

@@ -107,18 +107,17 @@ _RELATED_BY: Mapping[str, ColumnElement[Any]] = {
 _RELATED_ARGS: Mapping[str, ColumnElement[Any]] = {"type": licenses.c.type, "status": licenses.c.status}
 
 
-def _enterprise(row: Mapping[str, Any]) -> Record:
-    out = dict(row)
-    if "industry_name" in out:
-        out["industry"] = out.pop("industry_name")
-    out["legal_rep_ref"] = out.pop("legal_rep_id_number")
-    return out
+# Rows are renamed into records in place: ``Database.rows`` gives each caller its own dicts.
+def _enterprise(row: dict[str, Any]) -> Record:
+    if "industry_name" in row:
+        row["industry"] = row.pop("industry_name")
+    row["legal_rep_ref"] = row.pop("legal_rep_id_number")
+    return row
 
 
-def _person(row: Mapping[str, Any]) -> Record:
-    out = dict(row)
-    out["ref"] = out["id_number"]
-    return out
+def _person(row: dict[str, Any]) -> Record:
+    row["ref"] = row["id_number"]
+    return row
 
 
 def _escape_like(value: str) -> str:
@@ -184,7 +183,7 @@ class LicenseConnector(DatabaseBacked):
         if self.db.open():
             self._verifier = Verifier(self._rows, self._in)
 
-    async def _rows(self, query: Select[Any], params: Mapping[str, object] | None = None) -> list[Mapping[str, Any]]:
+    async def _rows(self, query: Select[Any], params: Mapping[str, object] | None = None) -> list[dict[str, Any]]:
         return await self.db.rows(query, params)
 
     def _in(self, column: ColumnElement[Any], keys: Sequence[object]) -> ColumnElement[bool]:

@@ -21,7 +21,7 @@ from connectors.license.signing import LicenseDocument, VerifyResult, license_fi
 from connectors.license.tables import issuers, licenses
 from policies.masking import mask_text
 
-Rows = Callable[[Select[Any]], Awaitable[list[Mapping[str, Any]]]]
+Rows = Callable[[Select[Any]], Awaitable[list[dict[str, Any]]]]
 #: ``column IN keys`` as the connector's backend wants it (``connectors.sql.key_in``).
 KeyIn = Callable[[ColumnElement[Any], Sequence[object]], ColumnElement[bool]]
 CITY_TZ = ZoneInfo("Asia/Shanghai")
@@ -59,7 +59,7 @@ class Verifier:
 
     async def _registry(
         self, numbers: Sequence[str], where: ColumnElement[bool]
-    ) -> tuple[dict[str, Mapping[str, Any]], list[Mapping[str, Any]]]:
+    ) -> tuple[dict[str, Mapping[str, Any]], Sequence[Mapping[str, Any]]]:
         found = await self._rows(select(licenses).where(self._key_in(licenses.c.number, list(numbers)), where))
         every_issuer = await self._rows(select(issuers))
         return {r["number"]: r for r in found}, every_issuer

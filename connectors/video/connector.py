@@ -24,7 +24,7 @@ import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self, cast
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import shapely
@@ -42,7 +42,7 @@ from connectors.base import (
 )
 from connectors.errors import ConnectorConfigError, InvalidArgument
 from connectors.spatial import crs as crs_mod, geojson
-from connectors.sql import Database, DatabaseBacked, decode_cursor, encode_cursor, key_in, storable
+from connectors.sql import Database, DatabaseBacked, decode_cursor, encode_cursor, key_in, storable, utc
 from connectors.video.streams import MAX_TTL_S, StreamSigner, load_key
 from connectors.video.tables import cameras, metadata, recordings
 from policies.ucast import FieldMap, to_sqlalchemy
@@ -79,7 +79,7 @@ _PROTOCOLS = ("HLS", "RTSP")
 
 def _utc(value: object) -> object:
     if isinstance(value, dt.datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)  # SQLite drops the zone; we store UTC
+        return utc(value)
     return value
 
 
@@ -196,7 +196,7 @@ class VideoConnector(DatabaseBacked):
         _ = self.signer  # a missing or short key fails startup, not the first stream request
 
     async def _rows(self, query: Select[Any]) -> list[dict[str, Any]]:
-        return cast("list[dict[str, Any]]", await self.db.rows(query))  # Reader makes dicts
+        return await self.db.rows(query)
 
     def _in(self, column: ColumnElement[Any], keys: Sequence[object]) -> ColumnElement[bool]:
         return key_in(column, keys, self.engine.dialect.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy.pool import QueuePool
 
 from connectors.credit import CreditConnector
 from connectors.errors import ConnectorConfigError
-from connectors.sql import make_engine
+from connectors.sql import make_engine, utc
 from tests.postgres import PgDemo
 
 
@@ -64,3 +65,19 @@ async def test_a_cancelled_statement_leaves_the_pool_usable(pg_demo: PgDemo) -> 
             assert sleeping.scalar() == 0
     finally:
         await connector.aclose()
+
+
+@pytest.mark.parametrize(
+    "naive",
+    [
+        dt.datetime(2025, 3, 1, 8, 30, 12, 123456),
+        dt.datetime(1, 1, 1),
+        dt.datetime(9999, 12, 31, 23, 59, 59, 999999),
+        dt.datetime(2025, 11, 2, 1, 30, fold=1),  # fold is kept, as replace() keeps it
+    ],
+)
+def test_utc_is_the_moment_with_the_utc_zone(naive: dt.datetime) -> None:
+    aware = utc(naive)
+    expected = naive.replace(tzinfo=dt.UTC)
+    assert (aware, aware.tzinfo, aware.fold, type(aware)) == (expected, dt.UTC, expected.fold, dt.datetime)
+    assert aware.isoformat() == expected.isoformat()

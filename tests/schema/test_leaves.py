@@ -90,8 +90,33 @@ def test_coercion_tables_give_what_the_types_own_coercion_gives(leaf: GraphQLLea
 
 def test_code_scalars_and_temporal_types_skip_the_generic_coercion() -> None:
     assert coercions(ADCODE)[str] is None  # serialize=str: an exact str is its own result
-    assert coercions(DATE)[dt.date] is dt.date.isoformat
+    assert coercions(DATE)[dt.date] is leaves.date_text  # date.isoformat, remembered
     assert coercions(DATETIME)[dt.datetime] is dt.datetime.isoformat
+
+
+def test_date_texts_are_the_iso_texts_remembered_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(leaves, "_DATES", {})
+    monkeypatch.setattr(leaves, "_MAX_DATES", 3)
+    days = [dt.date(1, 1, 1), dt.date(2024, 2, 29), dt.date(9999, 12, 31), dt.date(2025, 3, 1)]
+    for day in days:
+        assert leaves.date_text(day) == day.isoformat()
+    # the fourth day found the table full: it was emptied, then the day remembered
+    assert leaves._DATES == {dt.date(2025, 3, 1): "2025-03-01"}
+    assert leaves.date_text(dt.date(2025, 3, 1)) is leaves._DATES[dt.date(2025, 3, 1)]
+
+
+def test_the_filler_gives_a_dates_text_whether_or_not_it_is_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    slots: tuple[Slot, ...] = (("on", "decision_date", DATE, False), ("at", "at", DATE, True))
+    fill = _compiled(slots)
+    monkeypatch.setattr(leaves, "_MAX_DATES", 1)  # every other date empties the table
+    for day in (dt.date(2025, 3, 1), dt.date(2025, 3, 2), dt.date(2025, 3, 1), dt.date(1999, 12, 31)):
+        row: dict[str, Any] = {}
+        assert fill(SimpleNamespace(decision_date=day, at=None), row) == 2
+        assert row == {"on": day.isoformat(), "at": None}
+    # a DateTime is no date here (nor is a date's subclass): it keeps its own coercion
+    row = {}
+    assert fill(SimpleNamespace(decision_date=dt.datetime(2025, 3, 1, 8, tzinfo=dt.UTC), at=None), row) == 2
+    assert row["on"] == "2025-03-01T08:00:00+00:00"
 
 
 SLOTS: tuple[Any, ...] = (

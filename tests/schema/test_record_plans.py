@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from policies.decision import Decision, FieldRule
 from resolvers.records import RecordPlans, materialize, plan_for
 from schema.fieldmeta import FieldCatalog, FieldMeta
@@ -45,3 +47,22 @@ def test_plans_are_compiled_once_per_decision_object() -> None:
     plans.get("Person", decision(), CATALOG)
     plans.get("Person", decision(phone=FieldRule("allow")), CATALOG)
     assert ("Person", id(first)) not in plans._items
+
+
+def test_a_plan_that_changes_nothing_keeps_dict_rows_and_copies_other_mappings() -> None:
+    plan = plan_for("Person", decision(name=FieldRule("allow"), phone=FieldRule("allow")), CATALOG)
+    assert plan.masks == () and plan.denials == ()
+    row = {"name": "王小明", "phone": "13800000000"}
+    (person,) = materialize([row], Person, plan)
+    assert vars(person) is row  # no copy per record
+    (other,) = materialize([MappingProxyType(row)], Person, plan)
+    assert type(vars(other)) is dict and vars(other) == row
+
+
+def test_a_plan_that_masks_or_denies_leaves_shared_rows_untouched() -> None:
+    plan = plan_for("Person", decision(name=FieldRule("mask", keep_prefix=1)), CATALOG)
+    row = {"name": "王小明", "phone": "13800000000"}
+    first, second = materialize([row, row], Person, plan)  # one cached row reached twice
+    assert row == {"name": "王小明", "phone": "13800000000"}
+    assert first.name == second.name == "王**"  # type: ignore[attr-defined]  # masked once each, not twice
+    assert vars(first) is not row and vars(first) is not vars(second)

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from connectors.base import FetchRequest, SearchRequest
+from connectors.credit import CreditConnector
 from connectors.credit.connector import record_columns
 from connectors.credit.tables import credit_records
+from tests.postgres import BACKENDS, demo_url
 
 ALL = [c.name for c in credit_records.c]
+#: As rows name them: each column by its field's Python name.
+FIELDS = ["publicity_ends_on" if name == "publicity_end" else name for name in ALL]
 
 
 def names(fields: set[str] | None) -> list[str]:
@@ -17,8 +29,10 @@ def test_key_relation_and_cursor_columns_are_always_read() -> None:
     assert names({"kind"}) == ["id", "uscc", "kind", "decision_date"]
 
 
-def test_fields_named_otherwise_read_their_columns() -> None:
-    assert "publicity_end" in names({"publicity_ends_on"}) and "publicity_ends_on" not in ALL
+def test_fields_named_otherwise_read_their_columns_under_the_fields_name() -> None:
+    (column,) = [c for c in record_columns(frozenset({"publicity_ends_on"})) if c.name not in ALL]
+    assert column.name == "publicity_ends_on" and column.element is credit_records.c.publicity_end
+    assert "publicity_ends_on" not in ALL
 
 
 def test_only_links_selected_reads_the_always_read_columns() -> None:
@@ -26,5 +40,48 @@ def test_only_links_selected_reads_the_always_read_columns() -> None:
 
 
 def test_fields_not_known_or_an_unknown_field_reads_every_column() -> None:
-    assert names(None) == ALL
-    assert names({"title", "not_a_field_we_know"}) == ALL
+    assert names(None) == FIELDS
+    assert names({"title", "not_a_field_we_know"}) == FIELDS
+
+
+@pytest.fixture(params=BACKENDS)
+def url(request: pytest.FixtureRequest, demo_dir: Path) -> str:
+    return demo_url(request, demo_dir, "credit")  # a sync fixture: it may start PostgreSQL's loop
+
+
+@pytest.fixture
+async def credit(url: str) -> AsyncIterator[CreditConnector]:
+    connector = CreditConnector(url)
+    await connector.open()
+    yield connector
+    await connector.aclose()
+
+
+@pytest.mark.parametrize("fields", [None, frozenset({"publicity_ends_on"})], ids=["every", "projected"])
+async def test_every_read_names_a_column_as_its_field(
+    credit: CreditConnector, demo_dir: Path, fields: frozenset[str] | None
+) -> None:
+    """By keys, related (capped in Python and ranked in SQL) and searched, a record carries the
+    publicity end under its field's name, never the column's."""
+    with sqlite3.connect(demo_dir / "credit.sqlite") as conn:
+        ends = {
+            str(i): dt.date.fromisoformat(d) for i, d in conn.execute("SELECT id, publicity_end FROM credit_records")
+        }
+        uscc = conn.execute("SELECT uscc FROM credit_records GROUP BY uscc ORDER BY count(*) DESC LIMIT 1").fetchone()[
+            0
+        ]
+    by_keys = await credit.fetch_many(FetchRequest("CreditRecord", sorted(ends)[:5], fields, {}))
+    related = [
+        record
+        for limit in (None, 1, 2**62)  # plain, capped in Python, ranked by the window function
+        for group in await credit.fetch_related(
+            FetchRequest("CreditRecord", [uscc], fields, {}, by="uscc", limit=limit)
+        )
+        for record in group
+    ]
+    page = await credit.search(SearchRequest("CreditRecord", fields, {}, first=5))
+    records = [r for r in by_keys if r is not None] + related + list(page.records)
+    assert len(records) >= 5 + 3 + 5
+    for record in records:
+        assert "publicity_end" not in record
+        assert record["publicity_ends_on"] == ends[str(record["id"])]
