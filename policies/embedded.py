@@ -322,6 +322,7 @@ class EmbeddedEngine:
         self._generation = 0
         self._failed: tuple[str, str] | None = None
         self._closed = False
+        self._status: tuple[_Active | None, tuple[str, str] | None, bool, EngineStatus] | None = None
 
     # --- loading -------------------------------------------------------------------------
 
@@ -420,15 +421,23 @@ class EmbeddedEngine:
         return active.reads_args if active else True
 
     def status(self) -> EngineStatus:
-        active = self._active
+        # Asked several times per request (the decision cache reads the revision twice per
+        # decision, the audit record once): built again only when what it reports has changed.
+        active, failed, closed, known = self._active, self._failed, self._closed, self._status
+        if known is not None and known[0] is active and known[1] is failed and known[2] is closed:
+            return known[3]
+        status = self._describe(active, failed, closed)
+        self._status = (active, failed, closed, status)
+        return status
+
+    def _describe(self, active: _Active | None, failed: tuple[str, str] | None, closed: bool) -> EngineStatus:
         parts = [f"generation {active.generation}" if active else "no bundle loaded"]
-        if self._closed:
+        if closed:
             parts.append("closed")
-        if self._failed is not None:
-            parts.append(f"last failed revision {self._failed[0]}: {self._failed[1]}")
-        return EngineStatus(
-            ready=active is not None and not self._closed, revision=self.revision, detail="; ".join(parts)
-        )
+        if failed is not None:
+            parts.append(f"last failed revision {failed[0]}: {failed[1]}")
+        revision = active.revision if active else ""
+        return EngineStatus(ready=active is not None and not closed, revision=revision, detail="; ".join(parts))
 
     async def aclose(self) -> None:
         """Stop accepting work; a running evaluation finishes in the background."""

@@ -328,6 +328,29 @@ async def test_reload_swaps_and_failures_keep_the_last_good_bundle(tmp_path: Pat
     assert (await engine.decide({"user": "alice"})).reasons == ("v2",)
 
 
+async def test_status_is_built_once_per_state_and_follows_every_change(
+    tmp_path: Path, make: list[EmbeddedEngine]
+) -> None:
+    folder = tmp_path / "p"
+    engine = engine_for(make, write(folder, {"authz.rego": V1, ".manifest": '{"revision": "r1"}'}))
+    before = engine.status()
+    assert engine.status() is before and not before.ready and before.revision == ""
+    assert engine.load().ok
+    loaded = engine.status()
+    assert loaded.ready and loaded.revision.startswith("r1+") and engine.status() is loaded
+    write(folder, {"authz.rego": "package citygraph.authz\nallow {\n", ".manifest": '{"revision": "r2"}'})
+    assert not engine.load().ok
+    failed = engine.status()
+    assert failed.ready and failed.revision == loaded.revision and "last failed revision r2" in failed.detail
+    write(folder, {"authz.rego": V2, ".manifest": '{"revision": "r3"}'})
+    assert engine.load().ok
+    swapped = engine.status()
+    assert swapped.revision.startswith("r3+") and "failed" not in swapped.detail and engine.status() is swapped
+    await engine.aclose()
+    closed = engine.status()
+    assert not closed.ready and "closed" in closed.detail
+
+
 async def test_with_data_is_refused_at_lint_and_never_loaded(
     tmp_path: Path, make: list[EmbeddedEngine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
