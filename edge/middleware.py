@@ -7,8 +7,8 @@ What they establish goes into ``scope["state"]`` (Starlette's ``request.state``)
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 import orjson
 import structlog
@@ -60,7 +60,8 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         given = _header(scope, b"x-request-id")
-        request_id = given if given and _SAFE_ID.match(given) else uuid.uuid4().hex
+        # 32 random hex digits, as uuid4().hex gave, without building a UUID (a fifth of the cost).
+        request_id = given if given and _SAFE_ID.match(given) else os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:

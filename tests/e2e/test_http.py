@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,12 @@ def test_request_id_is_echoed(live: LiveServer) -> None:
         f"{live.url}/graphql", json={"query": "{ gatewayVersion }"}, headers={"X-Request-Id": "req-12345678"}
     )
     assert response.headers["x-request-id"] == "req-12345678"
+    # Without one (or with one unsafe to log), each request gets its own 32 random hex digits.
+    made = [
+        httpx.post(f"{live.url}/graphql", json={"query": "{ gatewayVersion }"}, headers=headers).headers["x-request-id"]
+        for headers in ({}, {}, {"X-Request-Id": "bad id\twith\ttabs"})
+    ]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", made_id) for made_id in made) and len(set(made)) == 3
 
 
 def test_health_ready_and_graphiql(live: LiveServer) -> None:
