@@ -139,7 +139,7 @@ def _loader(
                 found = iter(_emit(ctx, entity, [r for r in rows if r is not None], connector))
                 return [next(found) if r is not None else None for r in rows]
             groups = await _call(ctx, connector, lambda: source.fetch_related(request))
-            return _emit_groups(ctx, entity, groups, connector)
+            return _emit_groups(ctx, entity, _within(ctx, connector, entity, groups, request.limit), connector)
         except GraphQLError as error:
             return [error] * len(keys)
 
@@ -147,6 +147,21 @@ def _loader(
     if not ctx.loaders.closed:  # after the response, a kept loader would only be a cycle again
         ctx.loaders[cache_key] = loader
     return loader
+
+
+def _within(
+    ctx: RequestContext, connector: str, entity: str, groups: Sequence[Sequence[Record]], limit: int | None
+) -> Sequence[Sequence[Record]]:
+    """``groups`` held to the decision's ``max_rows`` per parent key. Connectors apply it (and
+    should in their backend); this is the gateway's own guarantee that a connector that does not
+    cannot hand out more than the policy allows."""
+    if limit is None or all(len(group) <= limit for group in groups):
+        return groups
+    log.warning(
+        "connector returned more than max_rows per key; cut", connector=connector, entity=entity,
+        max_rows=limit, request_id=ctx.request_id,
+    )  # fmt: skip
+    return [group[:limit] for group in groups]
 
 
 async def _ready(results: list[object]) -> list[object]:

@@ -113,6 +113,16 @@ def _option(config: Mapping[str, JSON], key: str) -> float:
     return float(value)
 
 
+def capped(groups: Sequence[Sequence[Record]], limit: int | None) -> list[Sequence[Record]]:
+    """Each key's records cut to the first ``limit`` in their order (the policy's ``max_rows`` per
+    parent key, shared by both backends): a feature's versions oldest first, a device's readings
+    by time. Cut after the read: a key holds a few rows, except a long history or a reading
+    series, which ``max_readings`` bounds."""
+    if limit is None:
+        return list(groups)
+    return [group if len(group) <= limit else list(group[:limit]) for group in groups]
+
+
 class SpatialConnector:
     """Districts, parcels, POIs, enterprise locations and IoT devices, in space and time."""
 
@@ -360,7 +370,7 @@ class SpatialConnector:
     # --- fetch_related ---------------------------------------------------------------------------
 
     async def fetch_related(self, request: FetchRequest) -> Sequence[Sequence[Record]]:
-        return await self._run(lambda: self._fetch_related(request))
+        return capped(await self._run(lambda: self._fetch_related(request)), request.limit)
 
     def _fetch_related(self, request: FetchRequest) -> list[list[Record]]:
         keys = list(request.keys)

@@ -65,6 +65,7 @@ from connectors.spatial.connector import (
     SpatialConnector,
     _no_districts,
     _today,
+    capped,
 )
 from connectors.spatial.filters import Categorical, Target, select as select_rows
 from connectors.spatial.sqlfilters import where as filter_where
@@ -337,6 +338,9 @@ class PostgisSpatialConnector(SpatialConnector):
     # --- fetch_related ---------------------------------------------------------------------------
 
     async def fetch_related(self, request: FetchRequest) -> Sequence[Sequence[Record]]:
+        return capped(await self._fetch_related_pg(request), request.limit)
+
+    async def _fetch_related_pg(self, request: FetchRequest) -> Sequence[Sequence[Record]]:
         _ = self.engine  # CONNECTOR_UNAVAILABLE before anything else when not open (as embedded)
         keys = list(request.keys)
         crs = self._crs(request.args.get("crs"))

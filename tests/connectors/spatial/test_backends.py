@@ -195,6 +195,26 @@ async def test_fetches_are_identical(both: Pair) -> None:
         assert any(results[0]), request
 
 
+async def test_related_lists_hold_to_max_rows_per_key_on_both_backends(both: Pair) -> None:
+    embedded, _ = both
+    features = [f"parcels:{k}" for k in await _keys(embedded, "parcels", 300)]
+    devices = await _keys(embedded, "iot_devices", 6)
+    window = {"from": (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).isoformat(), "every": "1d"}
+    for entity, keys, by, args, limit in (
+        ("Feature", features, "history", {}, 1),
+        ("DeviceReading", devices, "device_id", window, 5),
+    ):
+        every = await embedded.fetch_related(FetchRequest(entity, keys, None, {}, by=by, args=args))
+        assert max(map(len, every)) > limit, entity  # the data holds more than the cap
+        request = FetchRequest(entity, keys, None, {}, by=by, args=args, limit=limit)
+        results = [await c.fetch_related(request) for c in both]
+        assert canonical(results[0]) == canonical(results[1]), entity
+        # The first ``limit`` of each key's list, in its order: oldest versions, earliest readings.
+        assert canonical(results[0]) == canonical([list(group[:limit]) for group in every]), entity
+        none = [await c.fetch_related(FetchRequest(entity, keys, None, {}, by=by, args=args, limit=0)) for c in both]
+        assert all(group == [] for result in none for group in result), entity
+
+
 BAD_SEARCHES: list[dict[str, JSON]] = [
     {"layer": "secret"},
     {"as_of": "yesterday"},
