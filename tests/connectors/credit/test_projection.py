@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ from connectors.base import FetchRequest, SearchRequest
 from connectors.credit import CreditConnector
 from connectors.credit.connector import record_columns
 from connectors.credit.tables import credit_records
-from tests.postgres import BACKENDS, demo_url
 
 ALL = [c.name for c in credit_records.c]
 #: As rows name them: each column by its field's Python name.
@@ -42,19 +40,6 @@ def test_only_links_selected_reads_the_always_read_columns() -> None:
 def test_fields_not_known_or_an_unknown_field_reads_every_column() -> None:
     assert names(None) == FIELDS
     assert names({"title", "not_a_field_we_know"}) == FIELDS
-
-
-@pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest, demo_dir: Path) -> str:
-    return demo_url(request, demo_dir, "credit")  # a sync fixture: it may start PostgreSQL's loop
-
-
-@pytest.fixture
-async def credit(url: str) -> AsyncIterator[CreditConnector]:
-    connector = CreditConnector(url)
-    await connector.open()
-    yield connector
-    await connector.aclose()
 
 
 @pytest.mark.parametrize("fields", [None, frozenset({"publicity_ends_on"})], ids=["every", "projected"])

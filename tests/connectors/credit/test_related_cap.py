@@ -5,7 +5,7 @@ both give each enterprise's newest ``limit`` records, on SQLite and PostgreSQL."
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,22 +13,8 @@ import pytest
 
 from connectors.base import FetchRequest, Record
 from connectors.credit import CreditConnector
-from tests.postgres import BACKENDS, demo_url
 
 UNKNOWN = ["91330200AAAAAAAAA1", "91330200AAAAAAAAA2", "91330200AAAAAAAAA3"]  # no records
-
-
-@pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest, demo_dir: Path) -> str:
-    return demo_url(request, demo_dir, "credit")
-
-
-@pytest.fixture
-async def credit(url: str) -> AsyncIterator[CreditConnector]:
-    connector = CreditConnector(url)
-    await connector.open()
-    yield connector
-    await connector.aclose()
 
 
 @pytest.fixture
