@@ -97,8 +97,9 @@ def materialize(rows: Iterable[Record], cls: type, plan: RecordPlan) -> list[obj
 
     An instance changed by the plan gets its own copy of the row as its ``__dict__``: rows may
     be cached and shared. Under a plan that changes nothing, a ``dict`` row becomes the
-    instance's ``__dict__`` as it is (no copy per record on a list): nothing writes to records'
-    attributes after this, so sharing one is reading it."""
+    instance's ``__dict__`` as it is (no copy per record on a list), so code that sets values on
+    an instance afterwards gives it a new ``__dict__`` (``connectors.video.grants.issue``) and
+    never writes into the one it has."""
     out: list[object] = []
     new = object.__new__
     masks, denials = plan.masks, plan.denials

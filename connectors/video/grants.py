@@ -117,7 +117,10 @@ async def issue(
         raise coded_error(
             "AUDIT_UNAVAILABLE", "The audit trail could not record this stream URL, so none is issued."
         ) from exc
-    stream.__dict__.update(url=grant.url, expires_at=dt.datetime.fromtimestamp(grant.expires_at, CITY_TZ))
+    # A new __dict__, not an update of it: an object may hold the very dict its connector returned
+    # (resolvers.records.materialize), which must not carry this request's URL anywhere else.
+    expires_at = dt.datetime.fromtimestamp(grant.expires_at, CITY_TZ)
+    stream.__dict__ = {**stream.__dict__, "url": grant.url, "expires_at": expires_at}
 
 
 __all__ = ["CITY_TZ", "GRANT_KEY", "issue", "window"]

@@ -1,0 +1,40 @@
+"""connectors.video.grants.issue: a signed URL lands on the stream object alone, never in the
+row its connector returned (materialize may hand that very dict to the object)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from audit import AuditTrail
+from connectors.video.connector import VideoConnector
+from connectors.video.grants import issue
+from connectors.video.types import LiveStream
+from policies.decision import Decision
+from policies.engine import StaticPolicyEngine
+from policies.principal import Principal, Purpose
+from resolvers.context import RequestContext, Runtime
+from resolvers.records import RecordPlan, materialize
+from schema.fieldmeta import FieldCatalog
+
+
+async def test_a_signed_url_is_not_written_into_the_connectors_row(tmp_path: Path) -> None:
+    connector = VideoConnector.from_config({"stream_key_file": str(tmp_path / "key")}, tmp_path)
+    audit = AuditTrail(f"sqlite+aiosqlite:///{tmp_path / 'audit.sqlite'}")
+    await audit.open()
+    try:
+        runtime = Runtime(
+            connectors={"video": connector}, engine=StaticPolicyEngine(lambda doc: {}), audit=audit,
+            catalog=FieldCatalog({}), types={}, keys={}, owners={}, record_types={}, timeouts={},
+        )  # fmt: skip
+        principal = Principal("officer-li", "public_security", frozenset({"police"}), frozenset(), 4)
+        ctx = RequestContext(runtime, principal, Purpose("case_investigation", "GA-1"), request_id="r1")
+        row = {"device_id": "33020315081326000001", "protocol": "HLS", "camera_status": "ONLINE"}
+        (stream,) = materialize([row], LiveStream, RecordPlan((), ()))
+        assert vars(stream) is row  # no mask, no denial: the row itself
+        decision = Decision(allow=True, obligations={"url_ttl_s": 60})
+        await issue(ctx, decision, stream, "HLS", "live/x/index.m3u8", "Camera.liveStream", {})
+        assert vars(stream)["url"].startswith("https://") and vars(stream)["expires_at"] is not None
+        assert row == {"device_id": "33020315081326000001", "protocol": "HLS", "camera_status": "ONLINE"}
+        assert len(await audit.records(limit=10)) == 1
+    finally:
+        await audit.aclose()
