@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import structlog
 from graphql import GraphQLError
+from prometheus_client import Counter
 
 from connectors.base import JSON, FetchRequest, Page, Record, SearchRequest
 from connectors.errors import ConnectorError, FilterError, InvalidArgument
@@ -149,6 +150,26 @@ def _loader(
     return loader
 
 
+#: Records connectors returned past a related list's ``max_rows`` or a page's size, cut here.
+CUT = Counter(
+    "citygraph_connector_rows_cut",
+    "Records a connector returned past max_rows or the page size",
+    ["connector", "entity"],
+)
+_WARNED: set[tuple[str, str]] = set()  # (connector, entity) pairs logged once per process
+
+
+def _over(ctx: RequestContext, connector: str, entity: str, limit: int, extra: int) -> None:
+    """Count records cut from what a connector returned; log the first time per (connector, entity)."""
+    CUT.labels(connector, entity).inc(extra)
+    if (connector, entity) not in _WARNED:
+        _WARNED.add((connector, entity))
+        log.warning(
+            "connector returned more records than asked for; cut (counted in citygraph_connector_rows_cut_total)",
+            connector=connector, entity=entity, limit=limit, request_id=ctx.request_id,
+        )  # fmt: skip
+
+
 def _within(
     ctx: RequestContext, connector: str, entity: str, groups: Sequence[Sequence[Record]], limit: int | None
 ) -> Sequence[Sequence[Record]]:
@@ -157,10 +178,7 @@ def _within(
     cannot hand out more than the policy allows."""
     if limit is None or all(len(group) <= limit for group in groups):
         return groups
-    log.warning(
-        "connector returned more than max_rows per key; cut", connector=connector, entity=entity,
-        max_rows=limit, request_id=ctx.request_id,
-    )  # fmt: skip
+    _over(ctx, connector, entity, limit, sum(max(len(group) - limit, 0) for group in groups))
     return [group[:limit] for group in groups]
 
 
@@ -265,6 +283,9 @@ async def search_page(
     if source is None:  # subgraph mode: another subgraph serves this connector
         raise unavailable(connector)
     page = await _call(ctx, connector, lambda: source.search(request))
+    if len(page.records) > limit:  # the page size carries max_rows: held to it as related lists are
+        _over(ctx, connector, entity, limit, len(page.records) - limit)
+        page = Page(records=page.records[:limit], cursors=page.cursors[:limit], has_next_page=True)
     return _emit(ctx, entity, page.records, connector), page
 
 
