@@ -1,10 +1,11 @@
 """Every error leaves with a stable ``extensions.code`` and a message that leaks nothing.
 
 Codes: GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, BAD_USER_INPUT, QUERY_TOO_COMPLEX,
-FORBIDDEN, PURPOSE_REQUIRED, POLICY_UNAVAILABLE, CONNECTOR_UNAVAILABLE, AUDIT_UNAVAILABLE,
-INTERNAL_SERVER_ERROR. Validation messages lose graphql-core's "Did you mean ...?" hints (they
-disclose schema that introspection may hide); unexpected exceptions become "Unexpected error."
-with an error id that the server log carries next to the stack trace.
+FORBIDDEN, PURPOSE_REQUIRED, CASE_REF_REQUIRED, POLICY_UNAVAILABLE, CONNECTOR_UNAVAILABLE,
+CAMERA_OFFLINE, AUDIT_UNAVAILABLE, UNAUTHENTICATED, INTERNAL_SERVER_ERROR. Validation messages
+lose graphql-core's "Did you mean ...?" hints (they disclose schema that introspection may hide);
+unexpected exceptions become "Unexpected error." with an error id that the server log carries
+next to the stack trace.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ ZH_MESSAGES = {
     "CASE_REF_REQUIRED": "需要提供案件编号（X-Case-Ref 请求头）。",
     "POLICY_UNAVAILABLE": "策略引擎无法作出决定，敏感数据未返回。",
     "CONNECTOR_UNAVAILABLE": "该字段所属的部门系统未响应。",
-    "CAMERA_OFFLINE": "该摄像机当前离线或故障，无法提供实时流；录像仍可回放。",
+    "CAMERA_OFFLINE": "该摄像机当前离线或故障，无法提供实时流。",
     "AUDIT_UNAVAILABLE": "审计日志无法记录本次读取，数据未返回。",
     "INTERNAL_SERVER_ERROR": "服务器内部错误。",
     "UNAUTHENTICATED": "身份令牌无效或已过期。",

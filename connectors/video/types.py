@@ -177,11 +177,9 @@ class Camera:
         stream = cast(LiveStream, found[0])
         status = getattr(stream, "camera_status", None)
         if status != CameraStatus.ONLINE.value:
-            # A URL to a camera that sends nothing is no stream: nothing is signed or audited.
-            raise coded_error(
-                "CAMERA_OFFLINE",
-                f"This camera is {status}: no live stream can be issued. Its recordings can still be played back.",
-            )
+            # A URL to a camera that sends nothing is no stream: nothing is signed, no grant written.
+            state = status if status in (CameraStatus.OFFLINE.value, CameraStatus.FAULT.value) else "not ONLINE"
+            raise coded_error("CAMERA_OFFLINE", f"This camera is {state}: no live stream can be issued for it now.")
         suffix = "/index.m3u8" if protocol is StreamProtocol.HLS else ""
         await issue(ctx, decision, stream, protocol.value, f"live/{stream.device_id}{suffix}", "Camera.liveStream", {})
         return stream
