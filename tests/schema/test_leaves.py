@@ -113,10 +113,20 @@ def test_the_filler_gives_a_dates_text_whether_or_not_it_is_remembered(monkeypat
         row: dict[str, Any] = {}
         assert fill(SimpleNamespace(decision_date=day, at=None), row) == 2
         assert row == {"on": day.isoformat(), "at": None}
-    # a DateTime is no date here (nor is a date's subclass): it keeps its own coercion
+    # a DateTime is no date here: it keeps its own coercion
     row = {}
     assert fill(SimpleNamespace(decision_date=dt.datetime(2025, 3, 1, 8, tzinfo=dt.UTC), at=None), row) == 2
     assert row["on"] == "2025-03-01T08:00:00+00:00"
+    # a date's subclass is no plain value at all: the general loop (graphql-core's rules) takes it
+    row = {}
+    assert fill(SimpleNamespace(decision_date=_Day(2025, 3, 1), at=None), row) == 0 and "on" not in row
+
+
+class _Day(dt.date):
+    """A date subclass with its own ISO text: never mistaken for a date it equals."""
+
+    def isoformat(self) -> str:
+        return f"day {super().isoformat()}"
 
 
 SLOTS: tuple[Any, ...] = (

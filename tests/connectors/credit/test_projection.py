@@ -49,24 +49,25 @@ async def test_every_read_names_a_column_as_its_field(
     """By keys, related (capped in Python and ranked in SQL) and searched, a record carries the
     publicity end under its field's name, never the column's."""
     with sqlite3.connect(demo_dir / "credit.sqlite") as conn:
-        ends = {
-            str(i): dt.date.fromisoformat(d) for i, d in conn.execute("SELECT id, publicity_end FROM credit_records")
-        }
-        uscc = conn.execute("SELECT uscc FROM credit_records GROUP BY uscc ORDER BY count(*) DESC LIMIT 1").fetchone()[
-            0
-        ]
+        rows = conn.execute("SELECT id, publicity_end FROM credit_records")
+        ends = {str(i): dt.date.fromisoformat(d) for i, d in rows}
+        busiest = "SELECT uscc, count(*) FROM credit_records GROUP BY uscc ORDER BY count(*) DESC LIMIT 1"
+        uscc, most = conn.execute(busiest).fetchone()
     by_keys = await credit.fetch_many(FetchRequest("CreditRecord", sorted(ends)[:5], fields, {}))
-    related = [
-        record
-        for limit in (None, 1, 2**62)  # plain, capped in Python, ranked by the window function
-        for group in await credit.fetch_related(
-            FetchRequest("CreditRecord", [uscc], fields, {}, by="uscc", limit=limit)
-        )
-        for record in group
-    ]
+    related = []
+    # Keys of no enterprise widen the bound (limit x keys) past the busiest one's records.
+    padding = [f"91330200AAAAAAA{i:03d}" for i in range(most)]
+    for limit, keys in (
+        (None, [uscc]),  # every record, plain
+        (1, [uscc, *padding]),  # within the bound: read plain, capped in Python
+        (1, [uscc]),  # the bound reached: ranked by the window function
+        (2**62, [uscc]),  # a bound past a plain read's: ranked from the start
+    ):
+        request = FetchRequest("CreditRecord", keys, fields, {}, by="uscc", limit=limit)
+        related += [record for group in await credit.fetch_related(request) for record in group]
     page = await credit.search(SearchRequest("CreditRecord", fields, {}, first=5))
     records = [r for r in by_keys if r is not None] + related + list(page.records)
-    assert len(records) >= 5 + 3 + 5
+    assert len(records) >= 5 + most + 3 + 5
     for record in records:
         assert "publicity_end" not in record
         assert record["publicity_ends_on"] == ends[str(record["id"])]
