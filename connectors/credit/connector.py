@@ -85,6 +85,16 @@ def record_columns(fields: frozenset[str] | None) -> tuple[ColumnElement[Any], .
     return projected(_RECORD_COLUMNS, fields, _RECORD_ALWAYS, {})
 
 
+_PROFILE_ALWAYS = frozenset({"uscc"})
+
+
+@functools.lru_cache(maxsize=256)
+def profile_columns(fields: frozenset[str] | None) -> tuple[ColumnElement[Any], ...]:
+    """The ``credit_profiles`` columns that profiles carrying ``fields`` need: the key always (the
+    records link follows it); the internal score and the time of assessment only when selected."""
+    return projected(tuple(credit_profiles.c), fields, _PROFILE_ALWAYS, {})
+
+
 def _profile(row: dict[str, Any]) -> Record:
     """A profile row as its record, in place (``Database.rows`` gives each caller its own dicts)."""
     assessed = row.get("assessed_at")
@@ -152,7 +162,12 @@ class CreditConnector(DatabaseBacked):
             "CreditProfile": (credit_profiles, credit_profiles.c.uscc),
             "CreditRecord": (credit_records, credit_records.c.id),
         }[entity]
-        columns = record_columns(fields) if entity == "CreditRecord" else tuple(table.c)
+        if entity == "CreditRecord":
+            columns = record_columns(fields)
+        elif entity == "CreditProfile":
+            columns = profile_columns(fields)
+        else:
+            columns = tuple(table.c)
         return self._statements.get(
             ("many", entity, filter_key(row_filter), tuple(c.name for c in columns)),
             lambda: select(*columns).where(self._in(column), to_sqlalchemy(row_filter, FILTER_FIELDS[entity])),

@@ -10,8 +10,8 @@ import pytest
 
 from connectors.base import FetchRequest, SearchRequest
 from connectors.credit import CreditConnector
-from connectors.credit.connector import record_columns
-from connectors.credit.tables import credit_records
+from connectors.credit.connector import profile_columns, record_columns
+from connectors.credit.tables import credit_profiles, credit_records
 
 ALL = [c.name for c in credit_records.c]
 #: As rows name them: each column by its field's Python name.
@@ -71,3 +71,24 @@ async def test_every_read_names_a_column_as_its_field(
     for record in records:
         assert "publicity_end" not in record
         assert record["publicity_ends_on"] == ends[str(record["id"])]
+
+
+def test_profiles_read_the_score_and_time_of_assessment_only_when_selected() -> None:
+    def profile(fields: set[str] | None) -> list[str]:
+        return [c.name for c in profile_columns(None if fields is None else frozenset(fields))]
+
+    every = [c.name for c in credit_profiles.c]
+    assert profile({"rating"}) == ["uscc", "rating"]
+    assert profile(set()) == ["uscc"]  # only the records link: the key it follows
+    assert profile({"score", "assessed_at"}) == ["uscc", "score", "assessed_at"]
+    assert profile(None) == every and profile({"rating", "not_a_field_we_know"}) == every
+
+
+async def test_a_projected_profile_holds_what_was_selected(credit: CreditConnector, demo_dir: Path) -> None:
+    with sqlite3.connect(demo_dir / "credit.sqlite") as conn:
+        keys = [u for (u,) in conn.execute("SELECT uscc FROM credit_profiles ORDER BY uscc LIMIT 3")]
+    lean = await credit.fetch_many(FetchRequest("CreditProfile", keys, frozenset({"rating"}), {}))
+    full = await credit.fetch_many(FetchRequest("CreditProfile", keys, None, {}))
+    assert [dict(r or {}) for r in lean] == [{"uscc": r["uscc"], "rating": r["rating"]} for r in full if r]
+    times = [r["assessed_at"] for r in full if r is not None]
+    assert len(times) == 3 and all(isinstance(t, dt.datetime) and t.tzinfo is dt.UTC for t in times)
