@@ -237,6 +237,66 @@ class CompiledExecutionContext(AcyclicExecutionContext):
             plan, object_type, item_type, field_details_list, info, _items_of(path), result, position_context,
         )  # fmt: skip
 
+    def complete_object_value(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: FieldDetailsList,
+        info: Any,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        """A root field's object whose selection is leaves and batch links (an enterprise's
+        dossier), completed by its plan as a list's items are: leaves by the filler, links by their batch
+        resolvers (``fn(context, [object])``). A failure propagates to the caller, which handles it
+        as it handles graphql-core's (the object is null, or the error goes further). Any other
+        object is left to graphql-core whole."""
+        cls: type = type(result)
+        if (
+            path.prev is not None  # below the root, a nested object's timing is graphql-core's to keep
+            or return_type.is_type_of is not None
+            or (cls not in _RECORDS and not (len(_RECORDS) < _MAX_RECORD_CLASSES and _record_class(cls)))
+            or "__await__" in result.__dict__
+            or self._has_middleware()
+        ):
+            return super().complete_object_value(return_type, field_details_list, info, path, result, position_context)
+        plan = self._plan(return_type, field_details_list, path)
+        if plan is None or plan.generic:
+            # A field resolved by its own resolver (a connection's nodes, say) starts when
+            # graphql-core's execute_fields starts it: done here, the loads below it would start a
+            # turn of the loop apart from those of graphql-core's paths and miss their batch.
+            return super().complete_object_value(return_type, field_details_list, info, path, result, position_context)
+        _RECORDS.add(cls)
+
+        def path_of(_: int) -> Path:
+            return path
+
+        row: dict[str, Any] = {}
+        try:
+            done = plan.filler()(result, row)
+            if done != len(plan.steps):
+                self._complete_rest(plan, done, result, row, path_of, 0)
+        except _Bail:
+            _fallback("object")
+            return super().complete_object_value(return_type, field_details_list, info, path, result, position_context)
+        slot_type = GraphQLNonNull(return_type)  # a failure is the caller's to handle, as graphql-core's
+        completed: list[Any] = [row]
+        fast = [(0, row, result)]
+        batches = [
+            self._run_batch(
+                step, fast, return_type, slot_type, field_details_list, path_of, completed, position_context
+            )
+            for step in plan.batched
+        ]
+        if not batches:
+            return row
+        settled = self._settle(completed, [], batches, slot_type, field_details_list, path_of)
+
+        async def one() -> Any:
+            return (await settled)[0]
+
+        return one()
+
     def _has_middleware(self) -> bool:
         # strawberry always passes a MiddlewareManager; only one with resolvers changes resolution
         # (a schema extension with a resolve() hook): then every field must take the generic path.

@@ -32,7 +32,7 @@ from schema.execution import FALLBACKS, CompiledExecutionContext
 from schema.limits import Limits
 
 # Two enterprises with credit profiles, one without a profile, one unknown to the platform.
-USCCS = ["91330203MA2C4CE03N", "91330205MA2AFYKX7W", "91330206MA2GT0RX7B", "91330212MA2H2BKB0X"]
+USCCS = ["91330203MA2C4CE03N", "91330205MA2AFYKX7C", "91330206MA2GT0RX7Q", "91330212MA2H2BKB0C"]
 
 
 def record(i: int) -> dict[str, Any]:
@@ -171,6 +171,24 @@ REFERENCE = [
 ]
 
 
+# A root field's object (a dossier): leaves and batch links, completed by its plan.
+ROOT = (
+    'query($s: Boolean!) {{ enterprise(uscc: "{u}") {{ uscc name districtCode __typename n: name '
+    "credit {{ rating score assessedAt @skip(if: $s) records {{ id kind title content authority decisionDate "
+    "amount decisionNumber legalRepName legalRepIdNumber internalNote enterprise {{ uscc }} }} }} }} }}"
+)
+# Each enterprise's own case: one with surprises in its records, one without a profile, one the
+# platform does not know, and two aliased side by side.
+REFERENCE += [ROOT.format(u=u) for u in USCCS] + [
+    "query($s: Boolean!) { "
+    + " ".join(
+        f'e{n}: enterprise(uscc: "{u}") {{ uscc name @include(if: $s) credit {{ rating records {{ id title }} }} }}'
+        for n, u in enumerate(USCCS)
+    )
+    + " }"
+]
+
+
 @pytest.mark.parametrize("query", REFERENCE)
 @pytest.mark.parametrize("clearance", [1, 2, 3, 4])
 async def test_reference_queries_are_identical(schemas: Any, query: str, clearance: int) -> None:
@@ -183,12 +201,16 @@ async def test_reference_queries_are_identical(schemas: Any, query: str, clearan
 LINKS = "{ creditRecords(first: 24) { nodes { id enterprise { uscc name credit { rating records { id amount } } } } } }"
 
 
+ROOT_LINKS = f'{{ enterprise(uscc: "{USCCS[0]}") {{ uscc credit {{ rating records {{ id amount }} }} }} }}'
+
+
+@pytest.mark.parametrize("query", [LINKS, ROOT_LINKS], ids=["list", "root"])
 @pytest.mark.parametrize("down", ["Enterprise", "CreditProfile", "CreditRecord"])
-async def test_failing_batch_links_are_identical(schemas: Any, down: str) -> None:
+async def test_failing_batch_links_are_identical(schemas: Any, down: str, query: str) -> None:
     connector = schemas[2].connectors["credit"]
     connector.failing = frozenset({down})
     try:
-        compiled, generic = await run_both(schemas, LINKS, {}, 4)
+        compiled, generic = await run_both(schemas, query, {}, 4)
     finally:
         connector.failing = frozenset()
     assert compiled == generic
@@ -242,6 +264,28 @@ async def test_link_fields_of_list_items_resolve_in_batches(schemas: Any, monkey
     assert compiled[0]["creditRecords"]["nodes"][0]["enterprise"]["credit"]["records"]
     # 24 records -> their enterprises (18 known) -> 3 enterprises' credit -> 2 profiles' records.
     assert calls == ["enterprise:24", "credit:18", "records:12"]
+
+
+async def test_a_root_objects_links_resolve_by_their_batch_resolvers(
+    schemas: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dossier's links are batch links of one parent, not strawberry resolver calls; objects
+    below the root stay graphql-core's (their timing keeps other paths' loads in one batch)."""
+    calls: list[str] = []
+    run_batch = CompiledExecutionContext._run_batch
+
+    def counting(self: CompiledExecutionContext, step: Any, parents: list[Any], *args: Any) -> Any:
+        calls.append(f"{step.key}:{len(parents)}")
+        return run_batch(self, step, parents, *args)
+
+    monkeypatch.setattr(CompiledExecutionContext, "_run_batch", counting)
+    compiled, generic = await run_both(schemas, ROOT_LINKS, {}, 4)
+    assert compiled == generic and compiled[0]["enterprise"]["credit"]["records"]
+    assert calls == ["credit:1", "records:1"]
+    calls.clear()
+    query = "{ creditRecords(first: 1) { pageInfo { hasNextPage } nodes { id } } }"  # a connection: generic steps
+    compiled, generic = await run_both(schemas, query, {}, 4)
+    assert compiled == generic and calls == []
 
 
 async def test_clean_lists_complete_without_fallbacks(schemas: Any) -> None:
@@ -306,6 +350,10 @@ DISJOINT = [
     f"{{ {PAGE_A} {{ {NODES} }} {PAGE_B} {{ {EDGES} }} }}",
     f"{{ {PAGE_A} {{ {NODES} }} {PAGE_B} {{ {NODES} }} }}",
     LINKS,
+    # Root objects side by side: each level's loads meet across them too.
+    "{ "
+    + " ".join(f'e{n}: enterprise(uscc: "{u}") {{ credit {{ records {{ id }} }} }}' for n, u in enumerate(USCCS))
+    + " }",
 ]
 
 
