@@ -153,6 +153,16 @@ _RECORDS: set[type] = set()
 _MAX_RECORD_CLASSES = 256
 
 
+def _known_record(cls: type) -> bool:
+    """Whether ``cls`` passes ``_record_class``, remembered in ``_RECORDS`` while it has room."""
+    if cls in _RECORDS:
+        return True
+    if len(_RECORDS) < _MAX_RECORD_CLASSES and _record_class(cls):
+        _RECORDS.add(cls)
+        return True
+    return False
+
+
 @functools.lru_cache(maxsize=256)
 def _record_class(cls: type) -> bool:
     """True when no instance of exactly ``cls`` is None, an exception or awaitable by its class —
@@ -247,55 +257,61 @@ class CompiledExecutionContext(AcyclicExecutionContext):
         position_context: Any,
     ) -> Any:
         """A root field's object whose selection is leaves and batch links (an enterprise's
-        dossier), completed by its plan as a list's items are: leaves by the filler, links by their batch
-        resolvers (``fn(context, [object])``). A failure propagates to the caller, which handles it
-        as it handles graphql-core's (the object is null, or the error goes further). Any other
-        object is left to graphql-core whole."""
-        cls: type = type(result)
-        if (
-            path.prev is not None  # below the root, a nested object's timing is graphql-core's to keep
-            or return_type.is_type_of is not None
-            or (cls not in _RECORDS and not (len(_RECORDS) < _MAX_RECORD_CLASSES and _record_class(cls)))
-            or "__await__" in result.__dict__
-            or self._has_middleware()
-        ):
-            return super().complete_object_value(return_type, field_details_list, info, path, result, position_context)
-        plan = self._plan(return_type, field_details_list, path)
-        if plan is None or plan.generic:
-            # A field resolved by its own resolver (a connection's nodes, say) starts when
-            # graphql-core's execute_fields starts it: done here, the loads below it would start a
-            # turn of the loop apart from those of graphql-core's paths and miss their batch.
-            return super().complete_object_value(return_type, field_details_list, info, path, result, position_context)
-        _RECORDS.add(cls)
+        dossier), completed by its plan as a list's items are: leaves by the filler, links by
+        their batch resolvers (``fn(context, [object])``). A failure propagates to the caller,
+        which handles it as it handles graphql-core's (the object is null, or the error goes
+        further). Any other object is left to graphql-core whole."""
 
         def path_of(_: int) -> Path:
             return path
 
-        row: dict[str, Any] = {}
-        try:
-            done = plan.filler()(result, row)
-            if done != len(plan.steps):
-                self._complete_rest(plan, done, result, row, path_of, 0)
-        except _Bail:
-            _fallback("object")
+        plan = self._root_plan(return_type, field_details_list, path, result)
+        row: dict[str, Any] | None = None
+        if plan is not None:
+            row = {}
+            try:
+                done = plan.filler()(result, row)
+                if done != len(plan.steps):
+                    self._complete_rest(plan, done, result, row, path_of, 0)
+            except _Bail:
+                _fallback("object")
+                row = None
+        if plan is None or row is None:
             return super().complete_object_value(return_type, field_details_list, info, path, result, position_context)
         slot_type = GraphQLNonNull(return_type)  # a failure is the caller's to handle, as graphql-core's
         completed: list[Any] = [row]
         fast = [(0, row, result)]
+        details = field_details_list
         batches = [
-            self._run_batch(
-                step, fast, return_type, slot_type, field_details_list, path_of, completed, position_context
-            )
+            self._run_batch(step, fast, return_type, slot_type, details, path_of, completed, position_context)
             for step in plan.batched
         ]
         if not batches:
             return row
-        settled = self._settle(completed, [], batches, slot_type, field_details_list, path_of)
+        settled = self._settle(completed, [], batches, slot_type, details, path_of)
 
         async def one() -> Any:
             return (await settled)[0]
 
         return one()
+
+    def _root_plan(
+        self, object_type: GraphQLObjectType, details: FieldDetailsList, path: Path, result: Any
+    ) -> _Plan | None:
+        """The plan ``complete_object_value`` completes ``result`` by, or None (graphql-core's)."""
+        if (
+            path.prev is not None  # below the root, a nested object's timing is graphql-core's to keep
+            or object_type.is_type_of is not None
+            or not _known_record(type(result))
+            or "__await__" in result.__dict__
+            or self._has_middleware()
+        ):
+            return None
+        plan = self._plan(object_type, details, path)
+        # A field resolved by its own resolver (a connection's nodes, say) starts when graphql-core's
+        # execute_fields starts it: done here, the loads below it would start a turn of the loop
+        # apart from those of graphql-core's paths and miss their batch.
+        return None if plan is None or plan.generic else plan
 
     def _has_middleware(self) -> bool:
         # strawberry always passes a MiddlewareManager; only one with resolvers changes resolution
@@ -468,9 +484,7 @@ class CompiledExecutionContext(AcyclicExecutionContext):
                         item, completed, awaitables, index, slot_type, slot_details, info, path_of, position_context
                     )
                     continue
-                cls: type = type(item)
-                if len(records) < _MAX_RECORD_CLASSES and _record_class(cls):
-                    records.add(cls)
+                _known_record(type(item))  # checked once per class from now on
             row: dict[str, Any] = {}
             try:
                 # Leaves first: a bail-out must happen before any resolver has been started. The

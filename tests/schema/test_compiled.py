@@ -249,8 +249,9 @@ async def test_a_failed_batch_link_is_reported_not_raised_once_per_parent(
     assert depths == [depths[0]] * 24
 
 
-async def test_link_fields_of_list_items_resolve_in_batches(schemas: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One batch call per link field and list, not one resolver call per item."""
+@pytest.fixture
+def batch_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``field:parents`` of every batch field the compiled executor resolves, in order."""
     calls: list[str] = []
     run_batch = CompiledExecutionContext._run_batch
 
@@ -259,6 +260,12 @@ async def test_link_fields_of_list_items_resolve_in_batches(schemas: Any, monkey
         return run_batch(self, step, parents, *args)
 
     monkeypatch.setattr(CompiledExecutionContext, "_run_batch", counting)
+    return calls
+
+
+async def test_link_fields_of_list_items_resolve_in_batches(schemas: Any, batch_calls: list[str]) -> None:
+    """One batch call per link field and list, not one resolver call per item."""
+    calls = batch_calls
     compiled, generic = await run_both(schemas, LINKS, {}, 4)
     assert compiled == generic
     assert compiled[0]["creditRecords"]["nodes"][0]["enterprise"]["credit"]["records"]
@@ -266,19 +273,10 @@ async def test_link_fields_of_list_items_resolve_in_batches(schemas: Any, monkey
     assert calls == ["enterprise:24", "credit:18", "records:12"]
 
 
-async def test_a_root_objects_links_resolve_by_their_batch_resolvers(
-    schemas: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_root_objects_links_resolve_by_their_batch_resolvers(schemas: Any, batch_calls: list[str]) -> None:
     """A dossier's links are batch links of one parent, not strawberry resolver calls; objects
     below the root stay graphql-core's (their timing keeps other paths' loads in one batch)."""
-    calls: list[str] = []
-    run_batch = CompiledExecutionContext._run_batch
-
-    def counting(self: CompiledExecutionContext, step: Any, parents: list[Any], *args: Any) -> Any:
-        calls.append(f"{step.key}:{len(parents)}")
-        return run_batch(self, step, parents, *args)
-
-    monkeypatch.setattr(CompiledExecutionContext, "_run_batch", counting)
+    calls = batch_calls
     compiled, generic = await run_both(schemas, ROOT_LINKS, {}, 4)
     assert compiled == generic and compiled[0]["enterprise"]["credit"]["records"]
     assert calls == ["credit:1", "records:1"]
