@@ -7,7 +7,9 @@ statement shape — the compiled SQL, its positional parameters with their bind 
 result columns with their result processors — and runs a read as SQLAlchemy's own
 ``DefaultExecutionContext`` would: the same compiled-statement cache key and extracted values,
 the same ``construct_params`` and expansion of ``IN`` lists, one ``sqlite3`` execute and
-``fetchall``, the same processors. Rows are the dicts the SQLAlchemy path returns.
+``fetchall``, the same processors. Rows are the dicts the SQLAlchemy path returns. A statement
+object that a connector reuses (``connectors.sql.StatementCache``) is looked up in SQLAlchemy's
+cache once; later reads of it only bind their values.
 
 Expanding an ``IN`` list rewrites the SQL text, which cost about as much as the rest of a small
 read's preparation. For a statement whose only execution-time parameters are plain (typed, not
@@ -57,6 +59,10 @@ class _Expansion:
     params: tuple[tuple[str, int, Callable[[Any], Any] | None], ...]
 
 
+#: What a statement object compiles to: itself, its compiled form, shape (``None``: not prepared),
+#: extracted and collected parameters.
+_Known = tuple[Any, Any, "_Shape | None", Any, Any]
+
 #: A read ready to run: its shape, the SQL and the positional parameters.
 Prepared = tuple[_Shape, str, tuple[Any, ...]]
 
@@ -75,6 +81,10 @@ class PreparedReads:
         # A shape meets lists of a few lengths (batches of 1 key, of a page's 100, ...).
         self._expansions: LRUCache[tuple[object, ...], _Expansion] = LRUCache(SHAPES * 8)
         self._connection: Any = None  # the pool's proxied DBAPI connection, once checked out
+        # By statement object: connectors reuse statements (connectors.sql.StatementCache), and
+        # for one object and parameter names the compiled form, the extracted values and the
+        # shape never change. The entry holds the statement, so its id is not reused meanwhile.
+        self._known: LRUCache[tuple[int, tuple[str, ...]], _Known] = LRUCache(SHAPES)
 
     def rows(self, query: Executable, params: Mapping[str, object] | None) -> list[dict[str, Any]] | None:
         """The rows of ``query`` as dicts, or ``None`` when it cannot be run prepared (then run it
@@ -108,21 +118,30 @@ class PreparedReads:
         return [row(r) for r in data]
 
     def _prepare(self, query: Executable, params: Mapping[str, object] | None) -> Prepared | None:
-        if not isinstance(query, ClauseElement):
-            return None
-        keys = sorted(params) if params else []
-        compiled, extracted, collected, _ = query._compile_w_cache(  # SQLAlchemy's own cache step
-            self._dialect, compiled_cache=self._compiled, column_keys=keys, for_executemany=False
-        )
-        if not isinstance(compiled, SQLCompiler):
-            return None
-        shape = self._shapes.get(compiled, _UNSEEN)
-        if shape is _UNSEEN:
-            shape = self._shapes[compiled] = _shape_of(compiled, self._dialect)
+        keys = tuple(sorted(params)) if params else ()
+        known = self._known.get((id(query), keys))
+        if known is None or known[0] is not query:
+            known = self._know(query, keys)
+        _, compiled, shape, extracted, collected = known
         if shape is None:
             return None
         sql, args = self._bind(compiled, shape, params, extracted, collected)
         return shape, sql, args
+
+    def _know(self, query: Executable, keys: tuple[str, ...]) -> _Known:
+        if not isinstance(query, ClauseElement):
+            return query, None, None, None, None
+        compiled, extracted, collected, _ = query._compile_w_cache(  # SQLAlchemy's own cache step
+            self._dialect, compiled_cache=self._compiled, column_keys=list(keys), for_executemany=False
+        )
+        if not isinstance(compiled, SQLCompiler):
+            return query, None, None, None, None
+        shape = self._shapes.get(compiled, _UNSEEN)
+        if shape is _UNSEEN:
+            shape = self._shapes[compiled] = _shape_of(compiled, self._dialect)
+        known: _Known = (query, compiled, shape, extracted, collected)
+        self._known[(id(query), keys)] = known
+        return known
 
     def _bind(
         self, compiled: SQLCompiler, shape: _Shape, params: Mapping[str, object] | None, extracted: Any, collected: Any

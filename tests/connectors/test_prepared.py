@@ -126,6 +126,23 @@ def test_one_shape_serves_statements_with_other_values(engine: Engine) -> None:
     prepared.close()
 
 
+def test_a_statement_object_is_compiled_once_and_its_values_bound_on_every_read(engine: Engine) -> None:
+    # Known by identity: two live statements of one shape keep their own literal values, and a
+    # reused one takes each read's parameters.
+    prepared = PreparedReads(engine)
+    early, late = (
+        select(things.c.id).where(things.c.made_on < dt.date(2025, 1, day), things.c.id > bindparam("least"))
+        for day in (5, 20)
+    )
+    answers = []
+    for query, least in ((early, 3), (late, 3), (early, 10), (late, 10), (early, 3)):
+        answers.append(prepared.rows(query, {"least": least}))
+        assert answers[-1] == reference(engine, query, {"least": least})
+    assert answers[0] != answers[1] and answers[1] != answers[3] and answers[0] == answers[4]
+    assert len(prepared._known) == 2 and len(prepared._shapes) == 1
+    prepared.close()
+
+
 def test_in_list_expansions_are_reused_by_length(engine: Engine) -> None:
     prepared = PreparedReads(engine)
     least = bindparam("least", type_=Numeric(12, 2))
