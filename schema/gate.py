@@ -78,7 +78,7 @@ def gate(limits: Limits, *, introspection: bool = True) -> type[SchemaExtension]
                     schema, document, chosen, lambda: validate_document(schema, document, chosen)
                 )
                 if not errors:
-                    problem = cost_problem(limits, document, ec.operation_name, ec.variables)
+                    problem = cost_problem(limits, document, ec.operation_name, ec.variables, schema)
                     if problem is not None:
                         # A result set before execution makes strawberry skip executing the operation.
                         ec.result = ExecutionResult(data=None, errors=[problem])

@@ -10,15 +10,18 @@ connector is called.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from graphql import (
+    ArgumentNode,
     DocumentNode,
+    ExecutableDefinitionNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
     OperationDefinitionNode,
@@ -28,6 +31,7 @@ from graphql import (
 )
 
 from schema.operation import effective_variables
+from schema.per_document import PerDocument
 
 DEFAULT_LIST_SIZE = 10
 #: List fields without a ``first`` argument; under a paged connection they are the page itself.
@@ -53,7 +57,7 @@ class _Stats:
 
 def _first(node: FieldNode, variables: Mapping[str, object]) -> int | None:
     for arg in node.arguments or ():
-        if arg.name.value in ("first", "last", "k"):
+        if arg.name.value in _SIZE_ARGUMENTS:
             if isinstance(arg.value, IntValueNode):
                 return int(arg.value.value)
             if isinstance(arg.value, VariableNode):
@@ -144,19 +148,71 @@ def limits_rule(limits: Limits) -> type[ValidationRule]:
 
 
 def cost_problem(
-    limits: Limits, document: DocumentNode, operation_name: str | None, variables: Mapping[str, object] | None
+    limits: Limits,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, object] | None,
+    schema: GraphQLSchema,
 ) -> GraphQLError | None:
-    """The QUERY_TOO_COMPLEX error when the operation's estimated cost is over the limit."""
+    """The QUERY_TOO_COMPLEX error when the operation's estimated cost is over the limit.
+
+    The estimate depends on the document and on the integer values of the variables its
+    ``first``/``last``/``k`` arguments name, nothing else: it is computed once per (schema,
+    document, operation, those values), not walked again on every request."""
+    chosen = _COST_OPERATIONS.get(schema, document, operation_name, lambda: _operation(document, operation_name))
+    if chosen is None:
+        return None
+    operation, reads = chosen
+    given = effective_variables(operation, variables) if reads else {}
+    values = tuple(v if isinstance(v := given.get(name), int) else None for name in reads)
+    cost = _COSTS.get(schema, document, (operation_name, values), lambda: _cost(document, operation, given))
+    return _too_complex("estimated cost", cost, limits.max_cost, operation) if cost > limits.max_cost else None
+
+
+def _operation(
+    document: DocumentNode, operation_name: str | None
+) -> tuple[OperationDefinitionNode, tuple[str, ...]] | None:
+    """The operation ``operation_name`` names (the first when ``None``) and the variables whose
+    values the cost estimate reads (those of ``first``, ``last`` and ``k`` arguments), sorted."""
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     chosen = next(
         (o for o in operations if operation_name is None or (o.name and o.name.value == operation_name)), None
     )
     if chosen is None:
         return None
+    reads = {
+        node.value.name.value
+        for node in _arguments(document)
+        if node.name.value in _SIZE_ARGUMENTS and isinstance(node.value, VariableNode)
+    }
+    return chosen, tuple(sorted(reads))
+
+
+def _arguments(document: DocumentNode) -> Iterator[ArgumentNode]:
+    """Every field argument in the document (all operations and fragments: a superset is safe)."""
+    pending: list[SelectionSetNode] = [
+        d.selection_set for d in document.definitions if isinstance(d, ExecutableDefinitionNode)
+    ]
+    while pending:
+        for selection in pending.pop().selections:
+            if isinstance(selection, FieldNode):
+                yield from selection.arguments or ()
+            inner = getattr(selection, "selection_set", None)  # fields and inline fragments
+            if inner is not None:
+                pending.append(inner)
+
+
+def _cost(document: DocumentNode, operation: OperationDefinitionNode, variables: Mapping[str, object]) -> int:
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     stats = _Stats()
-    _measure(chosen.selection_set, fragments, effective_variables(chosen, variables), stats, 0, 1, frozenset())
-    return _too_complex("estimated cost", stats.cost, limits.max_cost, chosen) if stats.cost > limits.max_cost else None
+    _measure(operation.selection_set, fragments, variables, stats, 0, 1, frozenset())
+    return stats.cost
+
+
+#: The arguments whose values multiply the rows below a field (``_first``).
+_SIZE_ARGUMENTS = frozenset({"first", "last", "k"})
+_COST_OPERATIONS: PerDocument[tuple[OperationDefinitionNode, tuple[str, ...]] | None] = PerDocument(1024)
+_COSTS: PerDocument[int] = PerDocument(4096)
 
 
 __all__ = ["DEFAULT_LIST_SIZE", "Limits", "cost_problem", "limits_rule"]

@@ -96,6 +96,21 @@ async def test_over_a_limit_is_refused_before_any_resolver(query: str, variables
     assert CALLS == []
 
 
+async def test_the_cost_of_one_document_follows_its_variables_every_time() -> None:
+    # Costs are kept per document and the values of the variables that size lists: a cached
+    # estimate must never let a larger page through, nor refuse a smaller one.
+    schema = _schema()
+    spread = "query Q($n: Int = 17) { ...F } fragment F on Query { items(first: $n) { name child { name } } }"
+    for n, refused in ((16, False), (17, True), (16, False), (30, True), (None, True), (16, False)):
+        result = await _run(schema, spread, None if n is None else {"n": n})  # n None: the default, 17
+        assert _codes(result) == (["QUERY_TOO_COMPLEX"] if refused else []), n
+        assert CALLS == ([] if refused else ["items"]), n
+    two = "query A { items(first: 2) { name } } query B { items(first: 30) { name child { name } } }"
+    for name, refused in (("A", False), ("B", True), ("A", False)):
+        result = await schema.execute(two, operation_name=name)
+        assert _codes(result) == (["QUERY_TOO_COMPLEX"] if refused else []), name
+
+
 async def test_over_the_token_limit_is_refused_even_when_cached_under_a_higher_one() -> None:
     query = "{ " + "__typename " * 40 + "}"  # over 40 tokens
     roomy = strawberry.Schema(query=Query, extensions=[gate(Limits(max_tokens=100))])
