@@ -69,7 +69,7 @@ from prometheus_client import Counter
 
 from schema.acyclic import AcyclicExecutionContext
 from schema.directives import BATCH, BatchResolver
-from schema.leaves import MISSING, Filler, Slot, coercions, filler, interpreted, not_plain, settle
+from schema.leaves import MISSING, NO_ATTRIBUTES, Filler, Slot, coercions, filler, interpreted, not_plain, settle
 from schema.per_document import PerDocument
 
 log = structlog.get_logger(__name__)
@@ -166,12 +166,15 @@ def _known_record(cls: type) -> bool:
 @functools.lru_cache(maxsize=256)
 def _record_class(cls: type) -> bool:
     """True when no instance of exactly ``cls`` is None, an exception or awaitable by its class —
-    the checks graphql-core makes of every list item, made once per class instead.
+    the checks graphql-core makes of every list item, made once per class instead — and an
+    instance's attributes are its ``__dict__``'s entries wherever it has one (the filler reads
+    them there: ``schema.leaves.NO_ATTRIBUTES``).
 
     graphql-core's ``is_awaitable`` asks ``hasattr(item, "__await__")``: a class that answers
     attribute reads itself (``__getattr__``, ``__getattribute__``) is checked per item, and so is
     an instance without a ``__dict__``; the caller still looks for ``__await__`` in each
-    instance's ``__dict__`` (a row with such a key would be one).
+    instance's ``__dict__`` (a row with such a key would be one). So is a class with a data
+    descriptor (a property, a slot), which ``getattr`` prefers to the ``__dict__``.
     """
     if issubclass(cls, BaseException | CoroutineType | GeneratorType | Awaitable) or cls is type(None):
         return False
@@ -186,7 +189,15 @@ def _record_class(cls: type) -> bool:
             return False
         if "__dict__" in own and type(own["__dict__"]) is not GetSetDescriptorType:
             return False
+        for name, value in own.items():
+            kind = type(value)
+            if name not in _OWN_DESCRIPTORS and (hasattr(kind, "__set__") or hasattr(kind, "__delete__")):
+                return False
     return True
+
+
+#: The data descriptors every class with instance dicts has, which name no attribute of a record.
+_OWN_DESCRIPTORS = frozenset({"__dict__", "__weakref__"})
 
 
 #: Plans shared across requests, by (schema, operation node, object type and field nodes): the
@@ -269,8 +280,9 @@ class CompiledExecutionContext(AcyclicExecutionContext):
         row: dict[str, Any] | None = None
         if plan is not None:
             row = {}
+            attributes = result.__dict__  # a record class's (_root_plan): its attributes
             try:
-                done = plan.filler()(result, row)
+                done = plan.filler()(result, row, attributes if type(attributes) is dict else NO_ATTRIBUTES)
                 if done != len(plan.steps):
                     self._complete_rest(plan, done, result, row, path_of, 0)
             except _Bail:
@@ -463,7 +475,7 @@ class CompiledExecutionContext(AcyclicExecutionContext):
         fill, size, generic = plan.filler(), len(plan.steps), plan.generic
         records = _RECORDS  # item classes whose instances are never None, failed or awaitable
         for index, item in enumerate(items):
-            if type(item) not in records or "__await__" in item.__dict__:
+            if type(item) not in records or "__await__" in (attributes := item.__dict__):
                 if item is None:
                     if slot_nullable:
                         completed.append(None)
@@ -484,12 +496,16 @@ class CompiledExecutionContext(AcyclicExecutionContext):
                         item, completed, awaitables, index, slot_type, slot_details, info, path_of, position_context
                     )
                     continue
-                _known_record(type(item))  # checked once per class from now on
+                # Checked once per class from now on; this item's attributes read as a record's
+                # only when its class is one (else by getattr: it may answer reads itself).
+                attributes = item.__dict__ if _known_record(type(item)) else NO_ATTRIBUTES
+            if type(attributes) is not dict:
+                attributes = NO_ATTRIBUTES  # a dict subclass's lookups need not be getattr's
             row: dict[str, Any] = {}
             try:
                 # Leaves first: a bail-out must happen before any resolver has been started. The
                 # generated filler completes what it can; the general loop takes over where it stopped.
-                done = fill(item, row)
+                done = fill(item, row, attributes)
                 item_path = None if done == size else self._complete_rest(plan, done, item, row, path_of, index)
                 if generic:
                     for key, value in self._execute_generic(plan, object_type, item, row, item_path, path_of, index,

@@ -13,7 +13,8 @@ graphql-core's own rules, reading that attribute again (records are plain data).
 
 Generated, because interpreting a plan cost a loop iteration, four attribute reads and a table
 lookup per value, where the filler tests the value's type against the types the leaf's rows
-carry (a ``str`` of a String, a ``date`` of a Date) and calls the coercion directly. The source
+carry (a ``str`` of a String, a ``date`` of a Date) and calls the coercion directly; a record's
+values are read from its ``__dict__`` by subscript (:data:`NO_ATTRIBUTES`). The source
 holds ``repr`` literals of attribute and type names and numbered references to objects, never
 raw text; response keys (client aliases) are arguments of the function that makes the filler,
 so aliases share one compiled function. A shape (each step's attribute, leaf type and
@@ -39,9 +40,17 @@ Coerce = Callable[[Any], Any]
 T = TypeVar("T")
 #: What ``getattr`` gives for an attribute the item does not have (the item goes to graphql-core).
 MISSING: Any = object()
-#: Fills a row from an item; returns the number of steps completed (all of them, or the index of
-#: the first step the general loop must complete).
-Filler = Callable[[Any, dict[str, Any]], int]
+#: Fills a row from an item and its attribute dict (``ATTRIBUTES``); returns the number of steps
+#: completed (all of them, or the index of the first step the general loop must complete).
+Filler = Callable[[Any, dict[str, Any], dict[str, Any]], int]
+
+#: What a filler is given as an item's attribute dict when its class is not a record class
+#: (``schema.execution``): empty, so every value is read with ``getattr``. For an instance of a
+#: record class, whose ``__dict__`` (an exact ``dict``) answers every attribute it holds — no data
+#: descriptor, ``__getattr__`` or ``__getattribute__`` in the class — the filler is given that
+#: ``__dict__`` and reads a value there by subscript, a third of ``getattr``'s cost; a name not in
+#: it (a class default, a method) is still read with ``getattr``.
+NO_ATTRIBUTES: dict[str, Any] = {}
 
 #: A step as the generated code sees it: (response key, attribute name or None, leaf type or
 #: None, nullable). A leaf step has both; ``__typename`` has no attribute and the type name as
@@ -152,7 +161,10 @@ def _leaf_lines(index: int, name: str, leaf: GraphQLLeafType, nullable: bool, sc
     table = coercions(leaf)
     scope[f"T{index}"] = table
     key = f"k{index}"
-    lines = [f"v = getattr(item, {name!r}, MISSING)", "t = type(v)"]
+    # The record's __dict__ first (NO_ATTRIBUTES for other items): a subscript, where getattr
+    # looks through the class first; a miss is whatever getattr finds (a class default, MISSING).
+    lines = ["try:", f"    v = d[{name!r}]", "except KeyError:", f"    v = getattr(item, {name!r}, MISSING)"]
+    lines.append("t = type(v)")
     first = [kind for kind in _FIRST if kind in table and (table[kind] is None or _total(kind, table[kind]))]
     branch = "if"
     for n, kind in enumerate(first[:_MOST_FIRST]):
@@ -212,14 +224,14 @@ def _factory(shape: _Shape) -> Callable[..., Filler]:
             body.append(f"row[k{index}] = None")
     body.append(f"return {len(shape)}")
     keys = ", ".join(f"k{index}" for index in range(len(shape)))
-    source = f"def make({keys}):\n    def fill(item, row):\n" + "".join(f"        {line}\n" for line in body)
+    source = f"def make({keys}):\n    def fill(item, row, d):\n" + "".join(f"        {line}\n" for line in body)
     source += "    return fill\n"
     exec(compile(source, "<compiled completion>", "exec"), scope)  # noqa: S102 (names are repr()'d)
     make: Callable[..., Filler] = scope["make"]
     return make
 
 
-def interpreted(item: Any, row: dict[str, Any]) -> int:
+def interpreted(item: Any, row: dict[str, Any], attributes: dict[str, Any]) -> int:
     """The filler of a shape seen once: completes nothing, the general loop does it all."""
     return 0
 
@@ -289,6 +301,7 @@ def _put(cache: dict[Any, T], key: Any, value: T, most: int) -> T:
 
 __all__ = [
     "MISSING",
+    "NO_ATTRIBUTES",
     "PLAIN",
     "Coerce",
     "Filler",

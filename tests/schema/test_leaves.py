@@ -34,7 +34,7 @@ from strawberry.schema.config import StrawberryConfig
 from schema import execution, leaves
 from schema.acyclic import AcyclicExecutionContext
 from schema.execution import CompiledExecutionContext, _no_conditions, _record_class
-from schema.leaves import PLAIN, Filler, Slot, _put, coercions, filler, interpreted
+from schema.leaves import NO_ATTRIBUTES, PLAIN, Filler, Slot, _put, coercions, filler, interpreted
 from schema.per_document import PerDocument
 from schema.scalars import SCALAR_MAP, Adcode
 
@@ -112,15 +112,15 @@ def test_the_filler_gives_a_dates_text_whether_or_not_it_is_remembered(monkeypat
     monkeypatch.setattr(leaves, "_MAX_DATES", 1)  # every other date empties the table
     for day in (dt.date(2025, 3, 1), dt.date(2025, 3, 2), dt.date(2025, 3, 1), dt.date(1999, 12, 31)):
         row: dict[str, Any] = {}
-        assert fill(SimpleNamespace(decision_date=day, at=None), row) == 2
+        assert _run(fill, SimpleNamespace(decision_date=day, at=None), row) == 2
         assert row == {"on": day.isoformat(), "at": None}
     # a DateTime is no date here: it keeps its own coercion
     row = {}
-    assert fill(SimpleNamespace(decision_date=dt.datetime(2025, 3, 1, 8, tzinfo=dt.UTC), at=None), row) == 2
+    assert _run(fill, SimpleNamespace(decision_date=dt.datetime(2025, 3, 1, 8, tzinfo=dt.UTC), at=None), row) == 2
     assert row["on"] == "2025-03-01T08:00:00+00:00"
     # a date's subclass is no plain value at all: the general loop (graphql-core's rules) takes it
     row = {}
-    assert fill(SimpleNamespace(decision_date=_Day(2025, 3, 1), at=None), row) == 0 and "on" not in row
+    assert _run(fill, SimpleNamespace(decision_date=_Day(2025, 3, 1), at=None), row) == 0 and "on" not in row
 
 
 class _Day(dt.date):
@@ -162,9 +162,38 @@ def _compiled(slots: tuple[Slot, ...]) -> Filler:
     return fill
 
 
+def _run(fill: Filler, item: object, row: dict[str, Any]) -> int:
+    """``fill`` on ``item`` read as a record's ``__dict__`` (into ``row``) and by ``getattr``:
+    the same steps completed, the same values in the same order."""
+    by_getattr: dict[str, Any] = {}
+    done = fill(item, by_getattr, NO_ATTRIBUTES)
+    assert fill(item, row, vars(item)) == done
+    assert list(row.items()) == list(by_getattr.items())
+    return done
+
+
+class _Defaults:
+    """Values a record's ``__dict__`` may lack: a class default, a method."""
+
+    title = "类默认"
+
+    def amount(self) -> str:  # a method where a value was expected: no plain value
+        return "1"
+
+
+def test_names_missing_from_a_records_dict_are_read_as_getattr_reads_them() -> None:
+    slots: tuple[Slot, ...] = (("t", "title", GraphQLString, False), ("a", "amount", GraphQLString, True))
+    item = _Defaults()
+    row: dict[str, Any] = {}
+    assert _run(_compiled(slots), item, row) == 1 and row == {"t": "类默认"}  # the method: the general loop's
+    item.__dict__.update(title="自己的", amount="2")  # the instance's own values come first, as for getattr
+    row = {}
+    assert _run(_compiled(slots), item, row) == 2 and row == {"t": "自己的", "a": "2"}
+
+
 def test_the_filler_completes_every_plain_value_in_response_order() -> None:
     row: dict[str, Any] = {}
-    assert _compiled(SLOTS)(_item(), row) == len(SLOTS)
+    assert _run(_compiled(SLOTS), _item(), row) == len(SLOTS)
     assert list(row.items()) == [
         ("id", "12"), ("title", "处罚"), ("__typename", "CreditRecord"), ("kind", "RED"),
         ("decisionDate", "2025-03-01"), ("enterprise", None), ("amount", "100.50"), ("code", "330203"),
@@ -173,7 +202,7 @@ def test_the_filler_completes_every_plain_value_in_response_order() -> None:
 
 def test_a_null_in_a_nullable_field_is_completed() -> None:
     row: dict[str, Any] = {}
-    assert _compiled(SLOTS)(_item(amount=None, code=None), row) == len(SLOTS)
+    assert _run(_compiled(SLOTS), _item(amount=None, code=None), row) == len(SLOTS)
     assert row["amount"] is None and row["code"] is None
 
 
@@ -191,7 +220,7 @@ def test_a_null_in_a_nullable_field_is_completed() -> None:
 )
 def test_the_filler_stops_at_the_first_value_it_cannot_settle(changes: dict[str, object], stop: int) -> None:
     row: dict[str, Any] = {}
-    assert _compiled(SLOTS)(_item(**changes), row) == stop
+    assert _run(_compiled(SLOTS), _item(**changes), row) == stop
     assert list(row) == [slot[0] for slot in SLOTS[:stop]]  # what comes before is completed
 
 
@@ -200,14 +229,14 @@ def test_a_value_a_coercion_maps_to_nothing_is_left_to_the_general_loop(nothing:
     nothing = GraphQLScalarType("Nothing", serialize=lambda value: None)
     row: dict[str, Any] = {}
     fill = _compiled((("a", "a", GraphQLString, False), ("n", "n", nothing, True)))
-    assert fill(SimpleNamespace(a="x", n="y"), row) == 1
+    assert _run(fill, SimpleNamespace(a="x", n="y"), row) == 1
 
 
 def test_names_reach_the_source_only_as_literals() -> None:
     key, name = "k');\nimport os  #\"'", "n'); raise SystemExit('"
     fill = _compiled(((key, name, GraphQLString, False),))
     row: dict[str, Any] = {}
-    assert fill(SimpleNamespace(**{name: "v"}), row) == 1
+    assert _run(fill, SimpleNamespace(**{name: "v"}), row) == 1
     assert row == {key: "v"}
 
 
@@ -220,7 +249,7 @@ def test_a_shape_is_compiled_the_second_time_and_aliases_share_its_code() -> Non
     aliased = _compiled((("other", "title", GraphQLString, False), ("m", "amount", fresh, True)))
     assert aliased.__code__ is fill.__code__  # the keys are the function's own, the code is shared
     row: dict[str, Any] = {}
-    assert aliased(_item(), row) == 2
+    assert _run(aliased, _item(), row) == 2
     assert row == {"other": "处罚", "m": "100.50"}
 
 
@@ -260,6 +289,12 @@ class _OwnDict:
     __dict__: Any = property(lambda self: {})  # a __dict__ that is not the instance's own
 
 
+class _Property:
+    @property
+    def name(self) -> str:  # getattr reads this, whatever the instance's __dict__ holds
+        return "property"
+
+
 class _Impostor:
     @property  # type: ignore[misc]
     def __class__(self) -> type:
@@ -269,7 +304,9 @@ class _Impostor:
 def test_record_classes_are_only_those_no_instance_of_which_needs_a_check() -> None:
     assert _record_class(_Plain)
     assert _record_class(_Entry)  # a strawberry type, as records are
-    others: list[type] = [ValueError, _Awaitable, _Dynamic, _Reads, _Slotted, _OwnDict, _Impostor, type(None)]
+    others: list[type] = [
+        ValueError, _Awaitable, _Dynamic, _Reads, _Slotted, _OwnDict, _Property, _Impostor, type(None)
+    ]  # fmt: skip
     for cls in others:
         assert not _record_class(cls), cls
 
@@ -345,3 +382,30 @@ def test_an_enum_value_whose_coercion_gives_nothing_is_left_to_graphql_core() ->
     names: Any = coercions(enum_type)[str]
     assert names("a") == "A"
     assert names("b") is None  # not in the table: the general loop decides
+
+
+class _Shadowed:
+    """An item whose ``__dict__`` holds a name its class's property answers instead."""
+
+    def __init__(self) -> None:
+        self.__dict__["name"] = "in the dict"
+
+    @property
+    def name(self) -> str:
+        return "from the property"
+
+
+@strawberry.type
+class _ShadowedEntries:
+    @strawberry.field
+    def entries(self) -> list[_Entry]:
+        return [_Shadowed(), _Shadowed()]  # type: ignore[list-item]  # read as graphql-core reads them
+
+
+async def test_a_value_a_property_answers_is_the_propertys_in_either_executor() -> None:
+    for context in (CompiledExecutionContext, AcyclicExecutionContext):
+        schema = strawberry.Schema(query=_ShadowedEntries, execution_context_class=context)
+        for _ in range(3):  # the filler is compiled on the second use of its shape
+            result = await schema.execute("{ entries { name } }")
+            assert result.errors is None
+            assert result.data == {"entries": [{"name": "from the property"}] * 2}, context
