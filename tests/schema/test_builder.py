@@ -92,3 +92,27 @@ def test_per_document_values_are_keyed_by_identity_not_equality() -> None:
     assert cache.get(schema, first, "other", lambda: "extra") == "extra"  # evicts the oldest entry
     assert cache.get(schema, first, None, lambda: "recomputed") == "recomputed"
     assert cache.get(GraphQLSchema(), first, None, lambda: "another schema") == "another schema"
+
+
+async def test_the_gateway_version_is_read_from_the_package_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # importlib.metadata parses the package's metadata file on every call (about 0.3 ms).
+    import importlib.metadata
+
+    from schema import builder
+
+    reads: list[str] = []
+
+    def version(name: str) -> str:
+        reads.append(name)
+        return "9.9.9"
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    builder._gateway_version.cache_clear()
+    try:
+        schema = build_schema({}, Limits()).schema
+        for _ in range(3):
+            result = await schema.execute("{ gatewayVersion }")
+            assert result.errors is None and result.data == {"gatewayVersion": "9.9.9"}
+        assert reads == ["citygraph"]
+    finally:
+        builder._gateway_version.cache_clear()  # the next reader gets the installed version again
