@@ -7,15 +7,18 @@ without policy, masking or audit). Before measuring, the peers' JSON for sample 
 CityGraph's for a full-rights principal, apart from the values CityGraph masks; a mismatch stops
 the run.
 
-For each query, each server in turn and each concurrency it reports requests per second, p50/p99
+For each query, each concurrency and each server it reports requests per second, p50/p99
 latency, server CPU per request (from /proc), SQL statements per request (CityGraph's /metrics
 counter; the peers count their prepared-statement executions on GET /stats) and, for CityGraph,
 the share of server CPU spent deciding policy (``bench/citygraph_probe.py``). Each server is
 pinned to the first core and the load generator (``wrk`` with ``bench/loadgen.lua``, or httpx when
 wrk is missing; one Python process saturates long before the Node peers do) to the others.
-Results go to bench/results/latest.json and to the generated part of bench/RESULTS.md.
+Every cell is measured in rounds (three by default), the servers one after another within a cell,
+so that each round gives a ratio of two measurements taken seconds apart; the report gives the
+median round and the range of the ratios. Results go to bench/results/latest.json and to the
+generated part of bench/RESULTS.md.
 
-    python bench/run.py [--scale 100000] [--seconds 10] [--concurrency 1,8,32] [--loadgen auto]
+    python bench/run.py [--scale 100000] [--seconds 4] [--rounds 3] [--concurrency 1,8,32] [--loadgen auto]
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import random
 import re
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -573,6 +577,7 @@ class Cell:
     other_cpu_on_loadgen_cores: float  # share of the window the load generator's cores ran other jobs
     ramp_s: float
     attempts: int = 1  # 2 when the first measurement was noisy; the quieter one is kept
+    round: int = 1  # which of the run's rounds (each measures every server once per cell)
 
 
 @dataclass
@@ -785,10 +790,15 @@ def _report(meta: Mapping[str, Any], cells: Sequence[Cell]) -> str:
         f"RAM, Linux {meta['machine']['kernel']}. Each server pinned to core {meta['server_core']}, the load "
         f"generator to core(s) {meta['loadgen_cores']}.",
         f"- **Load generator:** {meta['loadgen']}; closed loop (each connection sends its next request when the "
-        f"previous answer arrives). Per cell: a {meta['warmup']:.0f} s warm-up run, then a run whose last "
-        f"{meta['seconds']:.0f} s are measured, after a ramp of {meta['warmup']:.0f} s or two closed-loop cycles "
+        f"previous answer arrives). Per measurement: a {meta['warmup']:g} s warm-up run, then a run whose last "
+        f"{meta['seconds']:g} s are measured, after a ramp of {meta['warmup']:g} s or two closed-loop cycles "
         "if longer; each connection's first request waits a random part of a cycle, so that a slow server's "
         f"answers do not come in waves. {meta['loadgen_note']}",
+        f"- **Rounds:** every cell was measured in {meta.get('rounds', 1)} round(s); within a round the servers "
+        "answer the same query at the same concurrency one after another (who goes first turns each round), so "
+        "the two numbers a ratio divides are measured seconds apart, not minutes: this VM's speed drifts by "
+        "more than the servers differ over the length of a run. A row is the round with the median req/s; "
+        "**× Apollo** is the median of the per-round ratios, with their range in brackets.",
         f"- **Data:** {meta['scale']:,} enterprises (`var/bench-{meta['scale']}`: credit.sqlite and license.sqlite, "
         "the same files for every server, read once into the page cache before the first server starts; the "
         "peers open them read-only; spatial.gpkg for CityGraph's spatial query)."
@@ -802,7 +812,7 @@ def _report(meta: Mapping[str, Any], cells: Sequence[Cell]) -> str:
         f"{_load_note(meta, cells)}",
         "- **Versions:** " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ".",
         "",
-        "Columns: **× Apollo** is req/s relative to Apollo Server at the same concurrency; req/s is the rate "
+        "Columns: **× Apollo** is req/s relative to Apollo Server at the same concurrency and round; req/s is the rate "
         "at which the server received requests in the measured seconds (its own counter; in a closed loop that "
         "is its throughput); p50 and p99 are the load generator's, over the whole run; CPU ms/req is the server "
         "process's user+system CPU (all its threads) per request received; core is that CPU per second (100% = "
@@ -817,7 +827,6 @@ def _report(meta: Mapping[str, Any], cells: Sequence[Cell]) -> str:
         rows = [c for c in cells if c.query == key]
         if not rows:
             continue
-        apollo = {c.concurrency: c.rps for c in rows if c.server == "Apollo Server"}
         lines += [
             f"### {title}",
             "",
@@ -825,9 +834,8 @@ def _report(meta: Mapping[str, Any], cells: Sequence[Cell]) -> str:
             "| RSS MB | errors |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        for c in sorted(rows, key=lambda c: (c.concurrency, meta["servers"].index(c.server))):
-            base = apollo.get(c.concurrency)
-            ratio = f"{c.rps / base:.2f}" if base else "–"
+        for c, ratios in _medians(rows, meta["servers"]):
+            ratio = _ratio_text(ratios)
             policy = (
                 f"{c.policy_cpu_share * 100:.0f}% ({c.rego_evaluations_per_request:.1f})"
                 if c.policy_cpu_share is not None and c.rego_evaluations_per_request is not None
@@ -846,6 +854,29 @@ def _report(meta: Mapping[str, Any], cells: Sequence[Cell]) -> str:
     lines += [f"- {n}" for n in meta["equality"]]
     lines += ["", GENERATED_END]
     return "\n".join(lines)
+
+
+def _medians(rows: Sequence[Cell], servers: Sequence[str]) -> list[tuple[Cell, list[float]]]:
+    """One row per (server, concurrency): the round with the median req/s (the lower median of an
+    even count), and the server's ratios to Apollo Server round by round (none for Apollo itself)."""
+    apollo = {(c.concurrency, c.round): c.rps for c in rows if c.server == "Apollo Server"}
+    groups: dict[tuple[int, str], list[Cell]] = {}
+    for c in rows:
+        groups.setdefault((c.concurrency, c.server), []).append(c)
+    out = []
+    for (concurrency, server), group in sorted(groups.items(), key=lambda g: (g[0][0], servers.index(g[0][1]))):
+        ordered = sorted(group, key=lambda c: c.rps)
+        base = [(c.rps, apollo.get((concurrency, c.round))) for c in group] if server != "Apollo Server" else []
+        out.append((ordered[(len(ordered) - 1) // 2], sorted(r / b for r, b in base if b)))
+    return out
+
+
+def _ratio_text(ratios: Sequence[float]) -> str:
+    """The median of a cell's per-round ratios to Apollo Server, with their range when there are several."""
+    if not ratios:
+        return "–"
+    middle = f"{statistics.median(ratios):.2f}"
+    return middle if len(ratios) == 1 else f"{middle} ({min(ratios):.2f}–{max(ratios):.2f})"
 
 
 def write_generated(path: Path, report: str, start: str, end: str, fresh: str) -> None:
@@ -894,11 +925,40 @@ def _sample_usccs(data_dir: Path, count: int) -> list[str]:
     return random.Random(7).sample(usccs, min(count, len(usccs)))
 
 
+def _measure_quietly(
+    server: Server,
+    workload: Workload,
+    concurrency: int,
+    start_load: Callable[[float, int], Running],
+    args: argparse.Namespace,
+    server_core: int | None,
+    cores: Sequence[int],
+    started: float,
+) -> Cell:
+    """``_measure``; when other jobs took the server's or the load generator's core, measured once
+    more if the time budget allows, keeping the quieter of the two."""
+    cell = _measure(server, workload, concurrency, start_load, args.warmup, args.seconds, server_core)
+    if not _noisy(cell) or time.monotonic() - started >= args.retry_until * 60:
+        return cell
+    print(
+        f"  noisy (other jobs took {cell.other_cpu_on_server_core * 100:.0f}% of the server's "
+        f"core, {cell.other_cpu_on_loadgen_cores * 100:.0f}% of wrk's): again",
+        file=sys.stderr,
+    )
+    _wait_for_idle(cores, 20.0)
+    again = _measure(server, workload, concurrency, start_load, args.warmup, args.seconds, server_core)
+    again.attempts = 2
+    return min(cell, again, key=lambda c: (_noisy(c), c.other_cpu_on_server_core))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--scale", type=int, default=100_000)
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per cell")
-    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds before each cell")
+    parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per cell and round")
+    parser.add_argument("--warmup", type=float, default=1.5, help="warm-up seconds before each measurement")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="measure every cell this many times, the servers in turn each time"
+    )
     parser.add_argument("--concurrency", default="1,8,32", help="comma-separated connection counts")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "httpx"), default="auto")
     parser.add_argument("--servers", default="", help="only servers whose name contains one of these (comma list)")
@@ -907,7 +967,7 @@ def main() -> int:
         "--wait-idle", type=float, default=120.0, help="wait up to this many seconds for an idle machine first"
     )
     parser.add_argument(
-        "--retry-until", type=float, default=11.0, help="re-measure noisy cells until this many minutes into the run"
+        "--retry-until", type=float, default=16.0, help="re-measure noisy cells until this many minutes into the run"
     )
     parser.add_argument(
         "--report-only", action="store_true", help="only rewrite bench/RESULTS.md from bench/results/latest.json"
@@ -953,39 +1013,34 @@ def main() -> int:
         equality = _verify(reference, [s for s in servers if s is not reference], workloads)
         print(f"equality check passed for {len(servers) - 1} servers; measuring", file=sys.stderr)
         cells: list[Cell] = []
+        bodies_files = {}
         for workload in workloads:
-            bodies_file = scratch / f"{workload.key}.jsonl"
-            bodies_file.write_text("".join(json.dumps(b) + "\n" for b in workload.bodies))
-            for server in servers:
-                if server.kind == "peer" and workload.key in CITYGRAPH_ONLY:
-                    continue
+            bodies_files[workload.key] = scratch / f"{workload.key}.jsonl"
+            bodies_files[workload.key].write_text("".join(json.dumps(b) + "\n" for b in workload.bodies))
+        # Rounds, and within a cell the servers one after the other: the VM's speed drifts by more
+        # than the servers differ over the minutes a run takes, so the servers a ratio compares are
+        # measured seconds apart, and each round gives one ratio. Who goes first turns each round.
+        for round_no in range(1, args.rounds + 1):
+            for workload in workloads:
                 for concurrency in concurrencies:
-                    start_load = functools.partial(
-                        _start_load, loadgen, server.url, workload, bodies_file, concurrency, pin
-                    )
-                    cell = _measure(server, workload, concurrency, start_load, args.warmup, args.seconds, server_core)
-                    # Other jobs took the server's or the load generator's core: measure once more, if the
-                    # time budget allows, and keep the quieter of the two.
-                    if _noisy(cell) and time.monotonic() - started < args.retry_until * 60:
+                    measured = [s for s in servers if s.kind != "peer" or workload.key not in CITYGRAPH_ONLY]
+                    turn = (round_no - 1) % len(measured)
+                    for server in measured[turn:] + measured[:turn]:
+                        start_load = functools.partial(
+                            _start_load, loadgen, server.url, workload, bodies_files[workload.key], concurrency, pin
+                        )
+                        cell = _measure_quietly(
+                            server, workload, concurrency, start_load, args, server_core, cores, started
+                        )
+                        cell.round = round_no
+                        cells.append(cell)
                         print(
-                            f"  noisy (other jobs took {cell.other_cpu_on_server_core * 100:.0f}% of the server's "
-                            f"core, {cell.other_cpu_on_loadgen_cores * 100:.0f}% of wrk's): again",
+                            f"round {round_no} {workload.key:12} {server.name:22} c={concurrency:<3} "
+                            f"{cell.rps:9.1f} req/s p50 {cell.p50_ms:8.1f} ms p99 {cell.p99_ms:8.1f} ms "
+                            f"cpu {cell.cpu_ms_per_request:7.2f} ms/req "
+                            f"sql {cell.statements_per_request:5.2f} errors {cell.errors}",
                             file=sys.stderr,
                         )
-                        _wait_for_idle(cores, 20.0)
-                        again = _measure(
-                            server, workload, concurrency, start_load, args.warmup, args.seconds, server_core
-                        )
-                        again.attempts = 2
-                        cell = min(cell, again, key=lambda c: (_noisy(c), c.other_cpu_on_server_core))
-                    cells.append(cell)
-                    print(
-                        f"{workload.key:12} {server.name:22} c={concurrency:<3} {cell.rps:9.1f} req/s "
-                        f"p50 {cell.p50_ms:8.1f} ms p99 {cell.p99_ms:8.1f} ms "
-                        f"cpu {cell.cpu_ms_per_request:7.2f} ms/req "
-                        f"sql {cell.statements_per_request:5.2f} errors {cell.errors}",
-                        file=sys.stderr,
-                    )
 
     busy1 = [_core_times(c) for c in cores]
     load_after = _loadavg()
@@ -1011,6 +1066,7 @@ def main() -> int:
         "scale": args.scale,
         "seconds": args.seconds,
         "warmup": args.warmup,
+        "rounds": args.rounds,
         "loadgen": "wrk -t1 with bench/loadgen.lua (request bodies drawn at random)"
         if loadgen == "wrk"
         else "httpx + asyncio in one Python process",
