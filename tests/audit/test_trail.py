@@ -336,6 +336,34 @@ async def test_concurrent_tasks_keep_one_chain(trail: AuditTrail) -> None:
     assert report.checked == 100
 
 
+_REFUSE_SQLITE = (
+    "CREATE TRIGGER refuse BEFORE INSERT ON audit_log WHEN NEW.request_id = 'refused' "
+    "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+)
+_REFUSE_PG = (
+    "CREATE OR REPLACE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+    "IF NEW.request_id = 'refused' THEN RAISE EXCEPTION 'refused by a trigger'; END IF; RETURN NEW; END "
+    "$$ LANGUAGE plpgsql; "
+    "CREATE TRIGGER refuse BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse()"
+)
+
+
+async def test_a_row_the_database_refuses_fails_only_its_own_append(store: Store, trail: AuditTrail) -> None:
+    # Three appends in one batch: its insert fails, the batch is rolled back whole and written
+    # again entry by entry, so only the refused entry's request fails closed.
+    await store.tamper(_REFUSE_SQLITE if store.sqlite_path is not None else _REFUSE_PG)
+    entries = [make_entry(1), make_entry(2, request_id="refused"), make_entry(3)]
+    results = await asyncio.gather(*(trail.append(e) for e in entries), return_exceptions=True)
+    assert isinstance(results[1], AuditWriteError) and "refused by a trigger" in str(results[1])
+    written = [r for r in results if isinstance(r, AuditRecord)]
+    assert [(r.seq, r.entry.request_id) for r in written] == [(1, "req-1"), (2, "req-3")]
+    report = await trail.verify()
+    assert report.ok and report.checked == 2, report.reason
+    later = await trail.append(make_entry(4))  # the chain goes on after the refused batch
+    assert later.seq == 3 and later.prev_hash == written[-1].hash
+    assert (await trail.records())[-1] == later
+
+
 def _append_from_process(url: str, tag: str, count: int, barrier: Any) -> None:
     """Child process body: wait for the sibling, then append ``count`` records."""
 
