@@ -143,7 +143,8 @@ class VerifyReport:
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # Take BEGIN away from sqlite3's legacy transaction control (which issues it lazily and never
-    # before a SELECT) so ``_sqlite_on_begin`` decides how each transaction starts.
+    # before a SELECT): ``_sqlite_on_begin`` starts SQLAlchemy's transactions, and appends on a file
+    # (``AuditTrail._write_sqlite``) send their own BEGIN IMMEDIATE.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
@@ -442,8 +443,8 @@ class AuditTrail:
     def _write_sqlite(self, engine: Engine, entries: list[AuditEntry]) -> list[AuditRecord]:
         """:meth:`_write` on a worker thread, for a SQLite file: plain sqlite3 statements on one of
         ``engine``'s pooled connections (its connect hook set the pragmas and took BEGIN away from
-        the driver). SQLAlchemy's execution layer around the four statements cost about a fifth of
-        a one-entry append's CPU; the statements and the transaction are the same."""
+        the driver). SQLAlchemy's execution layer around the four statements cost about two fifths
+        of a one-entry append's CPU (0.55 → 0.34 ms); the statements and the transaction are the same."""
         pooled = engine.raw_connection()
         try:
             connection = pooled.dbapi_connection
@@ -461,7 +462,12 @@ class AuditTrail:
                 connection.execute("COMMIT")
             except BaseException:
                 if connection.in_transaction:
-                    connection.execute("ROLLBACK")
+                    try:
+                        connection.execute("ROLLBACK")
+                    except Exception as undone:
+                        # What failed first is what the waiters learn (and a refused row is still
+                        # retried alone); the pool resets or discards the connection on return.
+                        log.warning("audit: rollback failed", error=_describe(undone))
                 raise
         finally:
             pooled.close()

@@ -46,7 +46,7 @@ import schema.policy  # noqa: E402
 
 #: One probed call in this many is timed (at random); its time counts this many times.
 SAMPLE_EVERY = 8
-_DRAW = random.Random(8).random  # seeded: the same calls are timed on every run
+_DRAW = random.Random(8).random  # seeded: the same draws on every run (the calls they fall on vary)
 
 POLICY_CPU = Counter("bench_policy_cpu_seconds", "CPU seconds in policy evaluation (bench probe)", ["part"])
 EVALUATIONS = Counter("bench_policy_evaluations", "Rego evaluations (decision-cache misses; bench probe)")

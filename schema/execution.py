@@ -174,7 +174,8 @@ def _record_class(cls: type) -> bool:
     attribute reads itself (``__getattr__``, ``__getattribute__``) is checked per item, and so is
     an instance without a ``__dict__``; the caller still looks for ``__await__`` in each
     instance's ``__dict__`` (a row with such a key would be one). So is a class with a data
-    descriptor (a property, a slot), which ``getattr`` prefers to the ``__dict__``.
+    descriptor (a property, a slot), which ``getattr`` prefers to the ``__dict__``. A class is
+    checked once (``_known_record``): one changed after its first list is not checked again.
     """
     if issubclass(cls, BaseException | CoroutineType | GeneratorType | Awaitable) or cls is type(None):
         return False

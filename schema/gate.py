@@ -25,17 +25,16 @@ from strawberry.schema.schema import validate_document
 
 from schema.errors import normalise, release_tracebacks
 from schema.limits import Limits, cost_problem, limits_rule
-from schema.per_document import PerDocument
+from schema.per_document import CACHED_QUERY_CHARS, PerDocument
 
 #: Validation results of recent documents, by the parsed document's identity (``PerDocument``).
 _VALIDATED: PerDocument[list[GraphQLError]] = PerDocument(256)
 
-#: Longer documents are parsed on every request, so the two parse caches (this one and the HTTP
-#: layer's) hold at most about 15 million characters of query text, and their parsed documents,
-#: however large the string literals clients send: the request body may be up to a megabyte.
-#: Such a document is a new object each time, so what is cached per document (validation, the
-#: operation summary, compiled plans) is computed again for it; real queries are far shorter.
-CACHED_QUERY_CHARS = 20_000
+# Texts over ``CACHED_QUERY_CHARS`` (``schema.per_document``, which keeps nothing per document for
+# them either) are parsed on every request, so the two parse caches (this one and the HTTP layer's)
+# hold at most about 15 million characters of query text, and their parsed documents, however large
+# the string literals clients send: the request body may be up to a megabyte. Real queries are far
+# shorter.
 
 
 def _parse(query: str, max_tokens: int) -> DocumentNode:

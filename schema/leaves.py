@@ -49,7 +49,8 @@ Filler = Callable[[Any, dict[str, Any], dict[str, Any]], int]
 #: record class, whose ``__dict__`` (an exact ``dict``) answers every attribute it holds — no data
 #: descriptor, ``__getattr__`` or ``__getattribute__`` in the class — the filler is given that
 #: ``__dict__`` and reads a value there by subscript, a third of ``getattr``'s cost; a name not in
-#: it (a class default, a method) is still read with ``getattr``.
+#: it (a class default, a method) is still read with ``getattr``. Other items pay a ``KeyError``
+#: per leaf before their ``getattr``: no record class of the schema is one of them.
 NO_ATTRIBUTES: dict[str, Any] = {}
 
 #: A step as the generated code sees it: (response key, attribute name or None, leaf type or

@@ -61,8 +61,18 @@ def _first(node: FieldNode, variables: Mapping[str, object]) -> int | None:
             if isinstance(arg.value, IntValueNode):
                 return int(arg.value.value)
             if isinstance(arg.value, VariableNode):
-                value = variables.get(arg.value.name.value)
-                return value if isinstance(value, int) else None
+                return _size(variables.get(arg.value.name.value))
+    return None
+
+
+def _size(value: object) -> int | None:
+    """A sizing variable's value as graphql-core's ``Int`` takes it: an ``int``, or a ``float`` with
+    no fractional part (JSON ``500.0`` is 500); any other value sizes nothing, and its coercion
+    fails before anything is read."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return None
 
 
@@ -164,7 +174,7 @@ def cost_problem(
         return None
     operation, reads = chosen
     given = effective_variables(operation, variables) if reads else {}
-    values = tuple(v if isinstance(v := given.get(name), int) else None for name in reads)
+    values = tuple(_size(given.get(name)) for name in reads)
     cost = _COSTS.get(schema, document, (operation_name, values), lambda: _cost(document, operation, given))
     return _too_complex("estimated cost", cost, limits.max_cost, operation) if cost > limits.max_cost else None
 
@@ -211,7 +221,11 @@ def _cost(document: DocumentNode, operation: OperationDefinitionNode, variables:
 
 #: The arguments whose values multiply the rows below a field (``_first``).
 _SIZE_ARGUMENTS = frozenset({"first", "last", "k"})
+#: Per (schema, document, operation name): the operation and the variables its estimate reads.
 _COST_OPERATIONS: PerDocument[tuple[OperationDefinitionNode, tuple[str, ...]] | None] = PerDocument(1024)
+#: Per (schema, document, operation name and those variables' sizes): the estimate. More entries
+#: than documents: a client may page with several sizes. Both keep their documents alive, as every
+#: ``PerDocument`` does, but never one parsed from a text too long for the parse cache.
 _COSTS: PerDocument[int] = PerDocument(4096)
 
 

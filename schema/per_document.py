@@ -6,6 +6,11 @@ key that costs nothing to hash. graphql-core's AST nodes hash by value, recursiv
 ``ValidationCache`` (an ``lru_cache`` over the document) re-hashed the whole tree on every request,
 about 1% of the dossier's CPU. Each entry holds the schema and the document themselves, and a hit
 requires both to be the very same objects, so a recycled ``id()`` can never match.
+
+Nothing is kept for a document parsed from a text longer than :data:`CACHED_QUERY_CHARS`: the
+parse caches (``schema.gate``, ``edge.graphql_http``) parse such a text anew for every request, so
+its entry could never be hit again, and would keep the text alive through the nodes' locations
+(up to the 1 MB body limit each, in caches of thousands of entries).
 """
 
 from __future__ import annotations
@@ -18,6 +23,10 @@ from typing import Generic, TypeVar
 from graphql import GraphQLSchema, Node
 
 V = TypeVar("V")
+
+#: Query texts up to this length are parsed once and their documents shared between requests;
+#: longer ones are parsed on every request, and nothing is cached per document for them.
+CACHED_QUERY_CHARS = 20_000
 
 
 class PerDocument(Generic[V]):
@@ -32,6 +41,9 @@ class PerDocument(Generic[V]):
     def get(self, schema: GraphQLSchema, document: Node, extra: Hashable, compute: Callable[[], V]) -> V:
         """The value for this schema, document and ``extra``; ``compute()`` on a miss (outside the
         lock: two threads may both compute it, and either result is kept)."""
+        loc = document.loc
+        if loc is not None and len(loc.source.body) > CACHED_QUERY_CHARS:
+            return compute()  # a document no request will bring again (see the module docstring)
         key = (id(schema), id(document), extra)
         with self._lock:
             entry = self._entries.get(key)
@@ -49,4 +61,4 @@ class PerDocument(Generic[V]):
         return len(self._entries)
 
 
-__all__ = ["PerDocument"]
+__all__ = ["CACHED_QUERY_CHARS", "PerDocument"]

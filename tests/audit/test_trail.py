@@ -348,12 +348,23 @@ _REFUSE_PG = (
 )
 
 
-async def test_a_row_the_database_refuses_fails_only_its_own_append(store: Store, trail: AuditTrail) -> None:
+async def test_a_row_the_database_refuses_fails_only_its_own_append(
+    store: Store, trail: AuditTrail, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Three appends in one batch: its insert fails, the batch is rolled back whole and written
     # again entry by entry, so only the refused entry's request fails closed.
     await store.tamper(_REFUSE_SQLITE if store.sqlite_path is not None else _REFUSE_PG)
+    batches: list[list[str]] = []
+    write = trail._write
+
+    async def counted(entries: list[AuditEntry]) -> list[AuditRecord]:
+        batches.append([e.request_id for e in entries])
+        return await write(entries)
+
+    monkeypatch.setattr(trail, "_write", counted)
     entries = [make_entry(1), make_entry(2, request_id="refused"), make_entry(3)]
     results = await asyncio.gather(*(trail.append(e) for e in entries), return_exceptions=True)
+    assert batches == [["req-1", "refused", "req-3"], ["req-1"], ["refused"], ["req-3"]]
     assert isinstance(results[1], AuditWriteError) and "refused by a trigger" in str(results[1])
     written = [r for r in results if isinstance(r, AuditRecord)]
     assert [(r.seq, r.entry.request_id) for r in written] == [(1, "req-1"), (2, "req-3")]

@@ -18,7 +18,7 @@ from connectors.testing import FakeConnector
 from schema.builder import build_schema
 from schema.directives import classified
 from schema.limits import Limits
-from schema.per_document import PerDocument
+from schema.per_document import CACHED_QUERY_CHARS, PerDocument
 from schema.scalars import USCC, Adcode
 
 
@@ -92,6 +92,20 @@ def test_per_document_values_are_keyed_by_identity_not_equality() -> None:
     assert cache.get(schema, first, "other", lambda: "extra") == "extra"  # evicts the oldest entry
     assert cache.get(schema, first, None, lambda: "recomputed") == "recomputed"
     assert cache.get(GraphQLSchema(), first, None, lambda: "another schema") == "another schema"
+
+
+def test_nothing_is_kept_for_a_document_parsed_from_a_long_text() -> None:
+    # Parsed anew for every request, such a document would never be found again, and an entry
+    # would keep up to a megabyte of query text alive: every per-document cache computes instead.
+    cache: PerDocument[int] = PerDocument(8)
+    schema = GraphQLSchema()
+    short, long = parse("{ a }"), parse("{ a }" + " " * CACHED_QUERY_CHARS)
+    operation = long.definitions[0]
+    calls = iter(range(10))
+    assert [cache.get(schema, short, None, lambda: next(calls)) for _ in range(2)] == [0, 0]
+    assert [cache.get(schema, long, None, lambda: next(calls)) for _ in range(2)] == [1, 2]
+    assert [cache.get(schema, operation, None, lambda: next(calls)) for _ in range(2)] == [3, 4]  # its nodes too
+    assert len(cache) == 1
 
 
 async def test_the_gateway_version_is_read_from_the_package_once(monkeypatch: pytest.MonkeyPatch) -> None:
