@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import repeat
 from types import MappingProxyType
 
 import orjson
@@ -61,7 +62,7 @@ def _strings(value: object, name: str) -> tuple[str, ...]:
     # A bare string is iterable too; refuse it instead of recording its characters.
     if isinstance(value, str | bytes) or not isinstance(value, tuple | list):
         raise TypeError(f"{name} must be a tuple of strings")
-    if not all(isinstance(item, str) for item in value):
+    if not all(map(isinstance, value, repeat(str))):  # one C loop: an entry holds every key returned
         raise TypeError(f"{name} must contain only strings")
     return tuple(value)
 

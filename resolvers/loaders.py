@@ -53,7 +53,11 @@ def _plan(ctx: RequestContext, connector: str, type_name: str) -> RecordPlan:
     plan = ctx.plans.get(type_name)
     if plan is None:
         decision = ctx.decision(connector, type_name)
-        plan = ctx.plans[type_name] = ctx.runtime.record_plans.get(type_name, decision, ctx.runtime.catalog)
+        # What the operation selects on the type under any connector's decision (a plan covers
+        # all the type's fields, link fields another connector governs included); None: unknown.
+        chosen = [names for (_, of), names in ctx.fields.items() if of == type_name]
+        selected = frozenset().union(*chosen) if chosen else None
+        plan = ctx.plans[type_name] = ctx.runtime.record_plans.get(type_name, decision, ctx.runtime.catalog, selected)
     return plan
 
 

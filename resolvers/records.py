@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import contains, methodcaller
 from typing import Any
 
 from graphql import GraphQLError
@@ -26,10 +28,16 @@ SENSITIVE_LEVEL = 3
 
 @dataclass(frozen=True, slots=True)
 class RecordPlan:
-    """What one decision does to records of one type: masks and denials by Python name."""
+    """What one decision does to records of one type: masks and denials by Python name.
+
+    ``unread`` are denials of fields the operation does not select: a record gets those only
+    when its row holds the field. A row without it has no value to withhold, and no default
+    resolver reads an unselected field; every other denial is set on every record.
+    """
 
     masks: tuple[tuple[str, FieldRule], ...]
     denials: tuple[tuple[str, GraphQLError], ...]
+    unread: tuple[tuple[str, GraphQLError], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +47,16 @@ class _Rules:
     masks: tuple[tuple[str, FieldRule], ...]
     denials: tuple[tuple[str, str], ...]  # (Python name, error code)
 
-    def plan(self) -> RecordPlan:
+    def plan(self, selected: frozenset[str] | None = None) -> RecordPlan:
+        """The plan for one request; ``selected``: the fields (Python names) its operation
+        selects on the type (``None``: not known, every denial is set on every record)."""
         # Fresh errors for every request: graphql-core raises a denied value, and raising one
         # object again and again would grow its traceback with every request's frames.
-        return RecordPlan(self.masks, tuple((name, coded_error(code)) for name, code in self.denials))
+        if selected is None:
+            return RecordPlan(self.masks, tuple((name, coded_error(code)) for name, code in self.denials))
+        denials = tuple((name, coded_error(code)) for name, code in self.denials if name in selected)
+        unread = tuple((name, coded_error(code)) for name, code in self.denials if name not in selected)
+        return RecordPlan(self.masks, denials, unread)
 
 
 def _rules_for(type_name: str, decision: Decision, catalog: FieldCatalog) -> _Rules:
@@ -79,17 +93,20 @@ class RecordPlans:
         self._size = size
         self._items: dict[tuple[str, int], tuple[Decision, _Rules]] = {}
 
-    def get(self, type_name: str, decision: Decision, catalog: FieldCatalog) -> RecordPlan:
-        """A new plan of ``decision`` for records of ``type_name`` (``catalog``: the runtime's)."""
+    def get(
+        self, type_name: str, decision: Decision, catalog: FieldCatalog, selected: frozenset[str] | None = None
+    ) -> RecordPlan:
+        """A new plan of ``decision`` for records of ``type_name`` (``catalog``: the runtime's;
+        ``selected`` as in :meth:`_Rules.plan`)."""
         key = (type_name, id(decision))
         found = self._items.get(key)
         if found is not None and found[0] is decision:
-            return found[1].plan()
+            return found[1].plan(selected)
         rules = _rules_for(type_name, decision, catalog)
         self._items[key] = (decision, rules)
         if len(self._items) > self._size:
             del self._items[next(iter(self._items))]
-        return rules.plan()
+        return rules.plan(selected)
 
 
 def materialize(rows: Iterable[Record], cls: type, plan: RecordPlan) -> list[object]:
@@ -103,6 +120,9 @@ def materialize(rows: Iterable[Record], cls: type, plan: RecordPlan) -> list[obj
     out: list[object] = []
     new = object.__new__
     masks, denials = plan.masks, plan.denials
+    if plan.unread:
+        rows = rows if isinstance(rows, list | tuple) else list(rows)
+        denials += tuple(d for d in plan.unread if any(map(contains, rows, repeat(d[0]))))  # C loops
     obj: Any
     if not masks and not denials:
         for row in rows:
@@ -124,7 +144,7 @@ def materialize(rows: Iterable[Record], cls: type, plan: RecordPlan) -> list[obj
 
 def keys_of(rows: Sequence[Record], key_field: str) -> list[str]:
     """The key values of records as the connector returned them, for the audit trail."""
-    return [str(row.get(key_field)) for row in rows]
+    return list(map(str, map(methodcaller("get", key_field), rows)))  # C loops: one key per row
 
 
 __all__ = ["SENSITIVE_LEVEL", "RecordPlan", "RecordPlans", "keys_of", "materialize", "plan_for"]

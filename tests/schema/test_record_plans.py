@@ -66,3 +66,33 @@ def test_a_plan_that_masks_or_denies_leaves_shared_rows_untouched() -> None:
     assert row == {"name": "王小明", "phone": "13800000000"}
     assert first.name == second.name == "王**"  # type: ignore[attr-defined]  # masked once each, not twice
     assert vars(first) is not row and vars(first) is not vars(second)
+
+
+def test_a_denial_of_an_unselected_field_applies_only_to_rows_that_hold_it() -> None:
+    plans = RecordPlans()
+    rules = decision(name=FieldRule("allow"))  # the phone: L3 without a grant, denied
+    plan = plans.get("Person", rules, CATALOG, selected=frozenset({"name"}))
+    assert plan.denials == () and [n for n, _ in plan.unread] == ["phone"]
+    # No row holds the phone: nothing to withhold, and the rows stay uncopied.
+    bare = {"name": "王小明", "district_code": "330203"}
+    (person,) = materialize([bare], Person, plan)
+    assert vars(person) is bare and "phone" not in vars(person)
+    # One row of the batch holds it: withheld there (and set on every record of the batch).
+    held = {"name": "李四", "phone": "13800000000"}
+    first, second = materialize([bare, held], Person, plan)
+    assert isinstance(second.phone, Exception) and isinstance(first.phone, Exception)  # type: ignore[attr-defined]
+    assert held["phone"] == "13800000000"  # the row itself untouched
+    # Also for rows handed over as a one-pass iterator.
+    (third,) = materialize(iter([held]), Person, plan)
+    assert isinstance(third.phone, Exception)  # type: ignore[attr-defined]
+
+
+def test_a_denial_of_a_selected_field_applies_to_every_row_even_without_the_field() -> None:
+    plan = RecordPlans().get("Person", decision(), CATALOG, selected=frozenset({"phone"}))
+    assert [n for n, _ in plan.denials] == ["phone"] and [n for n, _ in plan.unread] == ["name"]
+    (person,) = materialize([{"district_code": "330203"}], Person, plan)
+    assert isinstance(person.phone, Exception)  # type: ignore[attr-defined]  # read: FORBIDDEN, not a missing attribute
+    assert "name" not in vars(person)
+    # Selection not known: every denial on every record, as before.
+    unknown = RecordPlans().get("Person", decision(), CATALOG)
+    assert unknown.unread == () and {n for n, _ in unknown.denials} == {"name", "phone"}
