@@ -1,7 +1,7 @@
 """The per-request context resolvers read, and the gateway-wide runtime it points to.
 
 A ``RequestContext`` is built once per HTTP request. The policy extension fills ``decisions``
-(one per (connector, type)) and ``fields`` before any resolver runs; loaders are created lazily,
+(one per (connector, type)), ``fields`` and ``selected`` before any resolver runs; loaders are created lazily,
 one per (connector, entity, relation), and ``returned`` collects the keys of the records that
 left the connectors, for the audit trail.
 """
@@ -70,6 +70,8 @@ class RequestContext:
     language: str = "en"
     decisions: dict[DecisionKey, Decision] = field(default_factory=dict)
     fields: dict[DecisionKey, frozenset[str]] = field(default_factory=dict)
+    #: The fields (Python names) the operation selects on each type, under any connector's decision.
+    selected: dict[str, frozenset[str]] = field(default_factory=dict)
     loaders: Loaders = field(default_factory=Loaders)
     returned: dict[str, list[str]] = field(default_factory=dict)
     plans: dict[str, RecordPlan] = field(default_factory=dict)

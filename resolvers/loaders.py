@@ -53,10 +53,9 @@ def _plan(ctx: RequestContext, connector: str, type_name: str) -> RecordPlan:
     plan = ctx.plans.get(type_name)
     if plan is None:
         decision = ctx.decision(connector, type_name)
-        # What the operation selects on the type under any connector's decision (a plan covers
-        # all the type's fields, link fields another connector governs included); None: unknown.
-        chosen = [names for (_, of), names in ctx.fields.items() if of == type_name]
-        selected = frozenset().union(*chosen) if chosen else None
+        # A plan covers all the type's fields, link fields another connector governs included:
+        # what the operation selects under any connector's decision (None: not known).
+        selected = ctx.selected.get(type_name)
         plan = ctx.plans[type_name] = ctx.runtime.record_plans.get(type_name, decision, ctx.runtime.catalog, selected)
     return plan
 

@@ -52,11 +52,15 @@ class _Rules:
         selects on the type (``None``: not known, every denial is set on every record)."""
         # Fresh errors for every request: graphql-core raises a denied value, and raising one
         # object again and again would grow its traceback with every request's frames.
+        if not self.denials:
+            return RecordPlan(self.masks, ())
         if selected is None:
             return RecordPlan(self.masks, tuple((name, coded_error(code)) for name, code in self.denials))
-        denials = tuple((name, coded_error(code)) for name, code in self.denials if name in selected)
-        unread = tuple((name, coded_error(code)) for name, code in self.denials if name not in selected)
-        return RecordPlan(self.masks, denials, unread)
+        denials: list[tuple[str, GraphQLError]] = []
+        unread: list[tuple[str, GraphQLError]] = []
+        for name, code in self.denials:
+            (denials if name in selected else unread).append((name, coded_error(code)))
+        return RecordPlan(self.masks, tuple(denials), tuple(unread))
 
 
 def _rules_for(type_name: str, decision: Decision, catalog: FieldCatalog) -> _Rules:
@@ -121,7 +125,8 @@ def materialize(rows: Iterable[Record], cls: type, plan: RecordPlan) -> list[obj
     new = object.__new__
     masks, denials = plan.masks, plan.denials
     if plan.unread:
-        rows = rows if isinstance(rows, list | tuple) else list(rows)
+        if type(rows) is not list:
+            rows = list(rows)  # read twice
         denials += tuple(d for d in plan.unread if any(map(contains, rows, repeat(d[0]))))  # C loops
     obj: Any
     if not masks and not denials:

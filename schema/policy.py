@@ -44,6 +44,8 @@ class Groups:
     resources: dict[DecisionKey, dict[str, object]]
     #: The Python names of each decided type's own fields (``RequestContext.fields``).
     fields: dict[DecisionKey, frozenset[str]]
+    #: The same by type, under every connector's decision together (``RequestContext.selected``).
+    selected: dict[str, frozenset[str]]
 
 
 def groups_of(catalog: FieldCatalog, coordinates: Sequence[str]) -> dict[DecisionKey, list[FieldMeta]]:
@@ -79,6 +81,13 @@ def grouped(catalog: FieldCatalog, coordinates: Sequence[str]) -> Groups:
 @functools.lru_cache(maxsize=GROUPED_SIZE)
 def _grouped(catalog: FieldCatalog, coordinates: tuple[str, ...]) -> Groups:
     metas = groups_of(catalog, coordinates)
+    fields = {
+        key: frozenset(m.python_name for m in group if m.coordinate.startswith(key[1] + "."))
+        for key, group in metas.items()
+    }
+    selected: dict[str, frozenset[str]] = {}
+    for (_, type_name), names in fields.items():
+        selected[type_name] = selected.get(type_name, frozenset()) | names
     return Groups(
         metas=metas,
         resources={
@@ -91,10 +100,8 @@ def _grouped(catalog: FieldCatalog, coordinates: tuple[str, ...]) -> Groups:
             }
             for (connector, type_name), group in metas.items()
         },
-        fields={
-            key: frozenset(m.python_name for m in group if m.coordinate.startswith(key[1] + "."))
-            for key, group in metas.items()
-        },
+        fields=fields,
+        selected=selected,
     )
 
 
@@ -166,6 +173,7 @@ async def decide_all(ctx: RequestContext, summary: OperationSummary) -> dict[Dec
     for key in groups.metas:  # in the operation's order, hits and misses alike
         ctx.decisions[key] = decisions[key]
         ctx.fields[key] = groups.fields[key]
+    ctx.selected.update(groups.selected)
     return groups.metas
 
 
