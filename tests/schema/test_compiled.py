@@ -286,6 +286,39 @@ async def test_a_root_objects_links_resolve_by_their_batch_resolvers(schemas: An
     assert compiled == generic and calls == []
 
 
+@pytest.fixture
+def item_lists(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``type:items`` of every list the compiled executor completes through ``_complete_items``."""
+    calls: list[str] = []
+    complete_items = CompiledExecutionContext._complete_items
+
+    def counting(self: CompiledExecutionContext, plan: Any, *args: Any) -> Any:
+        calls.append(f"{plan.type_name}:{len(args[-2])}")
+        return complete_items(self, plan, *args)
+
+    monkeypatch.setattr(CompiledExecutionContext, "_complete_items", counting)
+    return calls
+
+
+async def test_lists_of_leaves_under_a_batch_link_are_filled_in_one_pass(schemas: Any, item_lists: list[str]) -> None:
+    """Each parent's list of leaf-only items is filled by the batch, not completed one list at a
+    time; a list holding a value the filler leaves to the general loop is completed that way."""
+    await run_both(schemas, LINKS, {}, 4)  # the filler of this shape is compiled on its second use
+    item_lists.clear()
+    compiled, generic = await run_both(schemas, LINKS, {}, 4)
+    assert compiled == generic and compiled[0]["creditRecords"]["nodes"][0]["enterprise"]["credit"]["records"]
+    # The page, the enterprises, their profiles: the profiles' record lists are not among them.
+    assert [c.split(":")[0] for c in item_lists] == ["CreditRecord", "Enterprise", "CreditProfile"]
+    # Record 9 has no content: the six parents holding the second profile (its records are 1, 5,
+    # 9, ...) have their lists completed in general; the six holding the first are filled.
+    surprising = LINKS.replace("records { id amount }", "records { id content }")
+    await run_both(schemas, surprising, {}, 4)
+    item_lists.clear()
+    compiled, generic = await run_both(schemas, surprising, {}, 4)
+    assert compiled == generic
+    assert item_lists == ["CreditRecord:24", "Enterprise:24", "CreditProfile:18"] + ["CreditRecord:6"] * 6
+
+
 async def test_clean_lists_complete_without_fallbacks(schemas: Any) -> None:
     before = sum(s.value for m in FALLBACKS.collect() for s in m.samples if s.name.endswith("_total"))
     query = "{ creditRecords(first: 2) { nodes { id kind title amount } } }"  # records 0 and 1 are clean
