@@ -396,6 +396,8 @@ def storable(value: str) -> bool:
     contain NUL, and a lone surrogate is not UTF-8. A value that is not storable equals no row."""
     if "\x00" in value:
         return False
+    if value.isascii():  # the common case (keys, codes), and ASCII always encodes
+        return True
     try:
         value.encode()
     except UnicodeEncodeError:

@@ -12,7 +12,7 @@ from sqlalchemy.pool import QueuePool
 
 from connectors.credit import CreditConnector
 from connectors.errors import ConnectorConfigError
-from connectors.sql import make_engine, utc
+from connectors.sql import make_engine, storable, utc
 from tests.postgres import PgDemo
 
 
@@ -81,3 +81,9 @@ def test_utc_is_the_moment_with_the_utc_zone(naive: dt.datetime) -> None:
     expected = naive.replace(tzinfo=dt.UTC)
     assert (aware, aware.tzinfo, aware.fold, type(aware)) == (expected, dt.UTC, expected.fold, dt.datetime)
     assert aware.isoformat() == expected.isoformat()
+
+
+def test_storable_refuses_nul_and_lone_surrogates_and_takes_the_rest() -> None:
+    assert storable("91330203MA2C4CE03N") and storable("") and storable("宁波市 ✓")
+    assert not storable("9133\x00") and not storable("宁波\x00")  # NUL: ASCII or not
+    assert not storable("\ud800") and not storable("a\udfffb")  # lone surrogates are not UTF-8
