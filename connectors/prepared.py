@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, Executable
+from sqlalchemy.sql import sqltypes
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.util import LRUCache
@@ -221,11 +222,60 @@ def _shape_of(compiled: SQLCompiler, dialect: Any) -> _Shape | None:
         process = column[3]._cached_result_processor(dialect, None)
         if process is None:
             items.append(f"{names[index]!r}: r[{index}]")
+        elif type(column[3]) in _MEMOIZED and (memo := _memo(process)) is not None:
+            scope[f"m{index}"] = memo
+            items.append(f"{names[index]!r}: m{index}[r[{index}]]")
         else:
             scope[f"p{index}"] = process
             items.append(f"{names[index]!r}: p{index}(r[{index}])")
     row = eval(f"lambda r: {{{', '.join(items)}}}", scope)  # noqa: S307 (source built from reprs above)
     return _Shape(row, _reusable_lists(compiled))
+
+
+#: Column types (exactly these: a subclass may process differently) whose SQLite result processors
+#: are pure functions of the stored value returning immutable values (``Decimal``, ``float``,
+#: ``date``, ``datetime``, ``time``): their results are remembered by value, a subscript per row
+#: where a ``Decimal`` cost a formatting and a parse.
+_MEMOIZED = frozenset({
+    sqltypes.Numeric, sqltypes.NUMERIC, sqltypes.DECIMAL, sqltypes.Date, sqltypes.DATE, sqltypes.DateTime,
+    sqltypes.DATETIME, sqltypes.TIMESTAMP, sqltypes.Time, sqltypes.TIME,
+})  # fmt: skip
+#: Values remembered per processor (dates and amounts repeat across rows and requests), and
+#: processors with a memo: one per column type object, shared by every shape that reads it.
+MEMO_SIZE, MEMOS = 4096, 64
+
+
+class _Memo(dict[Any, Any]):
+    """``memo[value]``: the processor's result for ``value``, remembered while there is room.
+
+    Equal values share one entry (``1``, ``1.0`` and ``True``): these processors give equal
+    numbers equal results, except zero's sign (``-0.0`` gives ``Decimal('-0.00')``), so zeros are
+    never remembered, nor NaN (equal to nothing, it would only fill the memo). A value the
+    processor refuses raises, as it would uncached.
+    """
+
+    __slots__ = ("process",)
+
+    def __init__(self, process: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.process = process
+
+    def __missing__(self, value: Any) -> Any:
+        result = self.process(value)
+        if value == value and value != 0 and len(self) < MEMO_SIZE:
+            self[value] = result
+        return result
+
+
+_MEMOS: dict[Callable[[Any], Any], _Memo] = {}
+
+
+def _memo(process: Callable[[Any], Any]) -> _Memo | None:
+    """The memo of ``process``, made on first use; ``None`` once ``MEMOS`` processors have one."""
+    found = _MEMOS.get(process)
+    if found is None and len(_MEMOS) < MEMOS:
+        found = _MEMOS[process] = _Memo(process)
+    return found
 
 
 def _reusable_lists(compiled: SQLCompiler) -> tuple[str, ...] | None:

@@ -31,7 +31,8 @@ from sqlalchemy import (
     tuple_,
 )
 
-from connectors.prepared import PreparedReads
+from connectors import prepared as prepared_module
+from connectors.prepared import PreparedReads, _Memo
 from connectors.sql import keys_in
 
 metadata = MetaData()
@@ -216,4 +217,37 @@ def test_a_statement_sqlalchemy_would_refuse_is_left_to_it(engine: Engine) -> No
     query = select(things.c.id).where(things.c.id == bindparam("wanted"))
     assert prepared.rows(query, None) is None  # no value for :wanted: SQLAlchemy raises its own error
     assert prepared.rows(query, {"wanted": 3}) == [{"id": 3}]
+    prepared.close()
+
+
+def test_processed_values_are_remembered_by_value_except_zeros_and_nan(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[object] = []
+    process = Numeric(12, 2)._cached_result_processor(create_engine("sqlite://").dialect, None)
+    assert process is not None
+
+    def counted(value: object) -> object:
+        calls.append(value)
+        return process(value)
+
+    memo = _Memo(counted)
+    assert memo[2.25] == Decimal("2.25") and memo[2.25] is memo[2.25] and calls == [2.25]  # processed once
+    assert memo[2] == memo[2.0] == Decimal("2.00")  # equal numbers, one entry: the same result
+    assert str(memo[-0.0]) == "-0.00" and str(memo[0]) == "0.00" and str(memo[-0.0]) == "-0.00"
+    assert memo[float("nan")].is_nan()
+    assert set(memo) == {2.25, 2}  # zeros and NaN were processed each time, never kept
+    monkeypatch.setattr(prepared_module, "MEMO_SIZE", 3)
+    for value in (1.0, 3.0, 4.0):
+        memo[value]
+    assert len(memo) == 3 and memo[4.0] == Decimal("4.00")  # full: still answers, keeps no more
+
+
+def test_prepared_reads_share_one_processed_value_between_rows_and_reads(engine: Engine) -> None:
+    prepared = PreparedReads(engine)
+    query = select(things.c.id, things.c.made_on, things.c.price).where(things.c.id.in_([5, 33]))
+    first = {row["id"]: row for row in prepared.rows(query, None) or []}
+    again = {row["id"]: row for row in prepared.rows(query, None) or []}
+    assert first == {r["id"]: r for r in reference(engine, query, None)}
+    assert first[5]["made_on"] == first[33]["made_on"] == dt.date(2025, 1, 6)  # 5 % 28 == 33 % 28
+    assert first[5]["made_on"] is first[33]["made_on"] is again[5]["made_on"]  # parsed once
+    assert first[5]["price"] is again[5]["price"] == Decimal("1.25")
     prepared.close()
