@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import event
 
 from audit import (
     GENESIS_HASH,
@@ -373,6 +374,32 @@ async def test_a_row_the_database_refuses_fails_only_its_own_append(
     later = await trail.append(make_entry(4))  # the chain goes on after the refused batch
     assert later.seq == 3 and later.prev_hash == written[-1].hash
     assert (await trail.records())[-1] == later
+
+
+async def test_sqlite_appends_keep_a_clean_connection_and_return_a_failed_one(tmp_path: Path) -> None:
+    """Batches that commit run on one connection, checked out once; a batch that fails gives its
+    connection back to the pool (which rolls it back), and closing the trail closes the held one."""
+    trail = AuditTrail(f"sqlite+aiosqlite:///{tmp_path / 'held.sqlite'}")
+    await trail.open()
+    assert trail._appender is not None
+    moves: list[str] = []
+    event.listen(trail._appender, "checkout", lambda *_: moves.append("out"))
+    event.listen(trail._appender, "checkin", lambda *_: moves.append("in"))
+    for n in range(3):
+        await trail.append(make_entry(n))
+    assert moves == ["out"]  # held between batches
+    with closing(sqlite3.connect(tmp_path / "held.sqlite")) as other:
+        other.execute(_REFUSE_SQLITE)
+        other.commit()
+    with pytest.raises(AuditWriteError, match="refused by a trigger"):
+        await trail.append(make_entry(3, request_id="refused"))
+    assert moves == ["out", "in"]  # the failed batch's connection went back to the pool
+    await trail.append(make_entry(4))
+    assert moves == ["out", "in", "out"]
+    report = await trail.verify()
+    assert report.ok and report.checked == 4, report.reason
+    await trail.aclose()
+    assert moves == ["out", "in", "out", "in"] and trail._held is None
 
 
 def _append_from_process(url: str, tag: str, count: int, barrier: Any) -> None:
