@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -306,9 +307,12 @@ class AuditTrail:
         self._engine = create_async_engine(url, **options)
         self._dialect = self._engine.dialect.name
         self._appender: Engine | None = None
-        #: The appender's connection between batches: one write runs at a time (the drain task),
-        #: and a batch that committed leaves it clean, so the next one needs no pool round trip.
+        #: The appender's connection between batches: a batch that committed leaves it clean, so
+        #: the next one needs no pool round trip. Taken and given back under the lock: a write left
+        #: running by a cancelled drain may overlap the next drain's, each on its own connection.
         self._held: PoolProxiedConnection | None = None
+        self._held_lock = threading.Lock()
+        self._closed = False  # set by aclose: a write finishing afterwards closes its connection
         if self._dialect == "sqlite":
             event.listen(self._engine.sync_engine, "connect", _sqlite_on_connect)
             event.listen(self._engine.sync_engine, "begin", _sqlite_on_begin)
@@ -365,6 +369,7 @@ class AuditTrail:
         Production databases get the table from ``audit/migrations`` (``connectors.migrate``);
         a table this made is adopted by the first migration run.
         """
+        self._closed = False
         try:
             # Under the write lock, so processes starting together do not race to create the table.
             async with self._write_transaction() as conn:
@@ -453,7 +458,10 @@ class AuditTrail:
         A batch that commits keeps its connection for the next (checking it out and back in, with
         the pool's reset, was most of the rest of this thread's Python work); any failure returns
         it to the pool, which rolls back or discards it."""
-        pooled, self._held = self._held or engine.raw_connection(), None
+        with self._held_lock:
+            pooled, self._held = self._held, None
+        if pooled is None:
+            pooled = engine.raw_connection()
         committed = False
         try:
             connection = pooled.dbapi_connection
@@ -480,11 +488,17 @@ class AuditTrail:
                         log.warning("audit: rollback failed", error=_describe(undone))
                 raise
         finally:
-            if committed:
-                self._held = pooled
-            else:
-                pooled.close()
+            self._give_back(pooled, keep=committed)
         return records
+
+    def _give_back(self, pooled: PoolProxiedConnection, *, keep: bool) -> None:
+        """Hold ``pooled`` for the next batch when ``keep`` and nothing else is held and the trail
+        is open; else return it to the pool (which rolls back an open transaction)."""
+        with self._held_lock:
+            if keep and self._held is None and not self._closed:
+                self._held = pooled
+                return
+        pooled.close()
 
     def _seal_after(self, last: Row[Any, Any] | tuple[Any, ...] | None, entries: list[AuditEntry]) -> list[AuditRecord]:
         """``entries`` sealed in order after ``last`` (the chain's last (seq, hash), or None)."""
@@ -603,7 +617,8 @@ class AuditTrail:
         if writer is not None and not writer.done() and writer.get_loop() is asyncio.get_running_loop():
             await asyncio.wait([writer])
         await self._engine.dispose()
-        held, self._held = self._held, None
+        with self._held_lock:
+            held, self._held, self._closed = self._held, None, True
         if held is not None:
             held.close()  # checked out: dispose would leave it open
         if self._appender is not None:

@@ -241,7 +241,8 @@ _MEMOIZED = frozenset({
     sqltypes.DATETIME, sqltypes.TIMESTAMP, sqltypes.Time, sqltypes.TIME,
 })  # fmt: skip
 #: Values remembered per processor (dates and amounts repeat across rows and requests), and
-#: processors with a memo: one per column type object, shared by every shape that reads it.
+#: processors with a memo: one per processor, shared by every shape and column that uses it (all
+#: ``Date`` columns share SQLAlchemy's one date parser; a ``Numeric`` scale has its own).
 MEMO_SIZE, MEMOS = 4096, 64
 
 

@@ -32,12 +32,18 @@ class RecordPlan:
 
     ``unread`` are denials of fields the operation does not select: a record gets those only
     when its row holds the field. A row without it has no value to withhold, and no default
-    resolver reads an unselected field; every other denial is set on every record.
+    resolver reads an unselected field; every other denial is set on every record. So a resolver
+    that fills a field itself (a signed URL) asks :meth:`denies`, never the record's attribute.
     """
 
     masks: tuple[tuple[str, FieldRule], ...]
     denials: tuple[tuple[str, GraphQLError], ...]
     unread: tuple[tuple[str, GraphQLError], ...] = ()
+
+    def denies(self, name: str) -> bool:
+        """Whether the plan denies field ``name`` (a Python name), selected or not. Code that
+        fills a field itself asks this: an unread denial is on no record whose row lacks it."""
+        return any(denied == name for denied, _ in self.denials) or any(denied == name for denied, _ in self.unread)
 
 
 @dataclass(frozen=True, slots=True)

@@ -700,7 +700,10 @@ class CompiledExecutionContext(AcyclicExecutionContext):
                     if "__await__" in attributes or type(attributes) is not dict:
                         break
                     item_row: dict[str, Any] = {}
-                    if fill(item, item_row, attributes) != size:
+                    try:
+                        if fill(item, item_row, attributes) != size:
+                            break
+                    except Exception:  # the general loop runs it again and reports it for this parent
                         break
                     filled.append(item_row)
                 else:

@@ -70,6 +70,7 @@ async def issue(
     ctx: RequestContext,
     decision: Decision,
     stream: object,
+    type_name: str,
     protocol: str,
     path: str,
     coordinate: str,
@@ -77,10 +78,13 @@ async def issue(
 ) -> None:
     """Sign a URL for ``path`` into ``stream.url`` / ``stream.expires_at`` and audit the issuance.
 
-    Nothing is signed when the decision denied the ``url`` field (``stream.url`` already holds the
-    error) or no purpose was declared; the URL is set only after its audit record is written.
+    Nothing is signed when the decision on the stream's type ``type_name`` denies its ``url``
+    field, selected or not (the plan says so; a row holds no URL, so an unselected field's denial
+    is on no record), when the request has no plan for that type (fail closed), or when no purpose
+    was declared; the URL is set only after its audit record is written.
     """
-    if isinstance(getattr(stream, "url", None), GraphQLError):
+    plan = ctx.plans.get(type_name)
+    if plan is None or plan.denies("url") or isinstance(getattr(stream, "url", None), GraphQLError):
         return
     purpose = ctx.purpose.code
     if not purpose:

@@ -107,7 +107,9 @@ class Recording:
             raise coded_error("FORBIDDEN", "Playback of this recording is not available to you.")
         stream = cast(Playback, found[0])
         path = f"playback/{stream.device_id}/{stream.recording_id}/index.m3u8"
-        await issue(ctx, decision, stream, "HLS", path, "Recording.playback", {"Recording": stream.recording_id})
+        await issue(
+            ctx, decision, stream, "Playback", "HLS", path, "Recording.playback", {"Recording": stream.recording_id}
+        )
         return stream
 
 
@@ -181,7 +183,8 @@ class Camera:
             state = status if status in (CameraStatus.OFFLINE.value, CameraStatus.FAULT.value) else "not ONLINE"
             raise coded_error("CAMERA_OFFLINE", f"This camera is {state}: no live stream can be issued for it now.")
         suffix = "/index.m3u8" if protocol is StreamProtocol.HLS else ""
-        await issue(ctx, decision, stream, protocol.value, f"live/{stream.device_id}{suffix}", "Camera.liveStream", {})
+        path = f"live/{stream.device_id}{suffix}"
+        await issue(ctx, decision, stream, "LiveStream", protocol.value, path, "Camera.liveStream", {})
         return stream
 
 

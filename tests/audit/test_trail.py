@@ -400,6 +400,17 @@ async def test_sqlite_appends_keep_a_clean_connection_and_return_a_failed_one(tm
     assert report.ok and report.checked == 4, report.reason
     await trail.aclose()
     assert moves == ["out", "in", "out", "in"] and trail._held is None
+    # A write that finishes after the close (its drain was cancelled) does not keep its connection.
+    late = trail._appender.raw_connection()
+    trail._give_back(late, keep=True)
+    assert moves[-2:] == ["out", "in"] and trail._held is None
+    await trail.open()  # reopened: a clean connection is kept again, but only one
+    first, second = trail._appender.raw_connection(), trail._appender.raw_connection()
+    trail._give_back(first, keep=True)
+    trail._give_back(second, keep=True)
+    assert trail._held is first and moves[-1] == "in"
+    await trail.aclose()
+    assert trail._held is None and moves.count("out") == moves.count("in")
 
 
 def _append_from_process(url: str, tag: str, count: int, barrier: Any) -> None:

@@ -287,6 +287,21 @@ def test_one_audit_record_per_url_issued(live: LiveServer, police: str, db: sqli
     assert all(r.entry.case_ref == "GA-2026-0042" and r.entry.subject == "officer-li" for r in issued)
 
 
+def test_a_stream_whose_url_is_not_selected_is_not_signed(
+    live: LiveServer, police: str, db: sqlite3.Connection, audit_url: str
+) -> None:
+    """The URL is denied unless selected (level 3, no rule): no grant is issued or audited for it."""
+    device = one(db, "status = 'ONLINE' AND owner = 'public_security'")
+    before = len(grants(audit_url))
+    query = "query($d: GBDeviceID!) { camera(deviceId: $d) { liveStream(protocol: HLS) { protocol expiresAt } } }"
+    result = body(live, query, police, CASE, d=device)
+    assert result["data"]["camera"]["liveStream"] == {"protocol": "HLS", "expiresAt": None}
+    assert grants(audit_url)[before:] == []
+    signed = body(live, LIVE, police, CASE, d=device, p="HLS")  # the same camera, its URL selected
+    assert signed["data"]["camera"]["liveStream"]["url"].startswith("https://")
+    assert len(grants(audit_url)[before:]) == 1
+
+
 @pytest.mark.parametrize("status", ["OFFLINE", "FAULT"])
 def test_a_camera_that_is_not_online_gets_no_stream_url_and_no_grant(
     live: LiveServer, police: str, db: sqlite3.Connection, audit_url: str, status: str

@@ -13,6 +13,7 @@ from policies.decision import Decision
 from policies.engine import StaticPolicyEngine
 from policies.principal import Principal, Purpose
 from resolvers.context import RequestContext, Runtime
+from resolvers.errors import coded_error
 from resolvers.records import RecordPlan, materialize
 from schema.fieldmeta import FieldCatalog
 
@@ -29,12 +30,39 @@ async def test_a_signed_url_is_not_written_into_the_connectors_row(tmp_path: Pat
         principal = Principal("officer-li", "public_security", frozenset({"police"}), frozenset(), 4)
         ctx = RequestContext(runtime, principal, Purpose("case_investigation", "GA-1"), request_id="r1")
         row = {"device_id": "33020315081326000001", "protocol": "HLS", "camera_status": "ONLINE"}
-        (stream,) = materialize([row], LiveStream, RecordPlan((), ()))
+        plan = ctx.plans["LiveStream"] = RecordPlan((), ())
+        (stream,) = materialize([row], LiveStream, plan)
         assert vars(stream) is row  # no mask, no denial: the row itself
         decision = Decision(allow=True, obligations={"url_ttl_s": 60})
-        await issue(ctx, decision, stream, "HLS", "live/x/index.m3u8", "Camera.liveStream", {})
+        await issue(ctx, decision, stream, "LiveStream", "HLS", "live/x/index.m3u8", "Camera.liveStream", {})
         assert vars(stream)["url"].startswith("https://") and vars(stream)["expires_at"] is not None
         assert row == {"device_id": "33020315081326000001", "protocol": "HLS", "camera_status": "ONLINE"}
         assert len(await audit.records(limit=10)) == 1
+    finally:
+        await audit.aclose()
+
+
+async def test_nothing_is_signed_when_the_plan_denies_the_url_selected_or_not(tmp_path: Path) -> None:
+    """An unselected URL's denial is on no record (no row holds a URL): the plan decides, and a
+    request without a plan for the stream's type signs nothing either."""
+    connector = VideoConnector.from_config({"stream_key_file": str(tmp_path / "key")}, tmp_path)
+    audit = AuditTrail(f"sqlite+aiosqlite:///{tmp_path / 'audit.sqlite'}")
+    await audit.open()
+    try:
+        runtime = Runtime(
+            connectors={"video": connector}, engine=StaticPolicyEngine(lambda doc: {}), audit=audit,
+            catalog=FieldCatalog({}), types={}, keys={}, owners={}, record_types={}, timeouts={},
+        )  # fmt: skip
+        principal = Principal("officer-li", "public_security", frozenset({"police"}), frozenset(), 4)
+        decision = Decision(allow=True, obligations={"url_ttl_s": 60})
+        for plans in ({"LiveStream": RecordPlan((), (), (("url", coded_error("FORBIDDEN")),))}, {}):
+            ctx = RequestContext(runtime, principal, Purpose("case_investigation", "GA-1"), request_id="r2")
+            ctx.plans.update(plans)
+            row = {"device_id": "33020315081326000001", "protocol": "HLS", "camera_status": "ONLINE"}
+            (stream,) = materialize([row], LiveStream, plans.get("LiveStream", RecordPlan((), ())))
+            assert "url" not in vars(stream)  # the unread denial: not on a record without the field
+            await issue(ctx, decision, stream, "LiveStream", "HLS", "live/x/index.m3u8", "Camera.liveStream", {})
+            assert "url" not in vars(stream) and "expires_at" not in vars(stream)
+        assert await audit.records(limit=10) == []  # no grant, no audit record
     finally:
         await audit.aclose()
