@@ -1,9 +1,9 @@
 """The per-request context resolvers read, and the gateway-wide runtime it points to.
 
 A ``RequestContext`` is built once per HTTP request. The policy extension fills ``decisions``
-(one per (connector, type)), ``fields`` and ``selected`` before any resolver runs; loaders are created lazily,
-one per (connector, entity, relation), and ``returned`` collects the keys of the records that
-left the connectors, for the audit trail.
+(one per (connector, type)), ``fields`` and ``selected`` before any resolver runs; loaders are
+created lazily, one per (connector, entity, relation), and ``returned`` collects the keys of the
+records that left the connectors, for the audit trail.
 """
 
 from __future__ import annotations

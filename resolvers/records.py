@@ -43,7 +43,7 @@ class RecordPlan:
     def denies(self, name: str) -> bool:
         """Whether the plan denies field ``name`` (a Python name), selected or not. Code that
         fills a field itself asks this: an unread denial is on no record whose row lacks it."""
-        return any(denied == name for denied, _ in self.denials) or any(denied == name for denied, _ in self.unread)
+        return any(denied == name for denied, _ in (*self.denials, *self.unread))
 
 
 @dataclass(frozen=True, slots=True)

@@ -685,13 +685,12 @@ class CompiledExecutionContext(AcyclicExecutionContext):
         # lists of a few items). A list with anything else in it — an item that is not a known
         # record, a value the filler leaves to the general loop — is completed as below instead;
         # the filler only reads, so the rows dropped on the way leave nothing behind.
-        quick = lists is not None and not lists[0].generic and not lists[0].batched
-        if quick:
-            assert lists is not None  # noqa: S101 (narrowing for mypy)
-            fill, size, records = lists[0].filler(), len(lists[0].steps), _RECORDS
+        quick = lists[0] if lists is not None and not lists[0].generic and not lists[0].batched else None
+        if quick is not None:
+            fill, size, records = quick.filler(), len(quick.steps), _RECORDS
         pending: list[tuple[int, dict[str, Any], Path, Any]] = []
         for position, ((index, row, _), value) in enumerate(zip(parents, values, strict=True)):
-            if quick and type(value) is list:
+            if quick is not None and type(value) is list:
                 filled: list[dict[str, Any]] = []
                 for item in value:
                     if type(item) not in records:
