@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import operator
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from sqlalchemy import BigInteger, ColumnElement, Select, and_, bindparam, false, func, literal, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Select, and_, bindparam, false, func, or_, select
 
 from connectors.base import (
     JSON,
@@ -254,10 +255,7 @@ class CreditConnector(DatabaseBacked):
     async def search(self, request: SearchRequest) -> Page:
         if request.entity != "CreditRecord":
             raise InvalidArgument(f"credit cannot search {request.entity}")
-        conditions = [
-            to_sqlalchemy(request.row_filter, FILTER_FIELDS["CreditRecord"]),
-            *self._where(request.where),
-        ]
+        shape, params = self._where(request.where)
         if request.after:
             day, ident = decode_cursor(request.after, 2)
             try:
@@ -266,20 +264,10 @@ class CreditConnector(DatabaseBacked):
                 raise InvalidArgument("after: not a cursor issued by this API") from exc
             if not 0 < after_id < 2**63:  # out of the column's range: forged, not a backend failure
                 raise InvalidArgument("after: not a cursor issued by this API")
-            # BIGINT: the column is 32-bit on PostgreSQL, where a larger INTEGER parameter would overflow.
-            before_id = credit_records.c.id < literal(after_id, BigInteger)
-            conditions.append(
-                or_(
-                    credit_records.c.decision_date < after_date,
-                    and_(credit_records.c.decision_date == after_date, before_id),
-                )
-            )
-            # Implied by the OR, but a bound the planners can seek the (…, decision_date, id)
-            # indexes to, instead of reading past every earlier page's rows.
-            conditions.append(credit_records.c.decision_date <= after_date)
-        columns = record_columns(request.fields)
-        query = select(*columns).where(*conditions).order_by(*_RECORD_ORDER).limit(request.first + 1)
-        rows = await self._rows(query)
+            params["after_date"], params["after_id"] = after_date, after_id
+        params["rows"] = request.first + 1
+        query = self._search(request.row_filter, shape, bool(request.after), request.fields)
+        rows = await self._rows(query, params)
         page = rows[: request.first]
         return Page(
             records=page,
@@ -287,24 +275,76 @@ class CreditConnector(DatabaseBacked):
             has_next_page=len(rows) > request.first,
         )
 
+    def _search(
+        self, row_filter: RowFilter | None, shape: tuple[str, ...], after: bool, fields: frozenset[str] | None
+    ) -> Select[tuple[object, ...]]:
+        """Credit records under ``row_filter`` and the ``shape`` conditions of :meth:`_where`, after
+        a cursor or not, newest first, ``rows`` of them; values bound at execution, cached per
+        shape: a page costs no statement building, and every page of a list shares one statement."""
+        columns = record_columns(fields)
+
+        def build() -> Select[tuple[object, ...]]:
+            c = credit_records.c
+            conditions = [to_sqlalchemy(row_filter, FILTER_FIELDS["CreditRecord"])]
+            for name in shape:
+                if name == "kinds":
+                    conditions.append(self._in(c.kind, "kinds"))
+                elif name.endswith("!"):  # a value no column can hold matches nothing
+                    conditions.append(false())
+                else:
+                    column, op = _SEARCH_WHERE[name]
+                    conditions.append(op(column, bindparam(name, type_=column.type)))
+            if after:
+                # BIGINT: the column is 32-bit on PostgreSQL, where a larger INTEGER parameter would overflow.
+                day, before_id = (
+                    bindparam("after_date", type_=c.decision_date.type),
+                    bindparam("after_id", type_=BigInteger),
+                )
+                conditions.append(or_(c.decision_date < day, and_(c.decision_date == day, c.id < before_id)))
+                # Implied by the OR, but a bound the planners can seek the (…, decision_date, id)
+                # indexes to, instead of reading past every earlier page's rows.
+                conditions.append(c.decision_date <= day)
+            return select(*columns).where(*conditions).order_by(*_RECORD_ORDER).limit(bindparam("rows"))
+
+        key = ("search", filter_key(row_filter), shape, after, tuple(c.name for c in columns))
+        return self._statements.get(key, build)
+
     @staticmethod
-    def _where(where: Mapping[str, JSON]) -> list[ColumnElement[bool]]:
-        c = credit_records.c
-        out: list[ColumnElement[bool]] = []
+    def _where(where: Mapping[str, JSON]) -> tuple[tuple[str, ...], dict[str, object]]:
+        """A search's ``where`` as the names of its conditions (:meth:`_search`) and their values;
+        a name ending in ``!`` is a value no column can hold (PostgreSQL would refuse the
+        parameter): it matches nothing."""
+        shape: list[str] = []
+        params: dict[str, object] = {}
         kinds = where.get("kinds")
         if isinstance(kinds, list) and kinds:
-            out.append(c.kind.in_([str(k) for k in kinds]))
-        for key, column in (("district", c.district_code), ("uscc", c.uscc), ("authority", c.authority)):
+            shape.append("kinds")
+            params["kinds"] = key_values([str(k) for k in kinds])
+        for key in ("district", "uscc", "authority"):
             value = where.get(key)
             if isinstance(value, str):
                 # A value no column can hold matches nothing (PostgreSQL would refuse the parameter).
-                out.append(column == value if storable(value) else false())
-        for key, op in (("decided_from", "ge"), ("decided_to", "le")):
+                if storable(value):
+                    shape.append(key)
+                    params[key] = value
+                else:
+                    shape.append(key + "!")
+        for key in ("decided_from", "decided_to"):
             value = where.get(key)
             if isinstance(value, str):
-                day = dt.date.fromisoformat(value)
-                out.append(c.decision_date >= day if op == "ge" else c.decision_date <= day)
-        return out
+                shape.append(key)
+                params[key] = dt.date.fromisoformat(value)
+        return tuple(shape), params
+
+
+#: The search conditions bound to one value: the column and the comparison (:meth:`CreditConnector._where`).
+_SEARCH_WHERE: Mapping[str, tuple[ColumnElement[Any], Any]] = {
+    "district": (credit_records.c.district_code, operator.eq),
+    "uscc": (credit_records.c.uscc, operator.eq),
+    "authority": (credit_records.c.authority, operator.eq),
+    "decided_from": (credit_records.c.decision_date, operator.ge),
+    "decided_to": (credit_records.c.decision_date, operator.le),
+}
 
 
 __all__ = ["FILTER_FIELDS", "CreditConnector"]

@@ -279,40 +279,77 @@ class LicenseConnector(DatabaseBacked):
     async def search(self, request: SearchRequest) -> Page:
         if request.entity != "Enterprise":
             raise InvalidArgument(f"license cannot search {request.entity}")
-        c = enterprises.c
-        conditions: list[ColumnElement[bool]] = [to_sqlalchemy(request.row_filter, FILTER_FIELDS["Enterprise"])]
-        where = request.where
-        for key, column in (("district", c.district_code), ("status", c.status)):
-            value = where.get(key)
-            if isinstance(value, str):
-                # A value no column can hold matches nothing (PostgreSQL would refuse the parameter).
-                conditions.append(column == value if storable(value) else false())
-        industry = where.get("industry_code")
-        if isinstance(industry, str):
-            # Codes are stored upper-case ("C3481"); SQLite's LIKE ignores ASCII case and
-            # PostgreSQL's does not, so the prefix is upper-cased and matched the same on both.
-            prefix = industry.upper()
-            matching = c.industry_code.like(_escape_like(prefix) + "%", escape="\\")
-            conditions.append(matching if storable(prefix) else false())
-        name = where.get("name")
-        if isinstance(name, str):
-            if len(name.strip()) < 2:
-                raise InvalidArgument("filter.name: give at least 2 characters of the enterprise name")
-            # Case-insensitive on both backends: ILIKE on PostgreSQL, lower() LIKE lower() on SQLite.
-            pattern = "%" + _escape_like(name.strip()) + "%"
-            conditions.append(c.name.ilike(pattern, escape="\\") if storable(pattern) else false())
+        shape, params = self._where(request.where)
         if request.after:
-            (last,) = decode_cursor(request.after, 1)
-            conditions.append(c.uscc > last)
-        columns = _columns("Enterprise", request.fields)
-        query = select(*columns).where(and_(*conditions)).order_by(c.uscc).limit(request.first + 1)
-        rows = await self._rows(query)
+            (params["after"],) = decode_cursor(request.after, 1)
+        params["rows"] = request.first + 1
+        query = self._search(request.row_filter, shape, bool(request.after), request.fields)
+        rows = await self._rows(query, params)
         page = rows[: request.first]
         return Page(
             records=[_enterprise(r) for r in page],
             cursors=Cursors(page, lambda r: (r["uscc"],)),
             has_next_page=len(rows) > request.first,
         )
+
+    def _search(
+        self, row_filter: RowFilter | None, shape: tuple[str, ...], after: bool, fields: frozenset[str] | None
+    ) -> Select[tuple[object, ...]]:
+        """Enterprises under ``row_filter`` and the ``shape`` conditions of :meth:`_where`, after a
+        cursor or not, by USCC, ``rows`` of them; values bound at execution, cached per shape: a
+        page costs no statement building, and every page of a list shares one statement."""
+        columns = _columns("Enterprise", fields)
+
+        def build() -> Select[tuple[object, ...]]:
+            c = enterprises.c
+            conditions = [to_sqlalchemy(row_filter, FILTER_FIELDS["Enterprise"])]
+            for name in shape:
+                if name.endswith("!"):  # a value no column can hold matches nothing
+                    conditions.append(false())
+                elif name in ("district", "status"):
+                    column = c.district_code if name == "district" else c.status
+                    conditions.append(column == bindparam(name, type_=column.type))
+                elif name == "industry_code":
+                    conditions.append(c.industry_code.like(bindparam(name, type_=c.industry_code.type), escape="\\"))
+                else:  # name: case-insensitive on both backends (ILIKE; lower() LIKE lower() on SQLite)
+                    conditions.append(c.name.ilike(bindparam(name, type_=c.name.type), escape="\\"))
+            if after:
+                conditions.append(c.uscc > bindparam("after", type_=c.uscc.type))
+            return select(*columns).where(and_(*conditions)).order_by(c.uscc).limit(bindparam("rows"))
+
+        key = ("search", filter_key(row_filter), shape, after, tuple(c.name for c in columns))
+        return self._statements.get(key, build)
+
+    @staticmethod
+    def _where(where: Mapping[str, JSON]) -> tuple[tuple[str, ...], dict[str, object]]:
+        """A search's ``where`` as the names of its conditions (:meth:`_search`) and their values;
+        a name ending in ``!`` is a value no column can hold (PostgreSQL would refuse the
+        parameter): it matches nothing."""
+        shape: list[str] = []
+        params: dict[str, object] = {}
+
+        def condition(name: str, value: str) -> None:
+            if storable(value):
+                shape.append(name)
+                params[name] = value
+            else:
+                shape.append(name + "!")
+
+        for key in ("district", "status"):
+            value = where.get(key)
+            if isinstance(value, str):
+                condition(key, value)
+        industry = where.get("industry_code")
+        if isinstance(industry, str):
+            # Codes are stored upper-case ("C3481"); SQLite's LIKE ignores ASCII case and
+            # PostgreSQL's does not, so the prefix is upper-cased and matched the same on both.
+            condition("industry_code", _escape_like(industry.upper()) + "%")
+        name = where.get("name")
+        if isinstance(name, str):
+            if len(name.strip()) < 2:
+                raise InvalidArgument("filter.name: give at least 2 characters of the enterprise name")
+            condition("name", "%" + _escape_like(name.strip()) + "%")
+        return tuple(shape), params
 
 
 __all__ = ["FILTER_FIELDS", "LicenseConnector"]

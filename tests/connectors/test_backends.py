@@ -228,6 +228,27 @@ async def test_same_answer_on_both_backends(
     assert not (isinstance(on_sqlite, tuple) and on_sqlite and on_sqlite[0] == "ConnectorUnavailable")
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_the_pages_of_a_search_share_its_statements(connectors: dict[str, dict[str, Any]], backend: str) -> None:
+    """A search's statement is built once per shape, its values (conditions, cursor, page size)
+    bound at execution: every page of a list, and the next list of that shape with other values,
+    reuse it, and each finds its own rows."""
+    credit, license_ = connectors[backend]["credit"], connectors[backend]["license"]
+    built = len(credit._statements), len(license_._statements)
+    await walk(credit, "CreditRecord", {}, district="330203", decided_from="2024-01-01")
+    await walk(license_, "Enterprise", {}, district="330203", status="EXISTING")
+    # Two shapes each: the first page, and the pages after a cursor.
+    assert (len(credit._statements) - built[0], len(license_._statements) - built[1]) == (2, 2)
+    pages = await walk(credit, "CreditRecord", {}, district="330212", decided_from="2024-06-01")
+    records = [r for r in pages if isinstance(r, dict)]  # walk() lists cursors too
+    pages = await walk(license_, "Enterprise", {}, district="330212", status="EXISTING")
+    enterprises = [r for r in pages if isinstance(r, dict)]
+    assert (len(credit._statements) - built[0], len(license_._statements) - built[1]) == (2, 2)
+    assert len(records) > 7 and len(enterprises) > 7  # more than one page each
+    assert all(r["district_code"] == "330212" and r["decision_date"] >= dt.date(2024, 6, 1) for r in records)
+    assert all(r["district_code"] == "330212" and r["status"] == "EXISTING" for r in enterprises)
+
+
 async def test_cases_are_not_vacuous(connectors: dict[str, dict[str, Any]], sample: Sample) -> None:
     """The cases above find rows where they should, so their equality means something."""
     credit = connectors["postgresql"]["credit"]
