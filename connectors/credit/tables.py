@@ -16,6 +16,8 @@ from sqlalchemy import (
     Text,
 )
 
+from connectors.prepared import REPEATING
+
 metadata = MetaData()
 
 #: Enterprises known to the credit platform (its "credit subjects").
@@ -44,9 +46,9 @@ credit_records = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("uscc", String(18), ForeignKey("credit_subjects.uscc"), nullable=False),
     Column("kind", String(32), nullable=False),
-    Column("title", String(200), nullable=False),
+    Column("title", String(200), nullable=False, info={REPEATING: True}),
     Column("content", Text, nullable=False),
-    Column("authority", String(100), nullable=False),
+    Column("authority", String(100), nullable=False, info={REPEATING: True}),
     Column("decision_number", String(64), nullable=False),
     Column("decision_date", Date, nullable=False),
     Column("publicity_start", Date, nullable=False),

@@ -30,6 +30,8 @@ from sqlalchemy import (
     Text,
 )
 
+from connectors.prepared import REPEATING
+
 #: Licence types as stored; the schema exposes them as an enum.
 LICENSE_TYPES = (
     "BUSINESS_LICENSE",  # 营业执照
@@ -92,7 +94,7 @@ enterprises = Table(
     Column("address", Text, nullable=False),
     Column("district_code", String(6), nullable=False),
     Column("industry_code", String(5), nullable=False),  # GB/T 4754-2017 class, e.g. "C3481"
-    Column("industry_name", String(100), nullable=False),
+    Column("industry_name", String(100), nullable=False, info={REPEATING: True}),
     Column("registered_capital", Numeric(16, 2), nullable=False),  # yuan
     Column("established_on", Date, nullable=False),
     Column("status", String(16), nullable=False),

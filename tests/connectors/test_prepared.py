@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 
 from connectors import prepared as prepared_module
-from connectors.prepared import PreparedReads, _Memo
+from connectors.prepared import REPEATING, PreparedReads, _Memo, _Texts
 from connectors.sql import keys_in
 
 metadata = MetaData()
@@ -47,6 +47,13 @@ things = Table(
     Column("price", Numeric(12, 2)),
 )
 owners = Table("owners", metadata, Column("owner", String, primary_key=True), Column("name", String))
+notes = Table(
+    "prepared_test_notes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("authority", String, info={REPEATING: True}),
+    Column("body", String),
+)
 
 
 @pytest.fixture
@@ -66,6 +73,12 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
             ],
         )  # fmt: skip
         conn.execute(insert(owners), [{"owner": "o0", "name": "甲"}, {"owner": "o1", "name": "乙"}])
+        conn.execute(
+            insert(notes), [{"id": i, "authority": f"市监局{i % 2}", "body": f"决定{i % 2}"} for i in range(6)]
+        )
+        # A text column holds what it is given: a NULL, and a blob (numbers would become text).
+        conn.execute(insert(notes), [{"id": 6, "authority": None, "body": "x"}])
+        conn.execute(text("INSERT INTO prepared_test_notes VALUES (7, X'E7949F', 'y')"))
     yield engine
     engine.dispose()
 
@@ -251,3 +264,28 @@ def test_prepared_reads_share_one_processed_value_between_rows_and_reads(engine:
     assert first[5]["made_on"] is first[33]["made_on"] is again[5]["made_on"]  # parsed once
     assert first[5]["price"] is again[5]["price"] == Decimal("1.25")
     prepared.close()
+
+
+def test_a_repeating_text_column_hands_out_one_string_per_value(engine: Engine) -> None:
+    """Equal values of a column marked repeating are one ``str`` across rows and reads (its UTF-8
+    form is then made once); an unmarked column's are SQLite's new objects; other types come back
+    as they are, unkept."""
+    prepared = PreparedReads(engine)
+    query = select(notes.c.id, notes.c.authority, notes.c.authority.label("issuer"), notes.c.body).order_by(notes.c.id)
+    first, again = prepared.rows(query, None) or [], prepared.rows(query, None) or []
+    expected = reference(engine, query, None)
+    assert first == again == expected
+    assert [[type(v) for v in row.values()] for row in first] == [[type(v) for v in r.values()] for r in expected]
+    assert first[0]["authority"] is first[2]["authority"] is again[4]["authority"] is again[0]["issuer"]
+    assert first[0]["body"] == again[0]["body"] and first[0]["body"] is not again[0]["body"]
+    assert (first[6]["authority"], first[7]["authority"]) == (None, "生".encode())
+    assert first[7]["authority"] is not again[7]["authority"]  # bytes are not kept
+    prepared.close()
+
+
+def test_a_repeating_text_column_keeps_at_most_memo_size_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prepared_module, "MEMO_SIZE", 2)
+    texts = _Texts()
+    a, b, c = "甲" * 3, "乙" * 3, "丙" * 3
+    assert texts["".join(["甲"] * 3)] is texts[a] and texts[b] == b
+    assert texts[c] is c and c not in texts and len(texts) == 2  # full: answers, keeps no more
