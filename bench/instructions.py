@@ -9,9 +9,13 @@ measured requests: valgrind starts with instrumentation off, it is switched on
 (``callgrind_control -i on``) once the warm-up requests are done and off again before anything
 is closed.
 
-What it leaves out: HTTP (Starlette, uvicorn, JWT) and Rego. The embedded engine's allocator
-(snmalloc) aborts under valgrind, so a static engine answers, allowing every field the query
-reads; the decision cache and everything after it are the gateway's own.
+It serves the requests the benchmark sends: the dossier of one sampled enterprise, the first 20
+pages of 100 enterprises and the district officer's first 10 pages of 500 credit records (each
+page's cursor taken from the one before), under the officer's row filter for that query, and
+encodes each response with orjson as the HTTP handler does. What it leaves out: HTTP (Starlette,
+uvicorn, JWT) and Rego. The embedded engine's allocator (snmalloc) aborts under valgrind, so a
+static engine answers, allowing every field the query reads and filtering rows as the officer's
+policy does; the decision cache and everything after it are the gateway's own.
 
     .venv/bin/python bench/instructions.py --query page100 [--requests 10] [--generic]
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import re
 import shutil
@@ -33,6 +38,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -41,9 +48,15 @@ QUERIES = ("dossier", "page100", "district500")
 
 
 def _allow_all(doc: Mapping[str, Any]) -> object:
-    """Every field the operation reads is allowed (sensitive ones need saying so)."""
+    """Every field the operation reads is allowed (sensitive ones need saying so); credit records
+    are filtered to the officer's district, as ``policies/rego/credit.rego`` does for an officer."""
     resource: Any = doc["resource"]
-    return {"allow": True, "filter": {}, "fields": {f["coordinate"]: {"action": "allow"} for f in resource["fields"]}}
+    fields = {f["coordinate"]: {"action": "allow"} for f in resource["fields"]}
+    return {"allow": True, "filter": _ROW_FILTERS.get(resource["type"], {}), "fields": fields}
+
+
+#: The row filters ``_allow_all`` answers, by type: set for the district officer's query only.
+_ROW_FILTERS: dict[str, object] = {}
 
 
 async def _serve(query: str, requests: int, compiled: bool, data: Path, ready: Path | None) -> None:
@@ -75,19 +88,39 @@ async def _serve(query: str, requests: int, compiled: bool, data: Path, ready: P
         await audit.open()
         engine = CachingEngine(StaticPolicyEngine(_allow_all))
         runtime = built.runtime(connectors, engine, audit, dict.fromkeys(connectors, 5.0))
-        principal = Principal("bench", "market_supervision", frozenset({"staff"}), frozenset(), 4)
         document = {"dossier": bench.DOSSIER, "page100": bench.PAGE_100, "district500": bench.DISTRICT_500}[query]
-        variables = {"u": bench._sample_usccs(data, 1)[0]} if query == "dossier" else {"after": None}
+        if query == "district500":
+            _ROW_FILTERS["CreditRecord"] = {
+                "type": "field", "field": "credit_records.district_code", "operator": "in", "value": [bench.DISTRICT]
+            }  # fmt: skip
+        principal = Principal("bench", "market_supervision", frozenset({"staff"}), frozenset(), 4)
 
-        async def one() -> None:
-            purpose = Purpose("market_supervision")
-            ctx = RequestContext(runtime=runtime, principal=principal, purpose=purpose, request_id="i")
+        async def execute(variables: dict[str, Any]) -> Any:
+            ctx = RequestContext(
+                runtime=runtime, principal=principal, purpose=Purpose("market_supervision"), request_id="i"
+            )
             try:
                 result = await built.schema.execute(document, variable_values=variables, context_value=ctx)
             finally:
                 ctx.close()
             if result.errors:
                 raise SystemExit(f"{query}: {result.errors[0]}")
+            orjson.dumps({"data": result.data})  # as edge.graphql_http answers
+            return result.data
+
+        bodies: list[dict[str, Any]]
+        if query == "dossier":
+            bodies = [{"u": bench._sample_usccs(data, 1)[0]}]
+        else:  # the pages the benchmark requests, each after the one before
+            field, count = ("enterprises", 20) if query == "page100" else ("creditRecords", 10)
+            bodies = [{"after": None}]
+            while len(bodies) < count:
+                page = await execute(bodies[-1])
+                bodies.append({"after": page[field]["pageInfo"]["endCursor"]})
+        turn = itertools.cycle(bodies)
+
+        async def one() -> None:
+            await execute(next(turn))
 
         for _ in range(5):  # parse, validation, decisions and plans cached; SQLite pages read
             await one()

@@ -282,10 +282,10 @@ class _Texts(dict[Any, Any]):
     """``texts[value]``: the ``str`` equal to ``value`` that was read first, while there is room.
 
     SQLite makes a new ``str`` for every value of every row; the response encoder then makes each
-    non-ASCII string's UTF-8 form anew, a tenth of a district list's CPU for its two Chinese
-    columns. Handing out one object per value makes that form once. Only exact ``str`` values are
-    kept (no other type equals one), at most ``MEMO_SIZE`` per column: a column marked repeating
-    whose values do not repeat costs a lookup per row and that memory (``MEMO_SIZE`` values)."""
+    non-ASCII string's UTF-8 form anew: half of the encoding of a district list's page, with its
+    two Chinese columns. Handing out one object per value makes that form once. Only exact
+    ``str`` values are kept (no other type equals one), at most ``MEMO_SIZE`` per column: a column
+    marked repeating whose values do not repeat costs a lookup per row and that memory."""
 
     __slots__ = ()
 
