@@ -729,8 +729,23 @@ def _machine() -> dict[str, str]:
 
 
 def _versions(loadgen: str) -> dict[str, str]:
-    out = {"Python": platform.python_version(), "SQLite (Python sqlite3)": sqlite3.sqlite_version}
-    for dist in ("strawberry-graphql", "graphql-core", "starlette", "uvicorn", "sqlalchemy", "aiosqlite", "regopy"):
+    import apsw
+
+    out = {
+        "Python": platform.python_version(),
+        "SQLite (Python sqlite3)": sqlite3.sqlite_version,
+        "SQLite (APSW: CityGraph's inline reads)": apsw.sqlite_lib_version(),
+    }
+    for dist in (
+        "strawberry-graphql",
+        "graphql-core",
+        "starlette",
+        "uvicorn",
+        "sqlalchemy",
+        "aiosqlite",
+        "apsw",
+        "regopy",
+    ):
         try:
             out[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:

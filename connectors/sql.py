@@ -203,7 +203,16 @@ class Reader:
         self._deadline = math.inf
         self._fallbacks = INLINE_FALLBACKS.labels(connector=connector)
         self._inline = self._inline_engine(connector, engine, cache_kib) if budget_ms > 0 else None
-        self._prepared = PreparedReads(self._inline) if self._inline is not None else None
+        self._prepared = (
+            PreparedReads(self._inline, progress=self._overdue, cache_kib=cache_kib)
+            if self._inline is not None
+            else None
+        )
+
+    def _overdue(self) -> bool:
+        """The progress handler of inline reads: called every 1,000 SQLite VM steps (microseconds),
+        a true answer interrupts the read."""
+        return time.monotonic() > self._deadline
 
     def _inline_engine(self, connector: str, engine: AsyncEngine, cache_kib: int) -> Engine | None:
         url = engine.url
@@ -220,8 +229,7 @@ class Reader:
 
         @event.listens_for(inline, "connect")
         def _budget(dbapi_connection: Any, _record: object) -> None:
-            # Called every 1,000 SQLite VM steps (microseconds); a true answer interrupts the read.
-            dbapi_connection.set_progress_handler(lambda: time.monotonic() > self._deadline, 1000)
+            dbapi_connection.set_progress_handler(self._overdue, 1000)
 
         @event.listens_for(inline, "before_cursor_execute")
         def _start(*_: object) -> None:
@@ -241,8 +249,8 @@ class Reader:
         if inline is not None and prepared is not None:
             try:  # the budget starts in the inline engine's before_cursor_execute listener
                 ready = prepared.prepare(query, bound)
-                if ready is not None:
-                    return prepared.run(ready)
+                if ready is not None and (rows := prepared.run(ready)) is not None:
+                    return rows
                 with inline.connect() as conn:
                     return _dicts(conn.execute(query, bound))
             except (OperationalError, sqlite3.OperationalError) as exc:

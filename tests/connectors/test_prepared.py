@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import apsw
 import pytest
 from sqlalchemy import (
     Column,
@@ -30,6 +32,7 @@ from sqlalchemy import (
     text,
     tuple_,
 )
+from sqlalchemy.exc import OperationalError
 
 from connectors import prepared as prepared_module
 from connectors.prepared import REPEATING, PreparedReads, _Memo, _Texts
@@ -56,9 +59,12 @@ notes = Table(
 )
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'p.sqlite'}", isolation_level="AUTOCOMMIT")
+@pytest.fixture(params=["apsw", "sqlite3"])
+def engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """A SQLite file with things in it. Prepared reads of a plain file URL run on APSW; a URL with
+    query parameters keeps the pool's ``sqlite3`` connection: every test runs on both."""
+    query = "" if request.param == "apsw" else "?timeout=5"
+    engine = create_engine(f"sqlite:///{tmp_path / 'p.sqlite'}{query}", isolation_level="AUTOCOMMIT")
     metadata.create_all(engine)
     with engine.begin() as conn:
         conn.execute(
@@ -289,3 +295,37 @@ def test_a_repeating_text_column_keeps_at_most_memo_size_values(monkeypatch: pyt
     a, b, c = "甲" * 3, "乙" * 3, "丙" * 3
     assert texts["".join(["甲"] * 3)] is texts[a] and texts[b] == b
     assert texts[c] is c and c not in texts and len(texts) == 2  # full: answers, keeps no more
+
+
+def test_a_plain_file_is_read_on_a_read_only_apsw_connection_without_mutex(engine: Engine) -> None:
+    prepared = PreparedReads(engine)
+    assert prepared.rows(select(things.c.id).where(things.c.id == 3), None) == [{"id": 3}]
+    connection = prepared._dbapi()
+    if engine.url.query:  # URL parameters are SQLAlchemy's to apply: the pool's sqlite3 connection
+        assert not isinstance(connection, apsw.Connection)
+    else:
+        assert isinstance(connection, apsw.Connection)
+        assert connection.open_flags & apsw.SQLITE_OPEN_NOMUTEX and connection.open_flags & apsw.SQLITE_OPEN_READONLY
+        with pytest.raises(apsw.ReadOnlyError):
+            connection.execute("CREATE TABLE written (a)")
+    prepared.close()
+
+
+def test_a_read_apsw_refuses_is_answered_by_sqlalchemy(engine: Engine) -> None:
+    """Text that is not UTF-8: APSW cannot decode it, so the read goes to SQLAlchemy, whose error
+    (sqlite3's) is the one a caller sees, prepared or not; the other rows still read prepared."""
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO prepared_test_notes VALUES (9, CAST(X'FF' AS TEXT), 'bad')"))
+    prepared = PreparedReads(engine)
+    bad = select(notes.c.authority).where(notes.c.id == 9)
+    ready = prepared.prepare(bad, None)
+    assert ready is not None
+    if engine.url.query:
+        with pytest.raises(sqlite3.OperationalError, match="UTF-8"):
+            prepared.run(ready)
+    else:
+        assert prepared.run(ready) is None
+    with pytest.raises(OperationalError, match="UTF-8"):
+        reference(engine, bad, None)
+    assert prepared.rows(select(notes.c.body).where(notes.c.id == 1), None) == [{"body": "决定1"}]
+    prepared.close()

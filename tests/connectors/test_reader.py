@@ -178,8 +178,10 @@ async def test_sqlite_connections_get_the_configured_page_cache(db: Path, option
         async with database.engine.connect() as conn:  # aiosqlite's thread
             assert (await conn.exec_driver_sql("PRAGMA cache_size")).scalar() == pragma
         inline = database.reader.engines[1]
-        with inline.connect() as conn:  # the event loop's own, for inline reads
+        with inline.connect() as conn:  # the event loop's own, for reads SQLAlchemy runs inline
             assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == pragma
+        prepared = database.reader._prepared  # and prepared reads' own (APSW) connection
+        assert prepared is not None and prepared._dbapi().execute("PRAGMA cache_size").fetchall() == [(pragma,)]
     finally:
         await database.aclose()
 
