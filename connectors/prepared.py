@@ -6,8 +6,8 @@ request's CPU went to its five reads. :class:`PreparedReads` keeps what SQLAlche
 statement shape — the compiled SQL, its positional parameters with their bind processors, the
 result columns with their result processors — and runs a read as SQLAlchemy's own
 ``DefaultExecutionContext`` would: the same compiled-statement cache key and extracted values,
-the same ``construct_params`` and expansion of ``IN`` lists, one ``sqlite3`` execute and
-``fetchall``, the same processors. Rows are the dicts the SQLAlchemy path returns. A statement
+the same ``construct_params`` and expansion of ``IN`` lists, one execute and ``fetchall``
+(on APSW, see :class:`PreparedReads`), the same processors. Rows are the dicts the SQLAlchemy path returns. A statement
 object that a connector reuses (``connectors.sql.StatementCache``) is looked up in SQLAlchemy's
 cache once; later reads of it only bind their values.
 
@@ -28,12 +28,12 @@ with inline reads off (``inline_read_budget_ms = 0``), through SQLAlchemy's asyn
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from threading import get_ident
 from typing import Any
 
-import apsw
+import apsw as _apsw
 from sqlalchemy import URL, Column, Engine, Executable
 from sqlalchemy.sql import sqltypes
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -73,26 +73,32 @@ Prepared = tuple[_Shape, str, tuple[Any, ...]]
 class PreparedReads:
     """Runs read statements for a synchronous SQLite ``engine`` on one held connection.
 
-    On a plain file (no URL query) that is a read-only APSW connection of its own, in SQLite's
-    multi-thread mode, given ``cache_kib`` of page cache and ``progress`` as its progress handler
-    (every 1,000 VM steps; a true answer interrupts the read, raised as ``sqlite3``'s
-    "interrupted" ``OperationalError``). Python's ``sqlite3`` releases and retakes the GIL around
-    every column of every row and SQLite locks the connection's mutex on every call: a third of
-    the instructions of a 500-row read, which APSW without the mutex reads in about half the time
-    (``sqlite3`` 770 µs, APSW 480, APSW in multi-thread mode 400). A statement APSW refuses (a
-    value it cannot bind, text that is not UTF-8, a busy file) is answered ``None``: the caller
-    runs it through SQLAlchemy, whose answer or error is authoritative. On any other URL the pool's
-    ``sqlite3`` connection is used, as the engine's ``connect`` listeners configured it.
+    With ``apsw`` on a plain file (no URL query) that is a read-only APSW connection of its own, in
+    SQLite's multi-thread mode, given ``cache_kib`` of page cache and ``progress`` as its progress
+    handler (every 1,000 VM steps; a true answer interrupts the read). Python's ``sqlite3``
+    releases and retakes the GIL around every column of every row and SQLite locks the
+    connection's mutex on every call: a third of the instructions of a 500-row read, which APSW
+    without the mutex reads in about half the time (``sqlite3`` 770 µs, APSW 480, APSW in
+    multi-thread mode 400). A read that APSW does not finish (interrupted, a busy file, a value it
+    cannot bind, text that is not UTF-8, a file it cannot open) raises :class:`OffLoop`: the
+    caller reads it again off the event loop through SQLAlchemy, whose answer or error is the
+    authoritative one. Otherwise the pool's ``sqlite3`` connection is used, as the engine's
+    ``connect`` listeners configured it, and its errors propagate.
 
-    Not thread-safe: it serves the event loop's thread (``connectors.sql.Reader``'s inline reads);
-    APSW raises on a connection used from two threads at once.
+    Not thread-safe: it serves the event loop's thread (``connectors.sql.Reader``'s inline reads).
+    Without SQLite's mutex APSW cannot see a second thread either, so the APSW connection answers
+    only the thread that opened it: on another, :meth:`run` answers ``None``.
     """
 
-    def __init__(self, engine: Engine, *, progress: Callable[[], bool] | None = None, cache_kib: int = 0) -> None:
+    def __init__(
+        self, engine: Engine, *, apsw: bool = True, progress: Callable[[], bool] | None = None, cache_kib: int = 0
+    ) -> None:
         self._engine = engine
+        self._apsw = apsw and _plain_file(engine.url) is not None
         self._progress = progress
         self._cache_kib = cache_kib
-        self._own: apsw.Connection | None = None  # the APSW connection, once opened
+        self._own: _apsw.Connection | None = None  # the APSW connection, once opened
+        self._owner = 0  # the thread that opened it
         self._dialect = engine.dialect
         self._compiled: LRUCache[Any, Any] = LRUCache(SHAPES)
         self._shapes: LRUCache[SQLCompiler, _Shape | None] = LRUCache(SHAPES)
@@ -106,7 +112,7 @@ class PreparedReads:
 
     def rows(self, query: Executable, params: Mapping[str, object] | None) -> list[dict[str, Any]] | None:
         """The rows of ``query`` as dicts, or ``None`` when it cannot be run prepared (then run it
-        through SQLAlchemy). ``sqlite3``'s errors propagate."""
+        through SQLAlchemy); raises :class:`OffLoop` as :meth:`run` does."""
         ready = self.prepare(query, params)
         return None if ready is None else self.run(ready)
 
@@ -121,26 +127,48 @@ class PreparedReads:
             return None
 
     def run(self, prepared: Prepared) -> list[dict[str, Any]] | None:
-        """Run a prepared read on the held connection; ``None`` when APSW refused it (run it
-        through SQLAlchemy). ``sqlite3``'s errors propagate, an interrupted read's included."""
+        """Run a prepared read on the held connection; ``None`` on a thread the APSW connection
+        does not serve. Raises :class:`OffLoop` for a read APSW did not finish; ``sqlite3``'s
+        errors propagate."""
         shape, sql, args = prepared
+        if self._apsw:
+            return self._run_apsw(shape, sql, args)
         connection = self._dbapi()
         cursor = connection.cursor()
         try:
-            for listener in self._engine.dispatch.before_cursor_execute:
-                listener(None, cursor, sql, args, None, False)
+            self._started(cursor, sql, args)
             cursor.execute(sql, args)
             data = cursor.fetchall()
-        except apsw.InterruptError as exc:
-            raise sqlite3.OperationalError("interrupted") from exc
-        except (apsw.Error, TypeError, ValueError):
-            if connection is not self._own:
-                raise
-            return None
         finally:
             cursor.close()
         row = shape.row
         return [row(r) for r in data]
+
+    def _run_apsw(self, shape: _Shape, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]] | None:
+        if self._own is None:
+            try:
+                self._own, self._owner = _open(self._engine.url, self._progress, self._cache_kib), get_ident()
+            except _apsw.Error as exc:
+                raise OffLoop("the file could not be opened") from exc
+        elif self._owner != get_ident():
+            return None
+        cursor = self._own.cursor()
+        try:
+            self._started(cursor, sql, args)
+            try:
+                cursor.execute(sql, args)
+                data = cursor.fetchall()
+            except (_apsw.Error, TypeError, ValueError) as exc:
+                raise OffLoop(type(exc).__name__) from exc
+        finally:
+            cursor.close()
+        row = shape.row
+        return [row(r) for r in data]
+
+    def _started(self, cursor: Any, sql: str, args: tuple[Any, ...]) -> None:
+        """Call the engine's ``before_cursor_execute`` listeners (statement counters, the budget)."""
+        for listener in self._engine.dispatch.before_cursor_execute:
+            listener(None, cursor, sql, args, None, False)
 
     def _prepare(self, query: Executable, params: Mapping[str, object] | None) -> Prepared | None:
         keys = tuple(sorted(params)) if params else ()
@@ -203,18 +231,12 @@ class PreparedReads:
         return sql, args
 
     def _dbapi(self) -> Any:
-        if self._own is not None:
-            return self._own
         if self._connection is None:
-            path = _plain_file(self._engine.url)
-            if path is not None:
-                self._own = _open(path, self._progress, self._cache_kib)
-                return self._own
             self._connection = self._engine.raw_connection()
         return self._connection.dbapi_connection
 
     def close(self) -> None:
-        """Close the held connection (the pool's: return it)."""
+        """Close the held connections (the pool's: return it)."""
         if self._own is not None:
             self._own.close()
             self._own = None
@@ -230,16 +252,24 @@ def _plain_file(url: URL) -> str | None:
     return url.database
 
 
-def _open(path: str, progress: Callable[[], bool] | None, cache_kib: int) -> apsw.Connection:
-    """A read-only APSW connection to ``path``: no connection mutex (one thread uses it), the busy
-    timeout of Python's ``sqlite3`` (5 s), ``cache_kib`` of page cache (0: SQLite's own)."""
-    connection = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_NOMUTEX)
-    connection.set_busy_timeout(5000)
-    if cache_kib:
-        connection.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
-    if progress is not None:
-        connection.set_progress_handler(progress, 1000)
+def _open(url: URL, progress: Callable[[], bool] | None, cache_kib: int) -> _apsw.Connection:
+    """A read-only APSW connection to the file of ``url``: no connection mutex (one thread uses
+    it), ``cache_kib`` of page cache (0: SQLite's own), no busy timeout: a busy file is read off
+    the event loop, where waiting for it holds nothing else up."""
+    connection = _apsw.Connection(str(url.database), flags=_apsw.SQLITE_OPEN_READONLY | _apsw.SQLITE_OPEN_NOMUTEX)
+    try:
+        if cache_kib:
+            connection.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
+        if progress is not None:
+            connection.set_progress_handler(progress, 1000)
+    except BaseException:
+        connection.close()
+        raise
     return connection
+
+
+class OffLoop(Exception):
+    """APSW did not finish the read: read it again off the event loop, through SQLAlchemy."""
 
 
 _UNSEEN: Any = object()

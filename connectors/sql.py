@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from connectors.base import JSON, Health
 from connectors.errors import ConnectorConfigError, ConnectorUnavailable, InvalidArgument
-from connectors.prepared import PreparedReads
+from connectors.prepared import OffLoop, PreparedReads
 
 #: Statements sent to each connector's backend; the benchmark and tests read it.
 STATEMENTS = Counter("citygraph_backend_statements", "SQL statements sent to backends", ["connector"])
@@ -197,6 +197,7 @@ class Reader:
         engine: AsyncEngine,
         budget_ms: float = INLINE_BUDGET_MS,
         cache_kib: int = SQLITE_CACHE_KIB,
+        apsw: bool = True,
     ) -> None:
         self._engine = engine
         self._budget_s = budget_ms / 1000
@@ -253,6 +254,8 @@ class Reader:
                     return rows
                 with inline.connect() as conn:
                     return _dicts(conn.execute(query, bound))
+            except OffLoop:
+                self._fallbacks.inc()
             except (OperationalError, sqlite3.OperationalError) as exc:
                 if "interrupted" not in str(getattr(exc, "orig", exc)):
                     raise
@@ -320,6 +323,7 @@ class Database:
             self._engine,
             inline_budget_ms(self.connector, self.options),
             sqlite_cache_kib(self.connector, self.options),
+            apsw_reads(self.connector, self.options),
         )
         return True
 
@@ -390,6 +394,15 @@ def inline_budget_ms(connector: str, options: Mapping[str, JSON]) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise ConnectorConfigError(f"{connector}: inline_read_budget_ms must be a number of milliseconds >= 0")
     return float(value)
+
+
+def apsw_reads(connector: str, options: Mapping[str, JSON]) -> bool:
+    """The connector option ``apsw_reads`` (default true): prepared inline reads of a SQLite file
+    on APSW's SQLite (``connectors.prepared``); false keeps them on Python's ``sqlite3``."""
+    value = options.get("apsw_reads", True)
+    if not isinstance(value, bool):
+        raise ConnectorConfigError(f"{connector}: apsw_reads must be true or false")
+    return value
 
 
 def utc(moment: dt.datetime) -> dt.datetime:

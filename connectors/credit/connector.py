@@ -280,7 +280,7 @@ class CreditConnector(DatabaseBacked):
     ) -> Select[tuple[object, ...]]:
         """Credit records under ``row_filter`` and the ``shape`` conditions of :meth:`_where`, after
         a cursor or not, newest first, ``rows`` of them; values bound at execution, cached per
-        shape: a page costs no statement building, and every page of a list shares one statement."""
+        shape: a page costs no statement building, and the pages after a cursor share one statement."""
         columns = record_columns(fields)
 
         def build() -> Select[tuple[object, ...]]:

@@ -297,7 +297,7 @@ class LicenseConnector(DatabaseBacked):
     ) -> Select[tuple[object, ...]]:
         """Enterprises under ``row_filter`` and the ``shape`` conditions of :meth:`_where`, after a
         cursor or not, by USCC, ``rows`` of them; values bound at execution, cached per shape: a
-        page costs no statement building, and every page of a list shares one statement."""
+        page costs no statement building, and the pages after a cursor share one statement."""
         columns = _columns("Enterprise", fields)
 
         def build() -> Select[tuple[object, ...]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 
 from connectors import prepared as prepared_module
-from connectors.prepared import REPEATING, PreparedReads, _Memo, _Texts
+from connectors.prepared import REPEATING, OffLoop, PreparedReads, _Memo, _Texts
 from connectors.sql import keys_in
 
 metadata = MetaData()
@@ -300,32 +301,64 @@ def test_a_repeating_text_column_keeps_at_most_memo_size_values(monkeypatch: pyt
 def test_a_plain_file_is_read_on_a_read_only_apsw_connection_without_mutex(engine: Engine) -> None:
     prepared = PreparedReads(engine)
     assert prepared.rows(select(things.c.id).where(things.c.id == 3), None) == [{"id": 3}]
-    connection = prepared._dbapi()
+    connection = prepared._own
     if engine.url.query:  # URL parameters are SQLAlchemy's to apply: the pool's sqlite3 connection
-        assert not isinstance(connection, apsw.Connection)
+        assert connection is None and prepared._connection is not None
     else:
-        assert isinstance(connection, apsw.Connection)
+        assert isinstance(connection, apsw.Connection) and prepared._connection is None
         assert connection.open_flags & apsw.SQLITE_OPEN_NOMUTEX and connection.open_flags & apsw.SQLITE_OPEN_READONLY
         with pytest.raises(apsw.ReadOnlyError):
             connection.execute("CREATE TABLE written (a)")
     prepared.close()
 
 
-def test_a_read_apsw_refuses_is_answered_by_sqlalchemy(engine: Engine) -> None:
-    """Text that is not UTF-8: APSW cannot decode it, so the read goes to SQLAlchemy, whose error
-    (sqlite3's) is the one a caller sees, prepared or not; the other rows still read prepared."""
+def test_apsw_reads_can_be_turned_off(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'off.sqlite'}")
+    prepared = PreparedReads(engine, apsw=False)
+    assert prepared.rows(select(literal(1).label("one")), None) == [{"one": 1}]
+    assert prepared._own is None and prepared._connection is not None
+    prepared.close()
+    engine.dispose()
+
+
+def test_a_read_apsw_does_not_finish_is_handed_back(engine: Engine) -> None:
+    """Text that is not UTF-8: APSW cannot decode it. The read raises OffLoop, for the caller to
+    read it again through SQLAlchemy, whose error (sqlite3's) is the authoritative one; on the
+    pool's sqlite3 connection that error comes straight away. Other rows still read prepared."""
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO prepared_test_notes VALUES (9, CAST(X'FF' AS TEXT), 'bad')"))
     prepared = PreparedReads(engine)
     bad = select(notes.c.authority).where(notes.c.id == 9)
-    ready = prepared.prepare(bad, None)
-    assert ready is not None
-    if engine.url.query:
-        with pytest.raises(sqlite3.OperationalError, match="UTF-8"):
-            prepared.run(ready)
-    else:
-        assert prepared.run(ready) is None
+    with pytest.raises(sqlite3.OperationalError if engine.url.query else OffLoop):
+        prepared.rows(bad, None)
     with pytest.raises(OperationalError, match="UTF-8"):
         reference(engine, bad, None)
     assert prepared.rows(select(notes.c.body).where(notes.c.id == 1), None) == [{"body": "决定1"}]
     prepared.close()
+
+
+def test_the_apsw_connection_answers_only_the_thread_that_opened_it(tmp_path: Path) -> None:
+    """Without SQLite's mutex nothing else would notice a second thread: it gets ``None`` (read
+    it through SQLAlchemy), and the connection is not opened twice."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'threads.sqlite'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER)"))
+    prepared = PreparedReads(engine)
+    query = select(literal(4).label("id"))
+    assert prepared.rows(query, None) == [{"id": 4}]
+    opened = prepared._own
+    assert opened is not None
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(prepared.rows, query, None).result() is None
+    assert prepared._own is opened and prepared.rows(query, None) == [{"id": 4}]
+    prepared.close()
+    engine.dispose()
+
+
+def test_a_file_apsw_cannot_open_is_handed_back(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'missing.sqlite'}")  # read-only: never created
+    prepared = PreparedReads(engine)
+    with pytest.raises(OffLoop, match="opened"):
+        prepared.rows(select(literal(1).label("one")), None)
+    assert prepared._own is None and not (tmp_path / "missing.sqlite").exists()
+    engine.dispose()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Integer, MetaData, Table, bindparam, column, func, literal_column, select, table, text
+from sqlalchemy.exc import OperationalError
 
 from connectors.base import FetchRequest
 from connectors.credit import CreditConnector
@@ -20,6 +22,7 @@ from connectors.sql import (
     Database,
     Reader,
     StatementCache,
+    apsw_reads,
     inline_budget_ms,
     make_engine,
     sqlite_cache_kib,
@@ -144,6 +147,69 @@ async def test_an_interrupted_read_gives_the_same_rows_off_the_loop(db: Path) ->
         await engine.dispose()
 
 
+async def test_a_busy_file_is_read_off_the_loop_without_holding_it(db: Path) -> None:
+    """Another process's write lock: the inline read does not wait for it on the event loop (no
+    busy timeout), it is read again on aiosqlite's thread, which waits there until the lock goes.
+    (A process's own locks never block it, whichever SQLite library took them: the writer must be
+    another process.)"""
+    engine = make_engine("reader-busy", f"sqlite+aiosqlite:///{db}", {})
+    reader = Reader("reader-busy", engine)
+    hold = (
+        "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+        "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(0.5); c.execute('COMMIT')"
+    )
+    writer = await asyncio.create_subprocess_exec(sys.executable, "-c", hold, str(db), stdout=asyncio.subprocess.PIPE)
+    try:
+        assert writer.stdout is not None and await writer.stdout.readline() == b"locked\n"
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        tick = asyncio.create_task(ticker())
+        started = time.monotonic()
+        rows = await reader.rows(select(numbers.c.n).where(numbers.c.n == 6))
+        waited = time.monotonic() - started
+        tick.cancel()
+        assert [r["n"] for r in rows] == [6] and waited > 0.2  # it waited for the lock...
+        assert ticks > 10  # ...off the loop, which went on running
+        assert _fallbacks("reader-busy") == 1
+    finally:
+        await writer.wait()
+        reader.dispose()
+        await engine.dispose()
+
+
+async def test_a_read_apsw_does_not_finish_is_answered_off_the_loop_by_sqlalchemy(db: Path) -> None:
+    """Text that is not UTF-8 in a row: APSW refuses it, the read is run again through SQLAlchemy
+    off the loop, and its error is what the caller gets; the reader still reads other rows inline."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE notes (n INTEGER, t TEXT)")
+        conn.execute("INSERT INTO notes VALUES (1, CAST(X'FF' AS TEXT)), (2, 'ok')")
+    engine = make_engine("reader-refused", f"sqlite+aiosqlite:///{db}", {})
+    reader = Reader("reader-refused", engine)
+    notes = table("notes", column("n", Integer), column("t"))
+    try:
+        with pytest.raises(OperationalError, match="UTF-8"):
+            await reader.rows(select(notes.c.t).where(notes.c.n == 1))
+        assert _fallbacks("reader-refused") == 1
+        assert await reader.rows(select(notes.c.t).where(notes.c.n == 2)) == [{"t": "ok"}]
+        assert _fallbacks("reader-refused") == 1
+    finally:
+        reader.dispose()
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_the_apsw_reads_option_is_checked(value: object) -> None:
+    with pytest.raises(ConnectorConfigError, match="apsw_reads"):
+        apsw_reads("credit", {"apsw_reads": value})  # type: ignore[dict-item]
+    assert apsw_reads("credit", {}) is True and apsw_reads("credit", {"apsw_reads": False}) is False
+
+
 async def test_in_memory_sqlite_and_a_zero_budget_never_read_inline(db: Path) -> None:
     memory = make_engine("reader-memory", "sqlite+aiosqlite://", {})
     off = make_engine("reader-off", f"sqlite+aiosqlite:///{db}", {})
@@ -181,7 +247,9 @@ async def test_sqlite_connections_get_the_configured_page_cache(db: Path, option
         with inline.connect() as conn:  # the event loop's own, for reads SQLAlchemy runs inline
             assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == pragma
         prepared = database.reader._prepared  # and prepared reads' own (APSW) connection
-        assert prepared is not None and prepared._dbapi().execute("PRAGMA cache_size").fetchall() == [(pragma,)]
+        await database.rows(select(literal_column("1").label("one")))
+        assert prepared is not None and prepared._own is not None
+        assert prepared._own.execute("PRAGMA cache_size").fetchall() == [(pragma,)]
     finally:
         await database.aclose()
 
