@@ -469,6 +469,17 @@ def key_values(keys: Sequence[object]) -> list[object]:
     return [k for k in keys if not isinstance(k, str) or storable(k)]
 
 
+def bind_text(shape: list[str], params: dict[str, object], name: str, value: str) -> None:
+    """Add a search condition on text ``value`` to a statement's ``shape`` and bound ``params``: ``name``,
+    or ``name + "!"`` for a value no column can hold (PostgreSQL would refuse the parameter), which
+    the statement builds as a condition matching nothing."""
+    if storable(value):
+        shape.append(name)
+        params[name] = value
+    else:
+        shape.append(name + "!")
+
+
 def projected(
     columns: Sequence[_C],
     fields: frozenset[str] | None,

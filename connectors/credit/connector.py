@@ -30,12 +30,12 @@ from connectors.sql import (
     Database,
     DatabaseBacked,
     StatementCache,
+    bind_text,
     decode_cursor,
     filter_key,
     key_values,
     keys_in,
     projected,
-    storable,
     utc,
 )
 from policies.ucast import FieldMap, to_sqlalchemy
@@ -311,9 +311,8 @@ class CreditConnector(DatabaseBacked):
 
     @staticmethod
     def _where(where: Mapping[str, JSON]) -> tuple[tuple[str, ...], dict[str, object]]:
-        """A search's ``where`` as the names of its conditions (:meth:`_search`) and their values;
-        a name ending in ``!`` is a value no column can hold (PostgreSQL would refuse the
-        parameter): it matches nothing."""
+        """A search's ``where`` as the names of its conditions (:meth:`_search`; see
+        :func:`~connectors.sql.bind_text`) and their values."""
         shape: list[str] = []
         params: dict[str, object] = {}
         kinds = where.get("kinds")
@@ -323,12 +322,7 @@ class CreditConnector(DatabaseBacked):
         for key in ("district", "uscc", "authority"):
             value = where.get(key)
             if isinstance(value, str):
-                # A value no column can hold matches nothing (PostgreSQL would refuse the parameter).
-                if storable(value):
-                    shape.append(key)
-                    params[key] = value
-                else:
-                    shape.append(key + "!")
+                bind_text(shape, params, key, value)
         for key in ("decided_from", "decided_to"):
             value = where.get(key)
             if isinstance(value, str):

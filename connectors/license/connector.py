@@ -30,6 +30,7 @@ from connectors.sql import (
     Database,
     DatabaseBacked,
     StatementCache,
+    bind_text,
     decode_cursor,
     filter_key,
     key_in,
@@ -322,33 +323,24 @@ class LicenseConnector(DatabaseBacked):
 
     @staticmethod
     def _where(where: Mapping[str, JSON]) -> tuple[tuple[str, ...], dict[str, object]]:
-        """A search's ``where`` as the names of its conditions (:meth:`_search`) and their values;
-        a name ending in ``!`` is a value no column can hold (PostgreSQL would refuse the
-        parameter): it matches nothing."""
+        """A search's ``where`` as the names of its conditions (:meth:`_search`; see
+        :func:`~connectors.sql.bind_text`) and their values."""
         shape: list[str] = []
         params: dict[str, object] = {}
-
-        def condition(name: str, value: str) -> None:
-            if storable(value):
-                shape.append(name)
-                params[name] = value
-            else:
-                shape.append(name + "!")
-
         for key in ("district", "status"):
             value = where.get(key)
             if isinstance(value, str):
-                condition(key, value)
+                bind_text(shape, params, key, value)
         industry = where.get("industry_code")
         if isinstance(industry, str):
             # Codes are stored upper-case ("C3481"); SQLite's LIKE ignores ASCII case and
             # PostgreSQL's does not, so the prefix is upper-cased and matched the same on both.
-            condition("industry_code", _escape_like(industry.upper()) + "%")
+            bind_text(shape, params, "industry_code", _escape_like(industry.upper()) + "%")
         name = where.get("name")
         if isinstance(name, str):
             if len(name.strip()) < 2:
                 raise InvalidArgument("filter.name: give at least 2 characters of the enterprise name")
-            condition("name", "%" + _escape_like(name.strip()) + "%")
+            bind_text(shape, params, "name", "%" + _escape_like(name.strip()) + "%")
         return tuple(shape), params
 
 
