@@ -94,7 +94,7 @@ class PreparedReads:
         self, engine: Engine, *, apsw: bool = True, progress: Callable[[], bool] | None = None, cache_kib: int = 0
     ) -> None:
         self._engine = engine
-        self._apsw = apsw and _plain_file(engine.url) is not None
+        self._apsw = apsw and _plain_file(engine.url)
         self._progress = progress
         self._cache_kib = cache_kib
         self._own: _apsw.Connection | None = None  # the APSW connection, once opened
@@ -245,11 +245,9 @@ class PreparedReads:
             self._connection = None
 
 
-def _plain_file(url: URL) -> str | None:
-    """The path of a SQLite file URL without query parameters (``None`` for anything else)."""
-    if url.get_backend_name() != "sqlite" or url.query or url.database in (None, "", ":memory:"):
-        return None
-    return url.database
+def _plain_file(url: URL) -> bool:
+    """Whether ``url`` is a SQLite file's, without query parameters."""
+    return url.get_backend_name() == "sqlite" and not url.query and url.database not in (None, "", ":memory:")
 
 
 def _open(url: URL, progress: Callable[[], bool] | None, cache_kib: int) -> _apsw.Connection:

@@ -205,7 +205,7 @@ class Reader:
         self._fallbacks = INLINE_FALLBACKS.labels(connector=connector)
         self._inline = self._inline_engine(connector, engine, cache_kib) if budget_ms > 0 else None
         self._prepared = (
-            PreparedReads(self._inline, progress=self._overdue, cache_kib=cache_kib)
+            PreparedReads(self._inline, apsw=apsw, progress=self._overdue, cache_kib=cache_kib)
             if self._inline is not None
             else None
         )

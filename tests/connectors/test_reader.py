@@ -203,6 +203,21 @@ async def test_a_read_apsw_does_not_finish_is_answered_off_the_loop_by_sqlalchem
         await engine.dispose()
 
 
+@pytest.mark.parametrize("apsw", [True, False])
+async def test_the_apsw_reads_option_chooses_the_driver_of_prepared_reads(db: Path, apsw: bool) -> None:
+    database = Database(
+        "reader-driver", f"sqlite:///{db}", {"apsw_reads": apsw}, MetaData(), Table("numbers", MetaData())
+    )
+    database.open()
+    try:
+        assert [r["n"] for r in await database.rows(select(numbers.c.n).where(numbers.c.n == 9))] == [9]
+        prepared = database.reader._prepared
+        assert prepared is not None and len(prepared._shapes) == 1  # read prepared either way
+        assert (prepared._own is not None, prepared._connection is not None) == (apsw, not apsw)
+    finally:
+        await database.aclose()
+
+
 @pytest.mark.parametrize("value", ["yes", 1, None])
 def test_the_apsw_reads_option_is_checked(value: object) -> None:
     with pytest.raises(ConnectorConfigError, match="apsw_reads"):
