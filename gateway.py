@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import logging
-import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -37,6 +35,7 @@ from connectors.base import Connector
 from connectors.registry import enable
 from edge.graphql_http import execute_http
 from edge.identity import TokenVerifier, mint_dev_token
+from edge.logs import configure_logging
 from edge.middleware import AuthenticationMiddleware, BodySizeLimitMiddleware, RequestIdMiddleware
 from edge.settings import Settings
 from policies.cache import CachingEngine
@@ -194,7 +193,7 @@ def create_app(
     then every enabled connector, of which only that one is opened.
     """
     settings = settings or Settings()
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level)
     verifier = TokenVerifier(settings.auth, settings.dev_secret() if settings.auth.mode == "dev" else None)
 
     @contextlib.asynccontextmanager
@@ -582,27 +581,7 @@ def audit_export(
         raise typer.Exit(export_command(target, criteria, fmt, handle))
 
 
-def _configure_logging(level: str = "info") -> None:
-    """JSON lines on standard output (``CITYGRAPH_PRETTY_LOGS=1``: for people), ``level`` and above.
-
-    Lines below ``level`` are dropped before any processor runs: the per-decision debug lines
-    would otherwise cost a timestamp and a JSON encoding each on every request.
-    """
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer()
-            if not os.environ.get("CITYGRAPH_PRETTY_LOGS")
-            else structlog.dev.ConsoleRenderer(),
-        ],
-    )
-
-
-_configure_logging()
+configure_logging()
 
 __all__ = ["Gateway", "cli", "create_app"]
 

@@ -65,6 +65,7 @@ async def _serve(query: str, requests: int, compiled: bool, data: Path, ready: P
     from audit import AuditTrail
     from connectors.credit import CreditConnector
     from connectors.license import LicenseConnector
+    from edge.logs import configure_logging
     from policies.cache import CachingEngine
     from policies.engine import StaticPolicyEngine
     from policies.principal import Principal, Purpose
@@ -72,6 +73,9 @@ async def _serve(query: str, requests: int, compiled: bool, data: Path, ready: P
     from schema.builder import build_schema
     from schema.limits import Limits
 
+    # The server's logging: info and above. structlog's default renders every line, the policy
+    # extension's per-decision debug lines among them, work the server never does.
+    configure_logging()
     # Under valgrind a read runs tens of times slower than natively: with the default budget a
     # large inline read is interrupted and read again through aiosqlite's thread, a path the
     # server does not take, and counted instead of it. The budget is a wall-clock guard only.

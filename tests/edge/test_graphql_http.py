@@ -7,9 +7,9 @@ import structlog
 from graphql import OperationType
 from structlog.testing import capture_logs
 
-import gateway
 from edge import graphql_http
 from edge.graphql_http import _NoOperation, _operation_type
+from edge.logs import configure_logging
 from schema.gate import CACHED_QUERY_CHARS
 
 TWO_OPERATIONS = "query A { gatewayVersion } mutation B { anything }"
@@ -42,9 +42,9 @@ def test_token_limit_is_part_of_the_cache_key() -> None:
 @pytest.mark.parametrize(("level", "expected"), [("info", []), ("debug", ["decision"])])
 def test_log_level_drops_lower_lines_before_they_are_formatted(level: str, expected: list[str]) -> None:
     try:
-        gateway._configure_logging(level)
+        configure_logging(level)
         with capture_logs() as lines:
             structlog.get_logger("citygraph").debug("decision", allow=True)
         assert [line["event"] for line in lines] == expected
     finally:
-        gateway._configure_logging("info")
+        configure_logging("info")
