@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import strawberry
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionResult
 from strawberry.types.base import get_object_definition
+from strawberry.types.graphql import OperationType
 
 from connectors.base import Connector, SchemaContribution
 from connectors.errors import ConnectorConfigError
-from resolvers.context import Runtime
-from schema import entities
+from resolvers.context import RequestContext, Runtime
+from schema import direct, entities
 from schema.acyclic import AcyclicExecutionContext
 from schema.execution import CompiledExecutionContext
 from schema.fieldmeta import FieldCatalog, FieldMeta, field_metas
-from schema.gate import gate
+from schema.gate import gate, rules_for
 from schema.limits import Limits
 from schema.lookups import ENTITY_QUERIES
 from schema.policy import PolicyExtension
@@ -31,11 +34,43 @@ if TYPE_CHECKING:
 
 
 class CityGraphSchema(strawberry.Schema):
-    """strawberry's schema without its per-error stack-trace logging.
+    """strawberry's schema with the gate and the policy extension, running operations through
+    them directly (``schema.direct``), and without strawberry's per-error stack-trace logging.
 
     A denied or masked field is policy working, not a server error; the gate (``schema.gate``)
     logs the unexpected errors, with an error id the client also sees.
     """
+
+    def __init__(self, *, limits: Limits, introspection: bool = True, **options: Any) -> None:
+        self._limits = limits
+        self._rules = rules_for(limits, introspection=introspection)
+        super().__init__(extensions=[gate(limits, introspection=introspection), PolicyExtension], **options)
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """strawberry's ``execute``; a request's operation runs through ``schema.direct``."""
+        if not query or not isinstance(context_value, RequestContext) or operation_extensions is not None:
+            return await super().execute(
+                query,
+                variable_values,
+                context_value,
+                root_value,
+                operation_name,
+                allowed_operation_types,
+                operation_extensions,
+            )
+        allowed = DEFAULT_ALLOWED_OPERATION_TYPES if allowed_operation_types is None else allowed_operation_types
+        return await direct.run(
+            self, self._limits, self._rules, query, variable_values, context_value, root_value, operation_name, allowed
+        )
 
     def process_errors(self, errors: Any, execution_context: Any = None) -> None:
         return None
@@ -183,7 +218,8 @@ def build_schema(
     schema = CityGraphSchema(
         query=merge_types("Query", tuple(queries)),
         types=list(types.values()),
-        extensions=[gate(limits, introspection=introspection), PolicyExtension],
+        limits=limits,
+        introspection=introspection,
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
         execution_context_class=CompiledExecutionContext if compiled else AcyclicExecutionContext,
     )

@@ -1,4 +1,5 @@
-"""The gate every operation passes before its policy decisions, as one strawberry extension.
+"""The gate every operation passes before its policy decisions: :func:`admit` and :func:`finish`,
+which ``schema.direct`` calls, and the same two as one strawberry extension (:func:`gate`).
 
 In order: the parser's token limit, parsing (cached per query text), validation with the
 operation limits (cached per parsed document), the cost limit, and at the end error codes
@@ -6,8 +7,9 @@ operation limits (cached per parsed document), the cost limit, and at the end er
 ``MaxTokensLimiter``, ``AddValidationRules``, ``ParserCache`` and ``DisableIntrospection``, and
 our validation cache, cost limit and ``ErrorCodes`` — doing the same work. strawberry makes
 every extension anew per request and wraps each hook of each one in a context manager at each
-of its four stages; the gate does all its work in one hook, so strawberry finds the document
-parsed and validated and does neither again. One hook for their six took the dossier from
+of its four stages; the gate extension does all its work in one hook, so strawberry finds the
+document parsed and validated and does neither again (``schema.direct`` now does without the
+extensions altogether). One hook for their six took the dossier from
 7.26 M to 6.98 M instructions a request (``bench/instructions.py``). The checks and their errors
 are the same; validation and cost now run before strawberry's own check of the operation's name
 and type, which refuses the same requests with the same errors either way.
@@ -17,8 +19,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from graphql import DocumentNode, ExecutionResult, GraphQLError, ValidationRule, parse
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    GraphQLSchema,
+    parse,
+    specified_rules,
+)
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
@@ -53,12 +65,68 @@ def _cached_parse(query: str, max_tokens: int) -> DocumentNode:
     return parse(query, max_tokens=max_tokens)
 
 
-def gate(limits: Limits, *, introspection: bool = True) -> type[SchemaExtension]:
-    """The gate extension for a schema with ``limits``; ``introspection=False`` refuses
-    introspection during validation (``__schema`` and ``__type``; ``__typename`` stays)."""
-    rules: tuple[type[ValidationRule], ...] = (limits_rule(limits),)  # one class per schema: cacheable
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A parsed document and what stops it before execution, if anything: its validation errors,
+    or else the cost limit's error (normalised later, with the rest, by :func:`finish`)."""
+
+    document: DocumentNode
+    invalid: list[GraphQLError]
+    too_complex: GraphQLError | None = None
+
+    @property
+    def errors(self) -> list[GraphQLError]:
+        """The errors that stop the operation (none: it may run)."""
+        return self.invalid if self.too_complex is None else [self.too_complex]
+
+
+def rules_for(limits: Limits, *, introspection: bool = True) -> tuple[type[ASTValidationRule], ...]:
+    """The validation rules: the specification's and the operation limits for ``limits``;
+    ``introspection=False`` refuses introspection (``__schema`` and ``__type``; ``__typename``
+    stays). strawberry adds its own two to any rules it validates with (``validate_document``)."""
+    rules: tuple[type[ASTValidationRule], ...] = (*specified_rules, limits_rule(limits))  # one class per schema
     if not introspection:
         rules += (NoSchemaIntrospectionCustomRule,)
+    return rules
+
+
+def admit(
+    schema: GraphQLSchema,
+    query: str,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+    limits: Limits,
+    rules: tuple[type[ASTValidationRule], ...],
+) -> Admission:
+    """Parse (cached), validate with ``rules`` (cached per document) and check the cost limit.
+    A syntax error is raised."""
+    document = _parse(query, limits.max_tokens)
+    invalid = _VALIDATED.get(schema, document, rules, lambda: validate_document(schema, document, rules))
+    if invalid:
+        return Admission(document, invalid)
+    return Admission(document, invalid, cost_problem(limits, document, operation_name, variables, schema))
+
+
+class Result(Protocol):
+    """An operation's result as graphql-core and strawberry both hold it."""
+
+    data: dict[str, Any] | None
+    errors: list[GraphQLError] | None
+
+
+def finish(result: Result) -> None:
+    """Give every error of ``result`` its code (``schema.errors``), in place."""
+    if not result.errors:
+        return
+    originals = result.errors
+    result.errors = [normalise(e, result.data is not None) for e in originals]
+    release_tracebacks(originals)
+
+
+def gate(limits: Limits, *, introspection: bool = True) -> type[SchemaExtension]:
+    """The gate as a strawberry extension, for schemas that run operations through strawberry's
+    extensions (a subgraph's); ``CityGraphSchema`` calls :func:`admit` and :func:`finish` itself."""
+    rules = rules_for(limits, introspection=introspection)
 
     class Gate(SchemaExtension):
         # One hook, not one per stage: strawberry wraps each hook of each extension in a context
@@ -69,28 +137,19 @@ def gate(limits: Limits, *, introspection: bool = True) -> type[SchemaExtension]
         def on_operation(self) -> Iterator[None]:
             ec = self.execution_context
             ec.parse_options["max_tokens"] = limits.max_tokens
-            ec.validation_rules = chosen = (*ec.validation_rules, *rules)
+            ec.validation_rules = rules
             if ec.query and ec.graphql_document is None:  # strawberry reports a missing or empty query
-                ec.graphql_document = document = _parse(ec.query, limits.max_tokens)
-                schema = ec.schema._schema
-                ec.pre_execution_errors = errors = _VALIDATED.get(
-                    schema, document, chosen, lambda: validate_document(schema, document, chosen)
-                )
-                if not errors:
-                    problem = cost_problem(limits, document, ec.operation_name, ec.variables, schema)
-                    if problem is not None:
-                        # A result set before execution makes strawberry skip executing the operation.
-                        ec.result = ExecutionResult(data=None, errors=[problem])
+                admission = admit(ec.schema._schema, ec.query, ec.operation_name, ec.variables, limits, rules)
+                ec.graphql_document = admission.document
+                ec.pre_execution_errors = admission.invalid
+                if admission.too_complex is not None:
+                    # A result set before execution makes strawberry skip executing the operation.
+                    ec.result = ExecutionResult(data=None, errors=[admission.too_complex])
             yield
-            result = ec.result
-            if result is None or not result.errors:
-                return
-            executed = result.data is not None
-            originals = result.errors
-            result.errors = [normalise(e, executed) for e in originals]
-            release_tracebacks(originals)
+            if ec.result is not None:
+                finish(ec.result)
 
     return Gate
 
 
-__all__ = ["CACHED_QUERY_CHARS", "gate"]
+__all__ = ["CACHED_QUERY_CHARS", "Admission", "Result", "admit", "finish", "gate", "rules_for"]

@@ -1,9 +1,10 @@
-"""The policy extension: one decision per (connector, type) per operation, then the audit record.
+"""The policy: one decision per (connector, type) per operation, then the audit record.
 
-Before execution it summarises the operation, groups the touched coordinates by the
+Before execution (:func:`decide`, given the operation's summary) it groups the touched coordinates by the
 (connector, type) decision that governs them and asks the engine for all of them concurrently;
-resolvers only read ``context.decisions``. After execution it appends the audit record when the
-operation touched non-public data; if that write fails, no data leaves (fail closed).
+resolvers only read ``context.decisions``. After execution (:func:`record`) it appends the audit
+record when the operation touched non-public data; if that write fails, no data leaves (fail
+closed). ``schema.direct`` calls both; :class:`PolicyExtension` is the same as a strawberry extension.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from policies.decision import Decision
 from resolvers.context import DecisionKey, RequestContext
 from resolvers.errors import coded_error
 from schema.fieldmeta import FieldCatalog, FieldMeta
+from schema.gate import Result
 from schema.operation import OperationSummary, summarize
 
 log = structlog.get_logger(__name__)
@@ -177,8 +179,66 @@ async def decide_all(ctx: RequestContext, summary: OperationSummary) -> dict[Dec
     return groups.metas
 
 
+async def decide(ctx: RequestContext, summary: OperationSummary) -> dict[DecisionKey, list[FieldMeta]]:
+    """``decide_all``, with a debug line per decision."""
+    groups = await decide_all(ctx, summary)
+    # Debug only: the decision log (policies/decisionlog.py) is the record of decisions, and a
+    # timestamped line per decision per request costs more CPU than a cached decision. Bound
+    # once: structlog's module-level proxy builds a logger on every attribute read.
+    debug = log.debug
+    for key in groups:
+        decision = ctx.decisions[key]
+        debug(
+            "decision",
+            request_id=ctx.request_id,
+            connector=key[0],
+            type=key[1],
+            allow=decision.allow,
+            reasons=list(decision.reasons),
+        )
+    return groups
+
+
+async def record(
+    ctx: RequestContext,
+    summary: OperationSummary,
+    groups: dict[DecisionKey, list[FieldMeta]],
+    result: Result,
+    query: str | None,
+    document: DocumentNode,
+) -> None:
+    """Append the audit record of an executed operation that may return non-public data; when
+    that fails, withhold ``result``'s data (fail closed: it becomes ``AUDIT_UNAVAILABLE``)."""
+    level = _needs_audit(groups, ctx.decisions)
+    if not level:
+        return
+    errors = result.errors or []
+    entry = AuditEntry(
+        request_id=ctx.request_id,
+        subject=ctx.principal.subject,
+        department=ctx.principal.department,
+        purpose=ctx.purpose.code,
+        case_ref=ctx.purpose.case_ref,
+        operation_name=summary.name,
+        document_hash=_document_hash(query) if query else _hash_document(document),
+        coordinates=tuple(summary.coordinates),
+        record_keys={t: tuple(keys) for t, keys in ctx.returned.items()},
+        policy_revision=ctx.runtime.engine.status().revision,
+        outcome="partial" if errors and result.data else ("ok" if not errors else "error"),
+        classification=level,
+    )
+    try:
+        await ctx.runtime.audit.append(entry)
+    except AuditWriteError:
+        log.error("audit write failed: response withheld", request_id=ctx.request_id)
+        result.data = None
+        result.errors = [_audit_error()]
+
+
 class PolicyExtension(SchemaExtension):
-    """Decides before execution and audits after it; see the module docstring."""
+    """:func:`decide` before execution and :func:`record` after it, as a strawberry extension, for
+    schemas that run operations through strawberry's extensions (a subgraph's);
+    ``CityGraphSchema`` calls them itself."""
 
     def summarize(self) -> OperationSummary:
         """What the operation touches; subgraphs add the lookups their entity references stand for."""
@@ -200,47 +260,10 @@ class PolicyExtension(SchemaExtension):
             yield
             return
         summary = self.summarize()
-        groups = await decide_all(ctx, summary)
-        # Debug only: the decision log (policies/decisionlog.py) is the record of decisions, and a
-        # timestamped line per decision per request costs more CPU than a cached decision. Bound
-        # once: structlog's module-level proxy builds a logger on every attribute read.
-        debug = log.debug
-        for key in groups:
-            decision = ctx.decisions[key]
-            debug(
-                "decision",
-                request_id=ctx.request_id,
-                connector=key[0],
-                type=key[1],
-                allow=decision.allow,
-                reasons=list(decision.reasons),
-            )
+        groups = await decide(ctx, summary)
         yield
-        level = _needs_audit(groups, ctx.decisions)
-        result = ec.result
-        if not level or result is None:
-            return
-        errors = result.errors or []
-        entry = AuditEntry(
-            request_id=ctx.request_id,
-            subject=ctx.principal.subject,
-            department=ctx.principal.department,
-            purpose=ctx.purpose.code,
-            case_ref=ctx.purpose.case_ref,
-            operation_name=summary.name,
-            document_hash=_document_hash(ec.query) if ec.query else _hash_document(ec.graphql_document),
-            coordinates=tuple(summary.coordinates),
-            record_keys={t: tuple(keys) for t, keys in ctx.returned.items()},
-            policy_revision=ctx.runtime.engine.status().revision,
-            outcome="partial" if errors and result.data else ("ok" if not errors else "error"),
-            classification=level,
-        )
-        try:
-            await ctx.runtime.audit.append(entry)
-        except AuditWriteError:
-            log.error("audit write failed: response withheld", request_id=ctx.request_id)
-            result.data = None
-            result.errors = [_audit_error()]
+        if ec.result is not None:
+            await record(ctx, summary, groups, ec.result, ec.query, ec.graphql_document)
 
 
 def _hash_document(document: DocumentNode) -> str:
@@ -262,4 +285,14 @@ def _audit_error() -> GraphQLError:
     )
 
 
-__all__ = ["CITY_TZ", "Groups", "PolicyExtension", "decide_all", "grouped", "groups_of", "input_docs"]
+__all__ = [
+    "CITY_TZ",
+    "Groups",
+    "PolicyExtension",
+    "decide",
+    "decide_all",
+    "grouped",
+    "groups_of",
+    "input_docs",
+    "record",
+]
