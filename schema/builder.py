@@ -22,7 +22,7 @@ from schema import direct, entities
 from schema.acyclic import AcyclicExecutionContext
 from schema.execution import CompiledExecutionContext
 from schema.fieldmeta import FieldCatalog, FieldMeta, field_metas
-from schema.gate import gate, rules_for
+from schema.gate import gate
 from schema.limits import Limits
 from schema.lookups import ENTITY_QUERIES
 from schema.policy import PolicyExtension
@@ -42,9 +42,13 @@ class CityGraphSchema(strawberry.Schema):
     """
 
     def __init__(self, *, limits: Limits, introspection: bool = True, **options: Any) -> None:
+        extension = gate(limits, introspection=introspection)
         self._limits = limits
-        self._rules = rules_for(limits, introspection=introspection)
-        super().__init__(extensions=[gate(limits, introspection=introspection), PolicyExtension], **options)
+        self._rules = extension.rules  # one validation-rule class per schema: one cache entry per document
+        super().__init__(extensions=[extension, PolicyExtension], **options)
+        # What schema.direct does not do, strawberry's execute does: strawberry directives (an
+        # extension of their own) and incremental delivery (another executor).
+        self._direct = not self.directives and not self.config.enable_experimental_incremental_execution
 
     async def execute(
         self,
@@ -57,7 +61,12 @@ class CityGraphSchema(strawberry.Schema):
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
         """strawberry's ``execute``; a request's operation runs through ``schema.direct``."""
-        if not query or not isinstance(context_value, RequestContext) or operation_extensions is not None:
+        if (
+            not self._direct
+            or not query
+            or not isinstance(context_value, RequestContext)
+            or operation_extensions is not None
+        ):
             return await super().execute(
                 query,
                 variable_values,

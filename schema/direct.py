@@ -2,18 +2,20 @@
 
 strawberry runs an operation through its extensions: per request it makes each extension anew,
 a runner, and for each of four stages a context manager that looks up and wraps every
-extension's hook, around the gate's one hook and the policy's one. That machinery cost more than
-the work it wrapped on small operations: a query of one constant field took 0.48 ms of CPU over
-HTTP, a quarter of it in ``strawberry.Schema.execute`` outside graphql-core and our hooks.
+extension's hook, around the gate's one hook and the policy's one: a quarter of the 0.48 ms of
+CPU a query of one constant field took over HTTP went to ``strawberry.Schema.execute`` outside
+graphql-core and those hooks.
 :func:`run` calls the same steps in the same order — ``schema.gate.admit``, strawberry's check
-of the operation's name and type, ``schema.policy.decide``, graphql-core's ``execute`` with the
-schema's execution context, ``schema.policy.record``, ``schema.gate.finish`` — and answers what
-strawberry would: the same results, errors and exceptions (the test suite runs both ways,
-``tests/schema/test_direct.py``).
+of the operation's name and type (the first operation when none is named, as strawberry picks),
+``schema.policy.decide``, graphql-core's ``execute`` with the schema's execution context,
+``schema.policy.record``, ``schema.gate.finish`` — and answers what strawberry would: results of
+the same types with the same data, errors and extensions, the same exceptions raised, the same
+audit entries (``tests/schema/test_direct.py`` runs every case both ways and compares them).
 
-Only ``CityGraphSchema`` (``schema.builder``) takes this path, for operations it can run exactly
-so; anything else (a subgraph's schema with its tracing, no request context, operation
-extensions, a missing query) goes through strawberry's ``execute`` with the same two extensions.
+Only ``CityGraphSchema`` (``schema.builder``) takes this path, and only for what it can run so:
+a request's operation (with a ``RequestContext``, no operation extensions) on a schema without
+strawberry directives or incremental delivery. Anything else, and a subgraph's schema with its
+tracing, goes through strawberry's ``execute`` with the same two extensions.
 """
 
 from __future__ import annotations
@@ -21,10 +23,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from graphql import ExecutionResult as GraphQLExecutionResult, GraphQLError, execute
+from graphql import (
+    DocumentNode,
+    ExecutionResult as GraphQLExecutionResult,
+    GraphQLError,
+    OperationDefinitionNode,
+    execute,
+)
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.types.execution import ExecutionResult
+from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.utils.operation import get_operation_type
 
@@ -51,50 +59,72 @@ async def run(
     allowed: Iterable[OperationType],
 ) -> ExecutionResult:
     """Run one operation as ``strawberry.Schema.execute`` would with the gate and the policy
-    extension; raises what it raises (an operation that is missing or of a type not allowed)."""
+    extension; raises what it raises (an operation that is missing or of a type not allowed), and
+    ends the operation with any other exception as its one error, as it does."""
     gql = schema._schema
     try:
-        admission = admit(gql, query, operation_name, variables, limits, rules)
-    except GraphQLError as syntax:
-        return _result(None, [syntax])  # coded by the HTTP layer, as from strawberry
-    try:
-        operation_type = get_operation_type(admission.document, operation_name)
-    except RuntimeError as error:
-        raise CannotGetOperationTypeError(operation_name) from error
-    if operation_type not in allowed:
-        raise InvalidOperationTypeError(operation_type)
-    if admission.errors:
-        refused = _result(None, admission.errors)
-        finish(refused)
-        return refused
-    try:
-        summary = summarize(gql, admission.document, operation_name, variables)
+        try:
+            admission = admit(gql, query, operation_name, variables, limits, rules)
+        except GraphQLError as syntax:  # coded by the HTTP layer, as from strawberry
+            return _refused(schema, [syntax])
+        # Without a name, strawberry runs the first operation (graphql-core would refuse a
+        # document of several); the gate's cost check and the summary pick the same one.
+        name = operation_name if operation_name is not None else _first_name(admission.document)
+        try:
+            operation_type = get_operation_type(admission.document, name)
+        except RuntimeError as error:
+            raise CannotGetOperationTypeError(name) from error
+        if operation_type not in allowed:
+            raise InvalidOperationTypeError(operation_type)
+        if admission.invalid:
+            refused = _refused(schema, admission.invalid)
+            finish(refused)
+            return refused
+        if admission.too_complex is not None:  # nothing read: nothing to decide or audit
+            result = ExecutionResult(data=None, errors=[admission.too_complex], extensions={})
+            schema._process_errors(result.errors or [])
+            finish(result)
+            return result
+        summary = summarize(gql, admission.document, name, variables)
         groups = await decide(context, summary)
         outcome = execute(
             gql,
             admission.document,
             root_value=root_value,
             variable_values=variables,
-            operation_name=operation_name,
+            operation_name=name,
             context_value=context,
-            is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]  # a bool, as strawberry passes it
+            is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]  # its bool is the TypeGuard
             executor_class=schema.execution_context_class,
             operation_extensions=None,
         )
         if not isinstance(outcome, GraphQLExecutionResult):
             outcome = await outcome
-        result = _result(outcome.data, outcome.errors)
+        if outcome.errors:
+            schema._process_errors(outcome.errors)
+        result = ExecutionResult(data=outcome.data, errors=outcome.errors, extensions={})
         await record(context, summary, groups, result, query, admission.document)
+        finish(result)
+        return result
+    except (CannotGetOperationTypeError, InvalidOperationTypeError):
+        raise
     except Exception as exc:  # as strawberry's execute: the operation ends with this error
-        failure = exc if isinstance(exc, GraphQLError) else GraphQLError(str(exc), original_error=exc)
-        return _result(None, [failure])
-    finish(result)
-    return result
+        return _refused(schema, [exc if isinstance(exc, GraphQLError) else GraphQLError(str(exc), original_error=exc)])
 
 
-def _result(data: dict[str, Any] | None, errors: list[GraphQLError] | None) -> ExecutionResult:
-    # strawberry's results carry the extensions' results, none of ours has any: an empty dict.
-    return ExecutionResult(data=data, errors=errors, extensions={})
+def _first_name(document: DocumentNode) -> str | None:
+    """The name of the document's first operation (None: anonymous, or no operation)."""
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            return definition.name.value if definition.name else None
+    return None
+
+
+def _refused(schema: Schema, errors: list[GraphQLError]) -> PreExecutionError:
+    """The result of an operation that ended before or instead of its execution, as strawberry
+    returns it (its extensions' results: none of ours has any)."""
+    schema._process_errors(errors)
+    return PreExecutionError(data=None, errors=errors, extensions={})
 
 
 __all__ = ["run"]

@@ -123,12 +123,20 @@ def finish(result: Result) -> None:
     release_tracebacks(originals)
 
 
-def gate(limits: Limits, *, introspection: bool = True) -> type[SchemaExtension]:
+class GateExtension(SchemaExtension):
+    """The type of :func:`gate`'s extensions: ``rules`` are the ones it validates with."""
+
+    rules: tuple[type[ASTValidationRule], ...] = ()
+
+
+def gate(limits: Limits, *, introspection: bool = True) -> type[GateExtension]:
     """The gate as a strawberry extension, for schemas that run operations through strawberry's
     extensions (a subgraph's); ``CityGraphSchema`` calls :func:`admit` and :func:`finish` itself."""
-    rules = rules_for(limits, introspection=introspection)
+    chosen = rules_for(limits, introspection=introspection)
 
-    class Gate(SchemaExtension):
+    class Gate(GateExtension):
+        rules = chosen
+
         # One hook, not one per stage: strawberry wraps each hook of each extension in a context
         # manager per request. A document parsed and validated here is one strawberry neither
         # parses nor validates again. A syntax error raised here ends the operation as it did
@@ -137,9 +145,9 @@ def gate(limits: Limits, *, introspection: bool = True) -> type[SchemaExtension]
         def on_operation(self) -> Iterator[None]:
             ec = self.execution_context
             ec.parse_options["max_tokens"] = limits.max_tokens
-            ec.validation_rules = rules
+            ec.validation_rules = chosen
             if ec.query and ec.graphql_document is None:  # strawberry reports a missing or empty query
-                admission = admit(ec.schema._schema, ec.query, ec.operation_name, ec.variables, limits, rules)
+                admission = admit(ec.schema._schema, ec.query, ec.operation_name, ec.variables, limits, chosen)
                 ec.graphql_document = admission.document
                 ec.pre_execution_errors = admission.invalid
                 if admission.too_complex is not None:
@@ -152,4 +160,4 @@ def gate(limits: Limits, *, introspection: bool = True) -> type[SchemaExtension]
     return Gate
 
 
-__all__ = ["CACHED_QUERY_CHARS", "Admission", "Result", "admit", "finish", "gate", "rules_for"]
+__all__ = ["CACHED_QUERY_CHARS", "Admission", "GateExtension", "Result", "admit", "finish", "gate", "rules_for"]
