@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import strawberry
+from graphql import DirectiveLocation
+from strawberry.directive import DirectiveValue
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types.graphql import OperationType
 
 from audit import AuditEntry, AuditTrail, AuditWriteError
@@ -24,7 +27,7 @@ from policies.embedded import EmbeddedEngine
 from policies.engine import EngineStatus
 from policies.principal import Principal, Purpose
 from resolvers.context import RequestContext, Runtime
-from schema.builder import BuiltSchema, build_schema
+from schema.builder import BuiltSchema, CityGraphSchema, build_schema
 from schema.limits import Limits
 
 # One schema, engine and audit trail for the module's tests, so one event loop for all of them.
@@ -235,3 +238,49 @@ async def test_an_engine_that_raises_ends_the_operation_the_same_way(setup: Setu
     ]
     assert answers[0] == answers[1]
     assert answers[0]["data"] is None and len(answers[0]["errors"]) == 1
+
+
+@strawberry.type
+class _Query:
+    @strawberry.field
+    def greeting(self) -> str:
+        return "hello"
+
+
+@strawberry.directive(locations=[DirectiveLocation.FIELD])
+def shout(value: DirectiveValue[str]) -> str:
+    return value.upper()
+
+
+@pytest.mark.parametrize(
+    ("options", "direct"),
+    [
+        ({}, True),
+        ({"directives": [shout]}, False),  # strawberry's DirectivesExtension applies them
+        ({"config": StrawberryConfig(enable_experimental_incremental_execution=True)}, False),
+    ],
+    ids=["plain", "strawberry directives", "incremental delivery"],
+)
+async def test_what_the_direct_path_does_not_do_goes_through_strawberry(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch, options: dict[str, Any], direct: bool
+) -> None:
+    schema = CityGraphSchema(limits=LIMITS, query=_Query, **options)
+    made: list[object] = []
+    original = strawberry.Schema.get_extensions
+
+    def counted(schema: strawberry.Schema, sync: bool = False) -> Any:
+        made.append(schema)
+        return original(schema, sync)
+
+    monkeypatch.setattr(strawberry.Schema, "get_extensions", counted)
+    ctx = RequestContext(setup.runtime, STAFF, Purpose("market_supervision"), request_id="r")
+    query = "{ greeting @shout }" if "directives" in options else "{ greeting }"
+    try:
+        result = await schema.execute(query, context_value=ctx)
+    finally:
+        ctx.close()
+    assert result.errors is None
+    assert result.data == {"greeting": "HELLO" if "directives" in options else "hello"}
+    assert made == ([] if direct else [schema])
+    # Without a request context (strawberry's own tools, tests) strawberry's path runs too.
+    assert (await schema.execute("{ greeting }")).data == {"greeting": "hello"} and made[-1] is schema
