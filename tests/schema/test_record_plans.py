@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from policies.decision import Decision, FieldRule
-from resolvers.records import RecordPlans, materialize, plan_for
+from resolvers.records import RecordPlans, keys_of, materialize, plan_for
 from schema.fieldmeta import FieldCatalog, FieldMeta
 
 
@@ -96,3 +96,11 @@ def test_a_denial_of_a_selected_field_applies_to_every_row_even_without_the_fiel
     # Selection not known: every denial on every record, as before.
     unknown = RecordPlans().get("Person", decision(), CATALOG)
     assert unknown.unread == () and {n for n, _ in unknown.denials} == {"name", "phone"}
+
+
+def test_keys_of_are_each_rows_key_as_text() -> None:
+    # The audit trail's record keys: integers as text, and a row without its key as "None"
+    # (counted, not dropped: a record without a key still left the connector).
+    rows: list[dict[str, object]] = [{"id": 7, "name": "a"}, {"id": "330203", "name": "b"}, {"name": "c"}]
+    assert keys_of(rows, "id") == ["7", "330203", "None"]
+    assert keys_of([], "id") == []
