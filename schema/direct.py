@@ -24,17 +24,15 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from graphql import (
-    DocumentNode,
     ExecutionResult as GraphQLExecutionResult,
     GraphQLError,
-    OperationDefinitionNode,
     execute,
 )
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType
-from strawberry.utils.operation import get_operation_type
+from strawberry.utils.operation import get_first_operation, get_operation_type
 
 from resolvers.context import RequestContext
 from schema.gate import admit, finish
@@ -69,7 +67,10 @@ async def run(
             return _refused(schema, [syntax])
         # Without a name, strawberry runs the first operation (graphql-core would refuse a
         # document of several); the gate's cost check and the summary pick the same one.
-        name = operation_name if operation_name is not None else _first_name(admission.document)
+        name = operation_name
+        if name is None:
+            first = get_first_operation(admission.document)
+            name = first.name.value if first is not None and first.name is not None else None
         try:
             operation_type = get_operation_type(admission.document, name)
         except RuntimeError as error:
@@ -110,14 +111,6 @@ async def run(
         raise
     except Exception as exc:  # as strawberry's execute: the operation ends with this error
         return _refused(schema, [exc if isinstance(exc, GraphQLError) else GraphQLError(str(exc), original_error=exc)])
-
-
-def _first_name(document: DocumentNode) -> str | None:
-    """The name of the document's first operation (None: anonymous, or no operation)."""
-    for definition in document.definitions:
-        if isinstance(definition, OperationDefinitionNode):
-            return definition.name.value if definition.name else None
-    return None
 
 
 def _refused(schema: Schema, errors: list[GraphQLError]) -> PreExecutionError:

@@ -74,11 +74,6 @@ class Admission:
     invalid: list[GraphQLError]
     too_complex: GraphQLError | None = None
 
-    @property
-    def errors(self) -> list[GraphQLError]:
-        """The errors that stop the operation (none: it may run)."""
-        return self.invalid if self.too_complex is None else [self.too_complex]
-
 
 def rules_for(limits: Limits, *, introspection: bool = True) -> tuple[type[ASTValidationRule], ...]:
     """The validation rules: the specification's and the operation limits for ``limits``;
