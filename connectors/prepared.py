@@ -131,20 +131,30 @@ class PreparedReads:
         does not serve. Raises :class:`OffLoop` for a read APSW did not finish; ``sqlite3``'s
         errors propagate."""
         shape, sql, args = prepared
+        refused: tuple[type[Exception], ...] = ()  # on sqlite3: none, its errors propagate
         if self._apsw:
-            return self._run_apsw(shape, sql, args)
-        connection = self._dbapi()
+            connection = self._apsw_connection()
+            if connection is None:
+                return None
+            refused = _REFUSED
+        else:
+            connection = self._dbapi()
         cursor = connection.cursor()
         try:
             self._started(cursor, sql, args)
-            cursor.execute(sql, args)
-            data = cursor.fetchall()
+            try:
+                cursor.execute(sql, args)
+                data = cursor.fetchall()
+            except refused as exc:
+                raise OffLoop(type(exc).__name__) from exc
         finally:
             cursor.close()
         row = shape.row
         return [row(r) for r in data]
 
-    def _run_apsw(self, shape: _Shape, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]] | None:
+    def _apsw_connection(self) -> _apsw.Connection | None:
+        """The APSW connection, opened on first use (:class:`OffLoop` if it cannot be); ``None``
+        on a thread other than the one that opened it."""
         if self._own is None:
             try:
                 self._own, self._owner = _open(self._engine.url, self._progress, self._cache_kib), get_ident()
@@ -152,18 +162,7 @@ class PreparedReads:
                 raise OffLoop("the file could not be opened") from exc
         elif self._owner != get_ident():
             return None
-        cursor = self._own.cursor()
-        try:
-            self._started(cursor, sql, args)
-            try:
-                cursor.execute(sql, args)
-                data = cursor.fetchall()
-            except (_apsw.Error, TypeError, ValueError) as exc:
-                raise OffLoop(type(exc).__name__) from exc
-        finally:
-            cursor.close()
-        row = shape.row
-        return [row(r) for r in data]
+        return self._own
 
     def _started(self, cursor: Any, sql: str, args: tuple[Any, ...]) -> None:
         """Call the engine's ``before_cursor_execute`` listeners (statement counters, the budget)."""
@@ -264,6 +263,11 @@ def _open(url: URL, progress: Callable[[], bool] | None, cache_kib: int) -> _aps
         connection.close()
         raise
     return connection
+
+
+#: What APSW raises for a read it does not finish: interrupted, busy, a value it cannot bind, text
+#: that is not UTF-8.
+_REFUSED: tuple[type[Exception], ...] = (_apsw.Error, TypeError, ValueError)
 
 
 class OffLoop(Exception):
