@@ -188,15 +188,21 @@ async def test_the_reference_answers_are_what_the_policies_say(setup: Setup) -> 
     assert public["data"] is None and [e["extensions"]["code"] for e in public["errors"]] == ["FORBIDDEN"]
 
 
-async def test_the_direct_path_makes_no_strawberry_extension(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
-    made: list[object] = []
+@pytest.fixture
+def made(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The schemas strawberry made extensions for (it does once per operation it runs)."""
+    schemas: list[object] = []
     original = strawberry.Schema.get_extensions
 
     def counted(schema: strawberry.Schema, sync: bool = False) -> Any:
-        made.append(schema)
+        schemas.append(schema)
         return original(schema, sync)
 
     monkeypatch.setattr(strawberry.Schema, "get_extensions", counted)
+    return schemas
+
+
+async def test_the_direct_path_makes_no_strawberry_extension(setup: Setup, made: list[object]) -> None:
     await _run(setup.built, setup.runtime, STAFF, DOSSIER, {"u": setup.uscc}, None, None)
     assert made == []
     await _run(setup.built, setup.runtime, STAFF, DOSSIER, {"u": setup.uscc}, None, None, strawberrys=True)
@@ -262,17 +268,9 @@ def shout(value: DirectiveValue[str]) -> str:
     ids=["plain", "strawberry directives", "incremental delivery"],
 )
 async def test_what_the_direct_path_does_not_do_goes_through_strawberry(
-    setup: Setup, monkeypatch: pytest.MonkeyPatch, options: dict[str, Any], direct: bool
+    setup: Setup, made: list[object], options: dict[str, Any], direct: bool
 ) -> None:
     schema = CityGraphSchema(limits=LIMITS, query=_Query, **options)
-    made: list[object] = []
-    original = strawberry.Schema.get_extensions
-
-    def counted(schema: strawberry.Schema, sync: bool = False) -> Any:
-        made.append(schema)
-        return original(schema, sync)
-
-    monkeypatch.setattr(strawberry.Schema, "get_extensions", counted)
     ctx = RequestContext(setup.runtime, STAFF, Purpose("market_supervision"), request_id="r")
     query = "{ greeting @shout }" if "directives" in options else "{ greeting }"
     try:
