@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -33,6 +32,7 @@ from starlette.staticfiles import StaticFiles
 from audit import AuditTrail
 from connectors.base import Connector
 from connectors.registry import enable
+from edge.collector import serving_collector
 from edge.graphql_http import execute_http
 from edge.identity import TokenVerifier, mint_dev_token
 from edge.logs import configure_logging
@@ -51,8 +51,6 @@ from schema.limits import Limits
 log = structlog.get_logger("citygraph")
 ROOT = Path(__file__).resolve().parent
 STATIC = ROOT / "static"
-#: gc.set_threshold()'s first value while the app serves (see the lifespan).
-_GC_YOUNG_THRESHOLD = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,41 +198,27 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         gateway = await _open(settings, connectors, engine, audit, subgraph)
         app.state.gateway = gateway
-        # What start-up loaded (schema, policies, the embedded spatial engine's layers: hundreds of
-        # MB of objects) lives as long as the app: out of the collector's sight, full collections
-        # stop re-walking it (at 480 MB they put 180 ms pauses into the dossier's p99; now 45 ms).
-        # Start-up's garbage is collected first, so that it is not kept for good.
-        gc.collect()
-        gc.freeze()
-        # A young collection runs when allocations outnumber frees by the first threshold. A
-        # request's records are freed by reference counting when it ends (RequestContext.close),
-        # but while it runs thousands of them are alive: at the default 700 every large response
-        # was walked by several young collections (about 1 ms of a page of 100's CPU); at 10,000
-        # they are rare. Cyclic garbage waits a little longer, a few MB at most.
-        thresholds = gc.get_threshold()
-        gc.set_threshold(_GC_YOUNG_THRESHOLD, *thresholds[1:])
-        reloader = None
-        inner = gateway.runtime.engine
-        while isinstance(inner, CachingEngine | LoggingEngine):
-            inner = inner.engine
-        if isinstance(inner, EmbeddedEngine):
-            reloader = PolicyReloader(inner, settings.policy.rego_dir, settings.policy.watch_interval_s)
-            if settings.policy.watch_interval_s > 0:
-                reloader.start()
-        app.state.reloader = reloader
-        log.info(
-            "gateway ready",
-            connectors=sorted(gateway.runtime.connectors),
-            revision=gateway.runtime.engine.status().revision,
-        )
-        try:
-            yield
-        finally:
-            gc.unfreeze()  # several apps in one process (tests): the closed one's objects may go
-            gc.set_threshold(*thresholds)
-            if reloader is not None:
-                await reloader.stop()
-            await _close(gateway)
+        with serving_collector():
+            reloader = None
+            inner = gateway.runtime.engine
+            while isinstance(inner, CachingEngine | LoggingEngine):
+                inner = inner.engine
+            if isinstance(inner, EmbeddedEngine):
+                reloader = PolicyReloader(inner, settings.policy.rego_dir, settings.policy.watch_interval_s)
+                if settings.policy.watch_interval_s > 0:
+                    reloader.start()
+            app.state.reloader = reloader
+            log.info(
+                "gateway ready",
+                connectors=sorted(gateway.runtime.connectors),
+                revision=gateway.runtime.engine.status().revision,
+            )
+            try:
+                yield
+            finally:
+                if reloader is not None:
+                    await reloader.stop()
+                await _close(gateway)
 
     async def graphql(request: Request) -> Response:
         gateway: Gateway = request.app.state.gateway
