@@ -198,27 +198,27 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         gateway = await _open(settings, connectors, engine, audit, subgraph)
         app.state.gateway = gateway
-        with serving_collector():
-            reloader = None
-            inner = gateway.runtime.engine
-            while isinstance(inner, CachingEngine | LoggingEngine):
-                inner = inner.engine
-            if isinstance(inner, EmbeddedEngine):
-                reloader = PolicyReloader(inner, settings.policy.rego_dir, settings.policy.watch_interval_s)
-                if settings.policy.watch_interval_s > 0:
-                    reloader.start()
-            app.state.reloader = reloader
-            log.info(
-                "gateway ready",
-                connectors=sorted(gateway.runtime.connectors),
-                revision=gateway.runtime.engine.status().revision,
-            )
-            try:
+        reloader = None
+        try:
+            with serving_collector():  # undone before the shutdown below, as the app stops serving
+                inner = gateway.runtime.engine
+                while isinstance(inner, CachingEngine | LoggingEngine):
+                    inner = inner.engine
+                if isinstance(inner, EmbeddedEngine):
+                    reloader = PolicyReloader(inner, settings.policy.rego_dir, settings.policy.watch_interval_s)
+                    if settings.policy.watch_interval_s > 0:
+                        reloader.start()
+                app.state.reloader = reloader
+                log.info(
+                    "gateway ready",
+                    connectors=sorted(gateway.runtime.connectors),
+                    revision=gateway.runtime.engine.status().revision,
+                )
                 yield
-            finally:
-                if reloader is not None:
-                    await reloader.stop()
-                await _close(gateway)
+        finally:
+            if reloader is not None:
+                await reloader.stop()
+            await _close(gateway)
 
     async def graphql(request: Request) -> Response:
         gateway: Gateway = request.app.state.gateway
